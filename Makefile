@@ -1,0 +1,42 @@
+# NaloxNet: `make demo` runs the whole system on this machine, `make test`
+# runs the suite. Both create .venv and install what they need first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint mosquitto clean help
+
+help:
+	@echo "make demo   - run broker, backend, a simulated fleet and the console"
+	@echo "make test   - run the whole test suite"
+	@echo "make bench  - run the benchmarks (figures in bench-results/)"
+	@echo "make lint   - ruff and mypy"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NaloxNet needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	@touch $(STAMP)
+
+mosquitto:
+	@bash broker_config/ensure-mosquitto.sh
+
+demo: $(STAMP) mosquitto
+	$(BIN)/nx-sim demo
+
+test: $(STAMP) mosquitto
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) mosquitto
+	@mkdir -p bench-results
+	$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -o addopts="" -s --timeout=3600
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) bench-results .pytest_cache .mypy_cache .ruff_cache

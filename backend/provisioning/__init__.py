@@ -1,0 +1,1 @@
+"""Device identity: Mosquitto credentials and certificates for machines."""

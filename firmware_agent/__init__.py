@@ -1,0 +1,1 @@
+"""NaloxNet firmware_agent."""

@@ -1,0 +1,64 @@
+"""Fixtures shared by the whole suite: a real Mosquitto, and a guard against swallowed errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from simulators.broker import MosquittoBroker
+
+BACKEND_USER = "nx-backend"
+BACKEND_PASSWORD = "backend-test-password"
+TEST_MACHINES = {f"test-{n:03d}": f"machine-pw-{n:03d}" for n in range(1, 11)}
+"""Machines the default test broker knows, id -> password."""
+
+
+@pytest.fixture
+def broker_users() -> dict[str, str]:
+    """Users of the test broker; override in a module to add more."""
+    return {BACKEND_USER: BACKEND_PASSWORD, **TEST_MACHINES}
+
+
+@pytest.fixture
+def mosquitto(broker_users: dict[str, str]) -> Iterator[MosquittoBroker]:
+    """A real Mosquitto from broker_config/ on a free port, removed afterwards."""
+    broker = MosquittoBroker(broker_users)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which our code logged an ERROR (a caught-and-logged exception).
+
+    Code logs bad input at WARNING and only the unexpected at ERROR; a test
+    that provokes an ERROR on purpose marks itself ``allow_logged_errors``.
+    """
+    collector = _ErrorCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    try:
+        yield
+    finally:
+        root.removeHandler(collector)
+    ours = [
+        r for r in collector.records
+        if r.name.split(".")[0] in {"firmware_agent", "backend", "simulators", "console"}
+    ]
+    if ours and request.node.get_closest_marker("allow_logged_errors") is None:
+        lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in ours)
+        pytest.fail(f"errors were logged during the test:\n{lines}")
