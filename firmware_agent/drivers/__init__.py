@@ -1,0 +1,1 @@
+"""Controller drivers: one per kind of vending controller, behind one interface."""
