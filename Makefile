@@ -32,7 +32,7 @@ test: $(STAMP) mosquitto
 
 bench: $(STAMP) mosquitto
 	@mkdir -p bench-results
-	$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -o addopts="" -s --timeout=3600
+	$(BIN)/python -m pytest tests/benchmarks -o addopts="-ra" -s --timeout=3600
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,18 @@
+"""``nx-backend``: the backend's command line (serve, ingest, migrate, device, hotspots)."""
+
+from __future__ import annotations
+
+import typer
+
+from backend.hotspots.cli import app as hotspots_app
+from backend.provisioning.cli import app as device_app
+
+app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hotspot scans.",
+                  no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(hotspots_app, name="hotspots")
+
+
+def main() -> None:
+    """Run the ``nx-backend`` command line."""
+    app()

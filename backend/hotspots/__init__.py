@@ -1,0 +1,1 @@
+"""Overdose-hotspot detection: space-time permutation scan and surge detectors."""
