@@ -58,5 +58,6 @@ def write_entries(path: Path, lines: list[str]) -> None:
     """Atomically replace ``path`` with ``lines``, mode 0644."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(lines), encoding="utf-8")
-    os.chmod(tmp, 0o644)  # noqa: S103 - hashes only; the broker's own user must read it
+    # Hashes only, and the broker's own user must be able to read them.
+    os.chmod(tmp, 0o644)
     tmp.replace(path)

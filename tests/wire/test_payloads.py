@@ -45,14 +45,12 @@ def test_naive_device_time_is_refused() -> None:
 
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_payload_error(raw: bytes) -> None:
-    try:
+    with pytest.raises(PayloadError) as event_error:
         parse_event(raw)
-    except PayloadError as exc:
-        assert exc.reason
-    try:
+    assert event_error.value.reason
+    with pytest.raises(PayloadError) as command_error:
         parse_command(raw)
-    except PayloadError as exc:
-        assert exc.reason
+    assert command_error.value.reason
 
 
 def test_unknown_command_kind_is_refused() -> None:
