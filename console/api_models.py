@@ -1,0 +1,87 @@
+"""Pydantic models of the backend API's JSON, as the console reads it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_T = TypeVar("_T")
+
+
+class _ApiModel(BaseModel):
+    # The backend may grow fields; the console reads what it knows.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Health(StrEnum):
+    """A machine's state at a glance, worst first in ``HEALTH_ORDER``."""
+
+    OK = "ok"
+    LOW_STOCK = "low_stock"
+    EMPTY = "empty"
+    OFFLINE = "offline"
+    ALARM = "alarm"
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class SlotPublic(_ApiModel):
+    slot: int
+    product: str | None = None
+    count: int
+    capacity: int | None = None
+    par: int | None = None
+    low_threshold: int | None = None
+
+
+class MachinePublic(_ApiModel):
+    id: str
+    name: str
+    lat: float | None = None
+    lon: float | None = None
+    site: str | None = None
+    status: Presence = Presence.UNKNOWN
+    health: Health
+    last_seen: datetime | None = None
+    firmware: str | None = None
+    slots: list[SlotPublic] = Field(default_factory=list)
+    open_alerts: int = 0
+
+
+class MachineDetail(MachinePublic):
+    recent_events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AlertPublic(_ApiModel):
+    id: int | str
+    type: str
+    severity: str
+    subject: str
+    machine_id: str | None = None
+    status: AlertStatus
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    acted_by: str | None = None
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+class Page(_ApiModel, Generic[_T]):
+    """One page of a list endpoint: ``{"data": [...], "count": N}``."""
+
+    data: list[_T]
+    count: int

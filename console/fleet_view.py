@@ -1,0 +1,204 @@
+"""Turn API data into what the pages draw: map points, colours, counts, table rows.
+
+Pure functions only, so the look of the console is tested without Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from console.api_models import AlertPublic, Health, MachinePublic
+
+RGBA = tuple[int, int, int, int]
+
+HEALTH_COLOURS: dict[Health, RGBA] = {
+    Health.OK: (34, 139, 34, 220),
+    Health.LOW_STOCK: (255, 165, 0, 230),
+    Health.EMPTY: (220, 20, 60, 240),
+    Health.OFFLINE: (128, 128, 128, 220),
+    Health.ALARM: (148, 0, 211, 240),
+}
+
+HEALTH_LABELS: dict[Health, str] = {
+    Health.OK: "OK",
+    Health.LOW_STOCK: "Low stock",
+    Health.EMPTY: "Empty",
+    Health.OFFLINE: "Offline",
+    Health.ALARM: "Alarm",
+}
+
+# Streamlit's coloured-text markdown knows a few named colours only.
+HEALTH_MARKDOWN_COLOURS: dict[Health, str] = {
+    Health.OK: "green",
+    Health.LOW_STOCK: "orange",
+    Health.EMPTY: "red",
+    Health.OFFLINE: "gray",
+    Health.ALARM: "violet",
+}
+
+# Worst first: a machine someone must visit now sorts above one that is fine.
+HEALTH_ORDER: tuple[Health, ...] = (
+    Health.ALARM,
+    Health.EMPTY,
+    Health.OFFLINE,
+    Health.LOW_STOCK,
+    Health.OK,
+)
+
+SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "warning": 2, "medium": 2, "info": 3}
+
+DEFAULT_CENTRE = (39.9526, -75.1652)
+"""Philadelphia City Hall: where the map opens when no machine has coordinates."""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewCentre:
+    lat: float
+    lon: float
+    zoom: float
+
+
+def hex_colour(rgba: RGBA) -> str:
+    """Return ``#rrggbb`` for an RGBA tuple (legends want CSS colours)."""
+    return "#{:02x}{:02x}{:02x}".format(*rgba[:3])
+
+
+def legend_markdown() -> str:
+    """Return the map legend as Streamlit markdown, one coloured dot per state."""
+    return "  ".join(
+        f":{HEALTH_MARKDOWN_COLOURS[h]}[●] {HEALTH_LABELS[h]}" for h in HEALTH_ORDER
+    )
+
+
+def stock_totals(machine: MachinePublic) -> tuple[int, int]:
+    """Return (items in stock, total capacity) across a machine's slots."""
+    count = sum(slot.count for slot in machine.slots)
+    capacity = sum(slot.capacity or 0 for slot in machine.slots)
+    return count, capacity
+
+
+def stock_text(machine: MachinePublic) -> str:
+    """Return a short stock summary such as ``"12/20 items"``."""
+    count, capacity = stock_totals(machine)
+    return f"{count}/{capacity} items" if capacity else f"{count} items"
+
+
+def machine_points(machines: Iterable[MachinePublic]) -> list[dict[str, Any]]:
+    """Return one map point per machine with coordinates, coloured by health."""
+    points: list[dict[str, Any]] = []
+    for machine in machines:
+        if machine.lat is None or machine.lon is None:
+            continue
+        points.append(
+            {
+                "id": machine.id,
+                "name": machine.name,
+                "site": machine.site or "",
+                "lat": machine.lat,
+                "lon": machine.lon,
+                "health": machine.health.value,
+                "health_label": HEALTH_LABELS[machine.health],
+                "colour": list(HEALTH_COLOURS[machine.health]),
+                "stock": stock_text(machine),
+                "open_alerts": machine.open_alerts,
+            }
+        )
+    return points
+
+
+def view_centre(points: Sequence[dict[str, Any]]) -> ViewCentre:
+    """Return a centre and zoom that show every point."""
+    if not points:
+        return ViewCentre(DEFAULT_CENTRE[0], DEFAULT_CENTRE[1], 11.0)
+    lats = [float(p["lat"]) for p in points]
+    lons = [float(p["lon"]) for p in points]
+    span = max(max(lats) - min(lats), max(lons) - min(lons), 0.005)
+    # Web-mercator zoom z shows about 360 / 2**z degrees across; leave a margin.
+    zoom = max(2.0, min(15.0, math.log2(360.0 / (span * 1.6)) - 1.0))
+    return ViewCentre((max(lats) + min(lats)) / 2, (max(lons) + min(lons)) / 2, round(zoom, 2))
+
+
+def health_counts(machines: Iterable[MachinePublic]) -> dict[Health, int]:
+    """Return how many machines are in each state, every state present, worst first."""
+    counts = Counter(machine.health for machine in machines)
+    return {health: counts.get(health, 0) for health in HEALTH_ORDER}
+
+
+def sort_by_urgency(machines: Iterable[MachinePublic]) -> list[MachinePublic]:
+    """Return machines worst state first, then by name."""
+    rank = {health: i for i, health in enumerate(HEALTH_ORDER)}
+    return sorted(machines, key=lambda m: (rank[m.health], m.name.lower(), m.id))
+
+
+def machine_rows(machines: Iterable[MachinePublic]) -> list[dict[str, Any]]:
+    """Return table rows for the machine list, worst state first."""
+    return [
+        {
+            "machine": m.id,
+            "name": m.name,
+            "site": m.site or "",
+            "state": HEALTH_LABELS[m.health],
+            "stock": stock_text(m),
+            "open alerts": m.open_alerts,
+            "last seen": _when(m.last_seen),
+        }
+        for m in sort_by_urgency(machines)
+    ]
+
+
+def alert_rows(
+    alerts: Iterable[AlertPublic], machine_names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Return table rows for alerts, most severe first and newest first within a severity."""
+    names = machine_names or {}
+    ordered = sorted(alerts, key=lambda a: a.opened_at.timestamp(), reverse=True)
+    ordered.sort(key=lambda a: SEVERITY_ORDER.get(a.severity.lower(), len(SEVERITY_ORDER)))
+    return [
+        {
+            "id": alert.id,
+            "severity": alert.severity,
+            "type": alert.type.replace("_", " "),
+            "machine": names.get(alert.machine_id or "", alert.machine_id or alert.subject),
+            "status": alert.status.value,
+            "opened": _when(alert.opened_at),
+            "message": alert.message,
+        }
+        for alert in ordered
+    ]
+
+
+def slot_rows(machine: MachinePublic) -> list[dict[str, Any]]:
+    """Return one row per slot with its fill level as a fraction of capacity."""
+    return [
+        {
+            "slot": slot.slot,
+            "product": slot.product or "",
+            "count": slot.count,
+            "capacity": slot.capacity,
+            "par": slot.par,
+            "low at": slot.low_threshold,
+            "fill": (slot.count / slot.capacity) if slot.capacity else None,
+        }
+        for slot in sorted(machine.slots, key=lambda s: s.slot)
+    ]
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
+def alert_label(alert: AlertPublic, machine_names: dict[str, str] | None = None) -> str:
+    """Return a one-line label for picking an alert in a list."""
+    names = machine_names or {}
+    where = names.get(alert.machine_id or "", alert.machine_id or alert.subject)
+    return f"#{alert.id} {alert.severity} {alert.type.replace('_', ' ')} at {where}"
+
+
+def alert_types(alerts: Iterable[AlertPublic]) -> list[str]:
+    """Return the distinct alert types present, sorted."""
+    return sorted({alert.type for alert in alerts})

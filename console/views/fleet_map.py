@@ -1,0 +1,50 @@
+"""Fleet map: machines coloured by state, with the open alerts beside them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from console import fleet_view, session
+from console.api_models import AlertStatus
+from console.client import ApiError
+from console.map_deck import fleet_deck
+
+st.title("Fleet map")
+
+
+@st.fragment(run_every=session.refresh_s())
+def live_fleet() -> None:
+    """Draw the state tiles, the map and the open alerts from fresh API data."""
+    api = session.api()
+    try:
+        machines = api.all_machines()
+        alerts = api.alerts(status=AlertStatus.OPEN)
+    except ApiError as exc:
+        st.error(f"Cannot load the fleet: {exc}")
+        return
+
+    counts = fleet_view.health_counts(machines)
+    tiles = st.columns(len(counts) + 1)
+    tiles[0].metric("Machines", len(machines))
+    for tile, (health, count) in zip(tiles[1:], counts.items(), strict=True):
+        tile.metric(fleet_view.HEALTH_LABELS[health], count)
+
+    map_col, alerts_col = st.columns([3, 2])
+    with map_col:
+        points = fleet_view.machine_points(machines)
+        st.pydeck_chart(fleet_deck(points, fleet_view.view_centre(points)), height=520)
+        st.caption(fleet_view.legend_markdown())
+    with alerts_col:
+        st.subheader(f"Open alerts ({alerts.count})")
+        names = {m.id: m.name for m in machines}
+        rows = fleet_view.alert_rows(alerts.data, names)
+        if rows:
+            st.dataframe(rows, hide_index=True, key="open_alerts_table")
+        else:
+            st.success("No open alerts.")
+
+    st.subheader("Machines")
+    st.dataframe(fleet_view.machine_rows(machines), hide_index=True, key="machines_table")
+
+
+live_fleet()

@@ -1,0 +1,177 @@
+"""A small FastAPI app that serves the API contract from memory, run by uvicorn on a free port.
+
+The console's client is tested against real HTTP with it; the lead's
+end-to-end tests cover the real backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException, Query
+
+from simulators.broker import free_port
+from tests.sim.helpers import wait_until
+
+
+def machine_json(
+    machine_id: str,
+    *,
+    health: str = "ok",
+    lat: float | None = 39.95,
+    lon: float | None = -75.16,
+    counts: tuple[int, ...] = (8, 3),
+    open_alerts: int = 0,
+) -> dict[str, Any]:
+    """Return a MachinePublic as the contract spells it."""
+    return {
+        "id": machine_id,
+        "name": f"Machine {machine_id}",
+        "lat": lat,
+        "lon": lon,
+        "site": "Kensington",
+        "status": "offline" if health == "offline" else "online",
+        "health": health,
+        "last_seen": "2026-11-24T11:00:00Z",
+        "firmware": "nx-1.2.0",
+        "slots": [
+            {
+                "slot": i + 1,
+                "product": "naloxone-nasal-4mg",
+                "count": count,
+                "capacity": 10,
+                "par": 8,
+                "low_threshold": 2,
+            }
+            for i, count in enumerate(counts)
+        ],
+        "open_alerts": open_alerts,
+    }
+
+
+def alert_json(
+    alert_id: int,
+    *,
+    machine_id: str = "test-001",
+    alert_type: str = "low_stock",
+    severity: str = "warning",
+    status: str = "open",
+    opened_at: str = "2026-11-24T10:00:00Z",
+) -> dict[str, Any]:
+    """Return an AlertPublic as the contract spells it."""
+    return {
+        "id": alert_id,
+        "type": alert_type,
+        "severity": severity,
+        "subject": f"machine:{machine_id}",
+        "machine_id": machine_id,
+        "status": status,
+        "opened_at": opened_at,
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "acted_by": None,
+        "message": f"{alert_type} at {machine_id}",
+        "details": {},
+    }
+
+
+@dataclass
+class FakeState:
+    """What the fake API serves and what it saw."""
+
+    machines: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
+    broken_machine_list: bool = False
+
+
+def build_app(state: FakeState) -> FastAPI:
+    """Return a FastAPI app serving ``state`` under the contract's paths."""
+    app = FastAPI()
+
+    def seen(path: str, params: dict[str, str], auth: str | None) -> None:
+        state.requests.append((path, params, auth))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/machines")
+    def machines(
+        limit: int = Query(100),
+        offset: int = Query(0),
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        seen("/api/v1/machines", {"limit": str(limit), "offset": str(offset)}, authorization)
+        if state.broken_machine_list:
+            return {"data": [{"id": "x"}], "count": 1}
+        return {"data": state.machines[offset : offset + limit], "count": len(state.machines)}
+
+    @app.get("/api/v1/machines/{machine_id}")
+    def machine(machine_id: str) -> dict[str, Any]:
+        for item in state.machines:
+            if item["id"] == machine_id:
+                return {**item, "recent_events": [{"kind": "vend", "slot": 1, "result": "ok"}]}
+        raise HTTPException(404, detail=f"machine {machine_id} is not registered")
+
+    @app.get("/api/v1/alerts")
+    def alerts(
+        status: str | None = None,
+        type: str | None = None,
+        machine_id: str | None = None,
+        limit: int = Query(100),
+    ) -> dict[str, Any]:
+        params = {"status": status or "", "type": type or "", "machine_id": machine_id or ""}
+        seen("/api/v1/alerts", params, None)
+        rows = [
+            a
+            for a in state.alerts
+            if (status is None or a["status"] == status)
+            and (type is None or a["type"] == type)
+            and (machine_id is None or a["machine_id"] == machine_id)
+        ]
+        return {"data": rows[:limit], "count": len(rows)}
+
+    def act(alert_id: int, new_status: str, stamp: str) -> dict[str, Any]:
+        for alert in state.alerts:
+            if alert["id"] == alert_id:
+                if alert["status"] == "resolved":
+                    raise HTTPException(409, detail="alert is already resolved")
+                alert["status"] = new_status
+                alert[stamp] = datetime.now(UTC).isoformat()
+                return alert
+        raise HTTPException(404, detail=f"alert {alert_id} does not exist")
+
+    @app.post("/api/v1/alerts/{alert_id}/acknowledge")
+    def acknowledge(alert_id: int) -> dict[str, Any]:
+        return act(alert_id, "acknowledged", "acknowledged_at")
+
+    @app.post("/api/v1/alerts/{alert_id}/resolve")
+    def resolve(alert_id: int) -> dict[str, Any]:
+        return act(alert_id, "resolved", "resolved_at")
+
+    return app
+
+
+@contextmanager
+def serve(state: FakeState) -> Iterator[str]:
+    """Serve ``state`` with uvicorn in a thread; yield the base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        build_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="fake-api", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, message="the fake API to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,81 @@
+"""The console's API client against a real HTTP server speaking the contract."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from console.api_models import AlertStatus, Health, Presence
+from console.client import ApiClient, ApiError, ApiUnavailableError, NotFoundError
+from console.settings import ConsoleSettings
+from simulators.broker import free_port
+from tests.console.fake_api import FakeState
+
+
+def test_all_machines_follows_pages_until_the_count(fake_api: str, fake_state: FakeState) -> None:
+    with ApiClient(fake_api, page_size=2) as client:
+        machines = client.all_machines()
+    assert [m.id for m in machines] == [f"test-00{n}" for n in range(1, 6)]
+    offsets = [p["offset"] for path, p, _ in fake_state.requests if path == "/api/v1/machines"]
+    assert offsets == ["0", "2", "4"]
+    assert machines[2].health is Health.EMPTY
+    assert machines[3].status is Presence.OFFLINE
+    assert machines[4].lat is None
+    assert machines[0].slots[0].product == "naloxone-nasal-4mg"
+
+
+def test_machine_detail_and_unknown_machine(fake_api: str) -> None:
+    with ApiClient(fake_api) as client:
+        detail = client.machine("test-002")
+        assert detail.health is Health.LOW_STOCK
+        assert detail.recent_events[0]["kind"] == "vend"
+        with pytest.raises(NotFoundError, match="test-999 is not registered") as caught:
+            client.machine("test-999")
+    assert caught.value.status_code == 404
+
+
+def test_alert_filters_reach_the_server(fake_api: str, fake_state: FakeState) -> None:
+    with ApiClient(fake_api) as client:
+        open_alerts = client.alerts()
+        acked = client.alerts(status=AlertStatus.ACKNOWLEDGED)
+        by_machine = client.alerts(status=None, machine_id="test-003", alert_type="empty_slot")
+    assert {a.id for a in open_alerts.data} == {1, 2}
+    assert [a.id for a in acked.data] == [3]
+    assert [a.id for a in by_machine.data] == [2]
+    last = [p for path, p, _ in fake_state.requests if path == "/api/v1/alerts"][-1]
+    assert last == {"status": "", "type": "empty_slot", "machine_id": "test-003"}
+
+
+def test_acknowledge_and_resolve_change_the_alert(fake_api: str) -> None:
+    with ApiClient(fake_api) as client:
+        client.acknowledge_alert(1)
+        assert [a.id for a in client.alerts(status=AlertStatus.ACKNOWLEDGED).data] == [1, 3]
+        client.resolve_alert(1)
+        assert [a.id for a in client.alerts(status=AlertStatus.RESOLVED).data] == [1]
+        with pytest.raises(ApiError, match=r"409.*already resolved"):
+            client.resolve_alert(1)
+
+
+def test_token_from_settings_is_sent_as_bearer(fake_api: str, fake_state: FakeState) -> None:
+    settings = ConsoleSettings(api_url=fake_api + "/", api_token=SecretStr("s3cret"))
+    with ApiClient.from_settings(settings) as client:
+        client.list_machines()
+    assert fake_state.requests[-1][2] == "Bearer s3cret"
+
+
+def test_contract_breach_is_a_clear_error(fake_api: str, fake_state: FakeState) -> None:
+    fake_state.broken_machine_list = True
+    with ApiClient(fake_api) as client, pytest.raises(ApiError, match="invalid machine list"):
+        client.all_machines()
+
+
+def test_unreachable_api_is_reported_not_raised_raw() -> None:
+    with ApiClient(f"http://127.0.0.1:{free_port()}", timeout_s=2) as client:
+        assert client.healthy() is False
+        with pytest.raises(ApiUnavailableError, match="cannot reach the API"):
+            client.all_machines()
+
+
+def test_healthy_when_healthz_answers(fake_api: str) -> None:
+    with ApiClient(fake_api) as client:
+        assert client.healthy() is True

@@ -1,0 +1,114 @@
+"""The Streamlit pages, run headless with AppTest and the API client replaced at one seam."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import console
+from console import session
+from console.client import ApiClient
+from tests.console.fake_api import FakeState
+from tests.console.memory_api import MemoryApi
+
+APP = str(Path(console.__file__).parent / "app.py")
+RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
+
+
+@pytest.fixture
+def memory_api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
+    """Pages get an in-memory API holding the fake fleet."""
+    api = MemoryApi(fake_state.machines, fake_state.alerts)
+    monkeypatch.setattr(session, "make_client", lambda: api)
+    return api
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_fleet_map_shows_state_tiles_map_and_open_alerts(memory_api: MemoryApi) -> None:
+    at = _run()
+    assert at.title[0].value == "Fleet map"
+    metrics = _metrics(at)
+    assert metrics["Machines"] == "5"
+    assert metrics["OK"] == "1"
+    assert metrics["Empty"] == "1"
+    assert metrics["Alarm"] == "1"
+    assert any("Open alerts (2)" in s.value for s in at.subheader)
+    assert not at.error
+    charts = at.get("deck_gl_json_chart")
+    assert len(charts) == 1
+    # The machine without coordinates is left off the map, not drawn at (0, 0).
+    assert charts[0].proto.json.count('"health_label"') == 4
+
+
+def test_fleet_map_says_so_when_the_api_fails(memory_api: MemoryApi) -> None:
+    memory_api.failure = "cannot reach the API at http://127.0.0.1:9"
+    at = _run()
+    assert "Cannot load the fleet" in at.error[0].value
+    assert not at.metric
+
+
+def test_fleet_map_through_the_real_client_and_http(
+    fake_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "make_client", lambda: ApiClient(fake_api))
+    at = _run()
+    assert _metrics(at)["Machines"] == "5"
+    assert not at.error
+
+
+def test_alerts_page_acknowledges_then_resolves(memory_api: MemoryApi) -> None:
+    at = _run("views/alerts.py")
+    assert at.title[0].value == "Alerts"
+    assert "2 of 2 alerts" in at.caption[0].value
+    at.selectbox(key="alerts_chosen").set_value("2").run()
+    at.button(key="alerts_ack").click().run()
+    assert memory_api.actions == [("acknowledged", 2)]
+    at.selectbox(key="alerts_status").set_value("acknowledged").run()
+    assert "2 of 2 alerts" in at.caption[0].value  # alerts 2 and 3 are now acknowledged
+    at.selectbox(key="alerts_chosen").set_value("2").run()
+    at.button(key="alerts_resolve").click().run()
+    assert memory_api.actions[-1] == ("resolved", 2)
+    assert not at.exception
+
+
+def test_alerts_page_filters_by_machine_and_type(memory_api: MemoryApi) -> None:
+    at = _run("views/alerts.py")
+    at.selectbox(key="alerts_type").set_value("empty_slot").run()
+    assert "1 of 2 alerts" in at.caption[0].value
+    at.selectbox(key="alerts_type").set_value("all").run()
+    at.selectbox(key="alerts_machine").set_value("test-002").run()
+    assert "1 of 1 alerts" in at.caption[0].value
+
+
+def test_machine_page_shows_slots_and_events_worst_machine_first(memory_api: MemoryApi) -> None:
+    at = _run("views/machine.py")
+    assert at.selectbox(key="machine_id").value == "test-005"  # alarm sorts first
+    at.selectbox(key="machine_id").set_value("test-003").run()
+    metrics = _metrics(at)
+    assert metrics["State"] == "Empty"
+    assert metrics["Stock"] == "0/20 items"
+    assert len(at.dataframe) == 2  # slots and recent events
+    assert not at.error
+
+
+def test_machine_page_handles_a_machine_that_vanished(memory_api: MemoryApi) -> None:
+    memory_api.gone = {"test-005"}
+    at = _run("views/machine.py")
+    assert at.selectbox(key="machine_id").value == "test-005"
+    assert "no longer registered" in at.warning[0].value
+    assert not at.error
