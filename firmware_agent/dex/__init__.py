@@ -1,0 +1,1 @@
+"""DEX/UCS support: the EVA-DTS audit parser, counter deltas and the UCS link layer."""
