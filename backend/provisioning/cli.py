@@ -1,7 +1,241 @@
-"""``nx-backend device ...``: register machines and manage their broker credentials."""
+"""``nx-backend device ...``: register machines and manage their broker credentials.
+
+Status goes to stderr; the agent configuration (which holds the credential)
+goes to stdout or to ``--out``, so it can be piped straight to the Pi.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from backend.config import Settings, get_settings
+from backend.provisioning import ca_store, registry
+from backend.provisioning.agent_config import AgentConfig, render_agent_toml
+from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
+from backend.provisioning.identity import IdentityError, validate_device_id
+from backend.provisioning.password_store import (
+    CredentialError,
+    read_entries,
+    remove_password,
+    set_password,
+)
+
 app = typer.Typer(help="Register machines and manage their credentials.", no_args_is_help=True)
+ca_app = typer.Typer(help="The deployment's certificate authority for TLS.",
+                     no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+DEFAULT_CA_DIR = Path("var/ca")
+PI_CERT_DIR = "/etc/nx-agent"
+"""Where the agent's certificate files go on the Pi (paths written into its TOML)."""
+
+CaDir = Annotated[Path, typer.Option(envvar="NX_BROKER_CA_DIR",
+                                     help="Directory of the deployment CA.")]
+NoReload = Annotated[bool, typer.Option("--no-reload",
+                                        help="Do not SIGHUP the broker (print how instead).")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _password_file(settings: Settings) -> Path:
+    if settings.broker_password_file is None:
+        raise _fail("set NX_BROKER_PASSWORD_FILE to the broker's password_file")
+    return settings.broker_password_file
+
+
+def _reload(settings: Settings, no_reload: bool) -> None:
+    """Make the broker re-read its password file, ACL and CRL, or say how to."""
+    if no_reload or settings.broker_pid_file is None:
+        _say("broker not signalled: reload it with `kill -HUP $(cat <pid_file>)` "
+             "(or `systemctl reload mosquitto`)")
+        return
+    try:
+        pid = reload_broker(settings.broker_pid_file)
+    except BrokerSignalError as exc:
+        raise _fail(f"{exc}; the change is on disk but the broker has not seen it") from exc
+    _say(f"broker (pid {pid}) reloaded")
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    _say(f"agent configuration written to {out} (mode 0600)")
+
+
+def _checked_id(machine_id: str) -> str:
+    try:
+        return validate_device_id(machine_id)
+    except IdentityError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def add(
+    machine_id: Annotated[str, typer.Argument(help="Machine id; also its MQTT username.")],
+    lat: Annotated[float, typer.Option(min=-90, max=90, help="Latitude, WGS84.")],
+    lon: Annotated[float, typer.Option(min=-180, max=180, help="Longitude, WGS84.")],
+    name: Annotated[str, typer.Option(help="Human name shown in the console.")],
+    site: Annotated[str | None, typer.Option(help="Site or host organisation.")] = None,
+    cert: Annotated[bool, typer.Option("--cert",
+                                       help="Issue a client certificate instead of a password."
+                                       )] = False,
+    ca_dir: CaDir = DEFAULT_CA_DIR,
+    cert_out: Annotated[Path | None, typer.Option(
+        help="Where to write the machine's certificate files (default CA_DIR/machines/ID).")
+    ] = None,
+    broker_host: Annotated[str | None, typer.Option(
+        envvar="NX_BROKER_PUBLIC_HOST", help="Broker address as the Pi sees it.")] = None,
+    broker_port: Annotated[int | None, typer.Option(
+        envvar="NX_BROKER_PUBLIC_PORT", help="Broker port as the Pi sees it.")] = None,
+    tls_ca_file: Annotated[str | None, typer.Option(
+        help="Password mode over TLS: path of the CA certificate on the Pi.")] = None,
+    register: Annotated[bool, typer.Option(help="Record the machine in the database.")
+                        ] = True,
+    out: Annotated[Path | None, typer.Option(help="Write the agent TOML here, not stdout.")
+                   ] = None,
+    no_reload: NoReload = False,
+) -> None:
+    """Register a machine, create its broker credential and print its agent configuration."""
+    settings = get_settings()
+    machine_id = _checked_id(machine_id)
+    if register:
+        try:
+            registry.register(settings, machine_id=machine_id, name=name, lat=lat, lon=lon,
+                              site=site)
+        except registry.RegistryError as exc:
+            raise _fail(str(exc)) from exc
+        _say(f"machine {machine_id} registered")
+    host = broker_host or settings.mqtt_host
+    if cert:
+        try:
+            bundle = ca_store.issue_client(ca_dir, machine_id,
+                                           cert_out or ca_dir / "machines" / machine_id)
+        except ca_store.CaError as exc:
+            raise _fail(str(exc)) from exc
+        _say(f"certificate for {machine_id} written to {bundle.cert_file.parent}; copy "
+             f"{bundle.cert_file.name}, {bundle.key_file.name} and ca.crt to {PI_CERT_DIR}/")
+        config = AgentConfig(
+            machine_id=machine_id, mqtt_host=host, mqtt_port=broker_port or 8883,
+            tls_ca_file=Path(PI_CERT_DIR) / "ca.crt",
+            tls_cert_file=Path(PI_CERT_DIR) / bundle.cert_file.name,
+            tls_key_file=Path(PI_CERT_DIR) / bundle.key_file.name,
+        )
+    else:
+        try:
+            password = set_password(_password_file(settings), machine_id)
+        except CredentialError as exc:
+            raise _fail(str(exc)) from exc
+        _say(f"password for {machine_id} added to {settings.broker_password_file}")
+        _reload(settings, no_reload)
+        config = AgentConfig(
+            machine_id=machine_id, mqtt_host=host,
+            mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
+            tls_ca_file=Path(tls_ca_file) if tls_ca_file else None,
+        )
+    _emit(render_agent_toml(config), out)
+
+
+@app.command()
+def rotate(
+    machine_id: Annotated[str, typer.Argument(help="Machine whose password to replace.")],
+    broker_host: Annotated[str | None, typer.Option(envvar="NX_BROKER_PUBLIC_HOST")] = None,
+    broker_port: Annotated[int | None, typer.Option(envvar="NX_BROKER_PUBLIC_PORT")] = None,
+    tls_ca_file: Annotated[str | None, typer.Option(help="CA path on the Pi.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the agent TOML here.")] = None,
+    no_reload: NoReload = False,
+) -> None:
+    """Give a machine a new password; the old one stops working at the broker's reload."""
+    settings = get_settings()
+    machine_id = _checked_id(machine_id)
+    path = _password_file(settings)
+    if machine_id not in read_entries(path):
+        raise _fail(f"{machine_id} has no password in {path}; use `device add`")
+    password = set_password(path, machine_id, replace=True)
+    _say(f"password for {machine_id} replaced")
+    _reload(settings, no_reload)
+    config = AgentConfig(machine_id=machine_id, mqtt_host=broker_host or settings.mqtt_host,
+                         mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
+                         tls_ca_file=Path(tls_ca_file) if tls_ca_file else None)
+    _emit(render_agent_toml(config), out)
+
+
+@app.command()
+def revoke(
+    machine_id: Annotated[str, typer.Argument(help="Machine whose credentials to withdraw.")],
+    ca_dir: CaDir = DEFAULT_CA_DIR,
+    deactivate: Annotated[bool, typer.Option(
+        help="Also mark the machine inactive in the database.")] = False,
+    no_reload: NoReload = False,
+) -> None:
+    """Withdraw a machine's password and certificates and make the broker drop it."""
+    settings = get_settings()
+    machine_id = _checked_id(machine_id)
+    removed = False
+    if settings.broker_password_file is not None:
+        removed = remove_password(settings.broker_password_file, machine_id)
+        if removed:
+            _say(f"password for {machine_id} removed")
+    serials: list[int] = []
+    if (ca_dir / "ca.key").exists():
+        serials = ca_store.revoke_client(ca_dir, machine_id)
+        if serials:
+            _say(f"{len(serials)} certificate(s) of {machine_id} added to {ca_dir / 'crl.pem'}")
+    if not removed and not serials:
+        raise _fail(f"{machine_id} has no password or certificate to revoke")
+    if deactivate:
+        try:
+            known = registry.deactivate(settings, machine_id=machine_id)
+        except registry.RegistryError as exc:
+            raise _fail(str(exc)) from exc
+        _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
+    _reload(settings, no_reload)
+
+
+@app.command("list")
+def list_credentials() -> None:
+    """List the usernames that hold a broker password."""
+    for username in sorted(read_entries(_password_file(get_settings()))):
+        typer.echo(username)
+
+
+@ca_app.command("init")
+def ca_init(
+    ca_dir: CaDir = DEFAULT_CA_DIR,
+    common_name: Annotated[str, typer.Option(help="The CA's name.")] = "NaloxNet device CA",
+) -> None:
+    """Create the deployment CA (key, certificate, empty CRL)."""
+    try:
+        path = ca_store.init_ca(ca_dir, common_name)
+    except ca_store.CaError as exc:
+        raise _fail(str(exc)) from exc
+    _say(f"CA created: {path} (keep {ca_dir / 'ca.key'} secret and backed up)")
+
+
+@ca_app.command("server-cert")
+def ca_server_cert(
+    host: Annotated[list[str], typer.Option(help="Broker DNS name or IP; repeat for more.")],
+    ca_dir: CaDir = DEFAULT_CA_DIR,
+) -> None:
+    """Issue the broker's TLS certificate for the given host names."""
+    try:
+        cert_file, key_file = ca_store.issue_server(ca_dir, host)
+    except (ca_store.CaError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    _say(f"server certificate {cert_file} and key {key_file}: point the broker's "
+         "certfile/keyfile at them; the key must be readable by the broker's user")
