@@ -1,0 +1,216 @@
+"""The simulated fleet: machines driven by the demand model on an accelerated clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from firmware_agent.wire.payloads import VendResult
+from simulators.clock import SimClock
+from simulators.demand import DemandModel, choose_slots
+from simulators.fleet_plan import MachineSpec
+from simulators.restock import RestockPolicy
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+
+
+class Machine(Protocol):
+    """What the fleet needs of one machine (``SimMachine`` in production)."""
+
+    @property
+    def machine_id(self) -> str:
+        """Return the machine id."""
+        ...
+
+    def start(self) -> None:
+        """Start the machine."""
+        ...
+
+    def vend(self, slot: int) -> VendResult:
+        """Attempt a vend."""
+        ...
+
+    def refill(self) -> None:
+        """Fill every slot."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the machine."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSettings:
+    """How fast simulated time runs and how the fleet behaves."""
+
+    speed: float = 360.0
+    """Simulated seconds per real second: 360 turns a real minute into six hours."""
+    tick_s: float = 0.5
+    """Real seconds between demand steps."""
+    restock_after: timedelta = timedelta(hours=6)
+    """Simulated time a slot stays empty before the outreach team refills the machine."""
+    seed: int = 2026
+    start: datetime | None = None
+    """Simulated start time; now when unset."""
+
+
+@dataclass
+class FleetStats:
+    """What the fleet has done so far."""
+
+    attempts: int = 0
+    dispensed: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    refills: int = 0
+    errors: int = 0
+
+
+class Fleet:
+    """Start machines, drive vends from the demand model, refill empty machines."""
+
+    def __init__(
+        self,
+        specs: Sequence[MachineSpec],
+        machine_factory: Callable[[MachineSpec], Machine],
+        settings: FleetSettings | None = None,
+        model: DemandModel | None = None,
+    ) -> None:
+        settings = settings or FleetSettings()
+        self.specs = {spec.machine_id: spec for spec in specs}
+        self.settings = settings
+        self.model = model or DemandModel()
+        self.stats = FleetStats()
+        self.policy = RestockPolicy(delay=settings.restock_after)
+        self._factory = machine_factory
+        self._rng = np.random.default_rng(settings.seed)
+        self._machines: dict[str, Machine] = {}
+        self._counts = {
+            (spec.machine_id, slot.slot): slot.count for spec in specs for slot in spec.slots
+        }
+        self._clock = SimClock(settings.start or datetime.now(UTC), settings.speed)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def machines(self) -> dict[str, Machine]:
+        return dict(self._machines)
+
+    def now(self) -> datetime:
+        """Return the fleet's simulated time."""
+        return self._clock.now()
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def start_machines(self) -> None:
+        """Start every machine; on a failure stop those already started and re-raise."""
+        try:
+            for machine_id, spec in self.specs.items():
+                machine = self._factory(spec)
+                machine.start()
+                self._machines[machine_id] = machine
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self) -> None:
+        """Start the machines (unless already started) and the demand thread."""
+        if not self._machines:
+            self.start_machines()
+        self._clock = SimClock(self.settings.start or datetime.now(UTC), self.settings.speed)
+        self._thread = threading.Thread(target=self._run, name="nx-fleet-demand", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the demand thread, then every machine."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT_S)
+            self._thread = None
+        for machine_id in list(self._machines):
+            machine = self._machines.pop(machine_id)
+            try:
+                machine.stop()
+            except Exception:
+                log.exception("machine %s did not stop cleanly", machine_id)
+
+    def _run(self) -> None:
+        last = self._clock.now()
+        while not self._stop.wait(self.settings.tick_s):
+            now = self._clock.now()
+            try:
+                self.step(last, now)
+            except Exception:
+                log.exception("the fleet's demand step failed; carrying on")
+            last = now
+
+    # -- one step ----------------------------------------------------------------------
+
+    def step(self, start: datetime, end: datetime) -> int:
+        """Play the demand between two simulated times, then the due refills; return vends."""
+        with self._lock:
+            ids = list(self._machines)
+            rates = [self.specs[mid].per_day for mid in ids]
+            visitors = self.model.draw(self._rng, rates, start, end)
+            vends = 0
+            for machine_id, count in zip(ids, visitors, strict=True):
+                if count and not self._stop.is_set():
+                    vends += self._serve(machine_id, count, end)
+            for machine_id in self.policy.due(end):
+                self._refill(machine_id)
+            return vends
+
+    def _serve(self, machine_id: str, visitors: int, when: datetime) -> int:
+        spec = self.specs[machine_id]
+        machine = self._machines[machine_id]
+        picks = choose_slots(self._rng, [s.popularity for s in spec.slots], visitors)
+        for index in picks:
+            slot = spec.slots[index].slot
+            self.stats.attempts += 1
+            try:
+                result = machine.vend(slot)
+            except Exception as exc:
+                # A controller that cannot vend right now (stopping, link down) is
+                # a simulated failure, not a reason to stop the fleet.
+                self.stats.errors += 1
+                log.warning("vend on %s slot %d failed: %s", machine_id, slot, exc)
+                continue
+            if result is VendResult.OK:
+                self.stats.dispensed += 1
+                key = (machine_id, slot)
+                self._counts[key] = max(0, self._counts[key] - 1)
+                if self._counts[key] == 0:
+                    self.policy.slot_empty(machine_id, slot, when)
+            else:
+                self.stats.refused[result.value] = self.stats.refused.get(result.value, 0) + 1
+                if result is VendResult.EMPTY:
+                    self.policy.slot_empty(machine_id, slot, when)
+        return len(picks)
+
+    def _refill(self, machine_id: str) -> None:
+        machine = self._machines.get(machine_id)
+        if machine is None:
+            return
+        try:
+            machine.refill()
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("refill of %s failed: %s", machine_id, exc)
+            return
+        for slot in self.specs[machine_id].slots:
+            self._counts[(machine_id, slot.slot)] = slot.capacity
+        self.policy.visited(machine_id)
+        self.stats.refills += 1
+        log.info("outreach visit refilled %s", machine_id)
+
+    def stock(self, machine_id: str) -> dict[int, int]:
+        """Return the fleet's own view of a machine's stock, slot -> count."""
+        return {slot: n for (mid, slot), n in self._counts.items() if mid == machine_id}

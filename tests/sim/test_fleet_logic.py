@@ -1,0 +1,113 @@
+"""The fleet's demand and refill loop, with in-memory machines (no ports, no broker)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from firmware_agent.wire.payloads import VendResult
+from simulators.fleet import Fleet, FleetSettings
+from simulators.fleet_plan import MachineSpec, plan_fleet
+from tests.sim.helpers import wait_until
+
+START = datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+
+class CountingMachine:
+    """A machine that only counts: EMPTY when a slot has nothing left."""
+
+    def __init__(self, spec: MachineSpec) -> None:
+        self.spec = spec
+        self.counts = {s.slot: s.count for s in spec.slots}
+        self.vends: list[tuple[int, VendResult]] = []
+        self.refills = 0
+        self.started = False
+        self.broken = False
+
+    @property
+    def machine_id(self) -> str:
+        return self.spec.machine_id
+
+    def start(self) -> None:
+        self.started = True
+
+    def vend(self, slot: int) -> VendResult:
+        if self.broken:
+            raise OSError("link down")
+        result = VendResult.OK if self.counts[slot] > 0 else VendResult.EMPTY
+        if result is VendResult.OK:
+            self.counts[slot] -= 1
+        self.vends.append((slot, result))
+        return result
+
+    def refill(self) -> None:
+        self.counts = {s.slot: s.capacity for s in self.spec.slots}
+        self.refills += 1
+
+    def stop(self) -> None:
+        self.started = False
+
+
+def _fleet(
+    n: int = 6, *, started: bool = True, **settings: object
+) -> tuple[Fleet, dict[str, CountingMachine]]:
+    made: dict[str, CountingMachine] = {}
+
+    def factory(spec: MachineSpec) -> CountingMachine:
+        made[spec.machine_id] = CountingMachine(spec)
+        return made[spec.machine_id]
+
+    fleet = Fleet(plan_fleet(n, seed=9), factory, FleetSettings(start=START, **settings))  # type: ignore[arg-type]
+    if started:
+        fleet.start_machines()
+    return fleet, made
+
+
+def test_a_day_of_demand_vends_and_the_fleet_tracks_the_stock() -> None:
+    fleet, made = _fleet(restock_after=timedelta(days=30))
+    visits = fleet.step(START, START + timedelta(days=1))
+    expected_mean = sum(spec.per_day for spec in fleet.specs.values())
+    assert 0.5 * expected_mean < visits < 1.5 * expected_mean
+    assert fleet.stats.attempts == visits == sum(len(m.vends) for m in made.values())
+    assert fleet.stats.dispensed == sum(
+        1 for m in made.values() for _, r in m.vends if r is VendResult.OK
+    )
+    for machine_id, machine in made.items():
+        assert fleet.stock(machine_id) == machine.counts
+
+
+def test_an_empty_machine_is_refilled_after_the_delay() -> None:
+    fleet, made = _fleet(n=1, restock_after=timedelta(hours=2))
+    machine = next(iter(made.values()))
+    machine.counts = dict.fromkeys(machine.counts, 0)
+    fleet._counts = {k: 0 for k in fleet._counts}  # the fleet saw the same empty machine
+    t = START + timedelta(hours=12)  # busy hours: someone comes and finds it empty
+    fleet.step(START, t)
+    assert fleet.stats.refused.get("empty", 0) >= 1
+    assert machine.refills == 0
+    fleet.step(t, t + timedelta(hours=2))
+    assert machine.refills == 1
+    assert fleet.stats.refills == 1
+    assert all(n > 0 for n in fleet.stock(machine.machine_id).values())
+
+
+def test_a_failing_machine_is_counted_and_the_rest_keep_going() -> None:
+    fleet, made = _fleet(n=3)
+    broken = made["phl-001"]
+    broken.broken = True
+    fleet.step(START, START + timedelta(days=1))
+    assert fleet.stats.errors > 0
+    assert broken.vends == []
+    assert any(m.vends for mid, m in made.items() if mid != "phl-001")
+
+
+def test_the_demand_thread_runs_on_the_accelerated_clock_and_stops() -> None:
+    fleet, made = _fleet(n=4, started=False, speed=36_000.0, tick_s=0.05)
+    fleet.start()
+    try:
+        wait_until(lambda: fleet.stats.attempts >= 5, message="simulated visitors")
+        assert fleet.now() > START + timedelta(minutes=10)
+    finally:
+        fleet.stop()
+    assert len(made) == 4
+    assert not any(m.started for m in made.values())
+    assert fleet.machines == {}
