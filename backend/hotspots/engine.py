@@ -9,6 +9,7 @@ loop over circles or windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +64,11 @@ def poisson_llr(observed: float, expected: float, total: float) -> float:
 
 @dataclass
 class ScanEngine:
-    """Precomputed pieces of the scan, shared by the observed data and all replicates."""
+    """Precomputed pieces of the scan, shared by the observed data and all replicates.
+
+    Arrays over cylinders are laid out (window, circle) so that the cumulative
+    sums in neighbour order run along contiguous memory.
+    """
 
     cylinders: Cylinders
     starts: IntArray
@@ -72,12 +77,13 @@ class ScanEngine:
     first_day: int
     """Earliest day any window touches; earlier days never matter."""
     expected: FloatArray
-    """mu for every (circle, window): population x window total / total."""
+    """mu for every (window, circle): population x window total / total."""
     threshold: FloatArray
     """A cylinder counts only when c > threshold (c > mu and c >= min_cases)."""
     slope: FloatArray
     offset: FloatArray
     table: FloatArray
+    count_dtype: type[np.signedinteger[Any]]
 
     @classmethod
     def build(
@@ -96,7 +102,7 @@ class ScanEngine:
         cum_days = np.concatenate(([0], np.cumsum(day_totals)))
         window_totals = (cum_days[ends + 1] - cum_days[starts]).astype(np.float64)
         denominator = max(total, 1)
-        expected = cylinders.population[:, None] * window_totals[None, :] / denominator
+        expected = window_totals[:, None] * cylinders.population[None, :] / denominator
         mu = np.maximum(expected, _TINY)
         rest = np.maximum(total - expected, _TINY)
         # LLR = T[c] - c * (ln mu - ln(C - mu)) - C ln(C - mu): one gather and
@@ -104,30 +110,38 @@ class ScanEngine:
         slope = np.log(mu) - np.log(rest)
         offset = total * np.log(rest)
         threshold = np.maximum(expected, float(min_cases - 1))
+        # The running sum over all circles' members is bounded by (cases x
+        # locations); 32-bit counts halve the memory traffic when that fits.
+        n_loc = int(cylinders.centre_starts.shape[0] - 1)
+        small = total * max(n_loc, 1) < 2**31 - 1
         return cls(
             cylinders=cylinders, starts=starts, ends=ends, total=total,
             first_day=int(starts.min()), expected=expected, threshold=threshold,
             slope=slope, offset=offset, table=xlogx_table(total),
+            count_dtype=np.int32 if small else np.int64,
         )
 
     def window_counts(self, counts: IntMatrix, day_offset: int = 0) -> IntMatrix:
-        """Return cases per (location, window) from a location x day matrix.
+        """Return cases per (window, location) from a location x day matrix.
 
         `counts` may start at `day_offset` instead of day 0 (replicates build
         only the days some window touches).
         """
         cum = np.zeros((counts.shape[0], counts.shape[1] + 1), dtype=np.int64)
         np.cumsum(counts, axis=1, out=cum[:, 1:])
-        return cum[:, self.ends + 1 - day_offset] - cum[:, self.starts - day_offset]
+        per_window = cum[:, self.ends + 1 - day_offset] - cum[:, self.starts - day_offset]
+        return np.ascontiguousarray(per_window.T, dtype=self.count_dtype)
 
-    def cylinder_counts(self, per_location: IntMatrix) -> IntMatrix:
-        """Return observed cases per (circle, window) by cumulative sums in neighbour order."""
+    def cylinder_counts(self, per_window: IntMatrix, out: Workspace | None = None) -> IntMatrix:
+        """Return observed cases per (window, circle) by cumulative sums in neighbour order."""
+        ws = out if out is not None else Workspace(self)
         cyl = self.cylinders
-        gathered = per_location[cyl.members]
-        cum = np.empty((gathered.shape[0] + 1, gathered.shape[1]), dtype=np.int64)
-        cum[0] = 0
-        np.cumsum(gathered, axis=0, out=cum[1:])
-        return cum[1:] - cum[cyl.segment_start]
+        np.take(per_window, cyl.members, axis=1, out=ws.gathered)
+        np.cumsum(ws.gathered, axis=1, out=ws.running[:, 1:])
+        np.take(ws.running, cyl.segment_start, axis=1, out=ws.base)
+        # The result is an index into the LLR table: intp indexes fastest.
+        np.subtract(ws.running[:, 1:], ws.base, out=ws.observed, casting="unsafe")
+        return ws.observed
 
     def statistics(self, observed: IntMatrix) -> FloatArray:
         """Return the LLR of every cylinder, 0 where it is not a high-rate cluster."""
@@ -137,9 +151,32 @@ class ScanEngine:
         llr[observed <= self.threshold] = 0.0
         return llr
 
-    def max_statistic(self, counts: IntMatrix, day_offset: int = 0) -> float:
+    def max_statistic(self, counts: IntMatrix, day_offset: int, ws: Workspace) -> float:
         """Return the largest LLR over all cylinders for one count matrix."""
         if self.cylinders.rows == 0:
             return 0.0
-        observed = self.cylinder_counts(self.window_counts(counts, day_offset))
-        return float(self.statistics(observed).max())
+        observed = self.cylinder_counts(self.window_counts(counts, day_offset), ws)
+        np.take(self.table, observed, out=ws.llr)
+        np.multiply(observed, self.slope, out=ws.scratch)
+        ws.llr -= ws.scratch
+        ws.llr -= self.offset
+        np.greater(observed, self.threshold, out=ws.mask)
+        # Cylinders that are not high-rate clusters score 0: every LLR kept is
+        # positive, so zeroing the rest by a product leaves the maximum intact.
+        np.multiply(ws.llr, ws.mask, out=ws.llr)
+        return float(ws.llr.max())
+
+
+class Workspace:
+    """Buffers one thread reuses across replicates (fresh arrays each time cost page faults)."""
+
+    def __init__(self, engine: ScanEngine) -> None:
+        """Allocate buffers shaped for `engine`'s cylinders and windows."""
+        shape = (engine.starts.shape[0], engine.cylinders.rows)
+        self.gathered = np.empty(shape, dtype=engine.count_dtype)
+        self.running = np.zeros((shape[0], shape[1] + 1), dtype=engine.count_dtype)
+        self.base = np.empty(shape, dtype=engine.count_dtype)
+        self.observed = np.empty(shape, dtype=np.intp)
+        self.llr = np.empty(shape, dtype=np.float64)
+        self.scratch = np.empty(shape, dtype=np.float64)
+        self.mask = np.empty(shape, dtype=bool)

@@ -15,7 +15,7 @@ from functools import cmp_to_key
 
 import numpy as np
 
-from backend.hotspots.engine import IntMatrix, ScanEngine, poisson_llr
+from backend.hotspots.engine import IntMatrix, ScanEngine, Workspace, poisson_llr
 from backend.hotspots.geometry import Cylinders, FloatArray, build_cylinders
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ def scan(counts: IntMatrix, points: FloatArray, settings: ScanSettings) -> ScanR
     total = engine.total
     if total == 0 or cylinders.rows == 0:
         return ScanResult([], total, counts.shape[1], np.zeros(0))
-    observed = engine.cylinder_counts(engine.window_counts(counts))
-    stats = engine.statistics(observed)
+    observed = engine.cylinder_counts(engine.window_counts(counts)).T.copy()
+    stats = engine.statistics(observed.T).T
     candidates = _best_per_centre(stats, cylinders)
     chosen = _non_overlapping(candidates, cylinders, settings.max_clusters)
     maxima = replicate_maxima(counts, engine, settings)
@@ -170,7 +170,7 @@ def _report(
     """Describe one chosen cylinder, its statistic computed directly for full precision."""
     cyl = engine.cylinders
     c = int(observed[row, win])
-    mu = float(engine.expected[row, win])
+    mu = float(engine.expected[win, row])
     llr = poisson_llr(c, mu, engine.total)
     p_value: float | None = None
     recurrence: float | None = None
@@ -213,12 +213,13 @@ def replicate_maxima(counts: IntMatrix, engine: ScanEngine, settings: ScanSettin
 
     def run_block(block: int) -> FloatArray:
         rng = np.random.default_rng(seeds[block])
+        ws = Workspace(engine)
         size = min(REPLICATE_BLOCK, settings.replicates - block * REPLICATE_BLOCK)
         out = np.empty(size)
         for i in range(size):
             picked = rng.choice(case_loc.shape[0], size=span_days.shape[0], replace=False)
             cells = np.bincount(case_loc[picked] * span + span_days, minlength=n_loc * span)
-            out[i] = engine.max_statistic(cells.reshape(n_loc, span), first)
+            out[i] = engine.max_statistic(cells.reshape(n_loc, span), first, ws)
         return out
 
     if settings.workers == 1:
