@@ -1,0 +1,133 @@
+"""Provisioning against a running broker: add, rotate and revoke through ``nx-backend device``."""
+
+from __future__ import annotations
+
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulators.broker import MosquittoBroker
+from tests.broker.cli_runner import nx_backend
+from tests.broker.helpers import Probe, wait_until
+from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker]:
+    """A broker that writes its own pid file, as a production one does."""
+    # The pid file lives in the broker's own data directory: Mosquitto has
+    # dropped to its user by then and cannot reach pytest's 0700 tmp_path.
+    workdir = Path(tempfile.mkdtemp(prefix="nx-broker-"))
+    pid_file = workdir / "data" / "mosquitto.pid"
+    broker = MosquittoBroker({BACKEND_USER: BACKEND_PASSWORD, **TEST_MACHINES},
+                             workdir=workdir, extra_config=f"pid_file {pid_file}")
+    broker.pid_file = pid_file  # type: ignore[attr-defined]
+    try:
+        broker.start()
+        wait_until(pid_file.exists, message="broker pid file")
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+def _env(broker: MosquittoBroker) -> dict[str, str]:
+    return {
+        "NX_BROKER_PASSWORD_FILE": str(broker.password_file),
+        "NX_BROKER_PID_FILE": str(broker.pid_file),  # type: ignore[attr-defined]
+        "NX_MQTT_HOST": broker.host,
+        "NX_MQTT_PORT": str(broker.port),
+    }
+
+
+def _connects(broker: MosquittoBroker, user: str, password: str) -> bool:
+    probe = Probe(broker.host, broker.port, user, password)
+    code = probe.connect()
+    probe.close()
+    return not code.is_failure
+
+
+def test_added_machine_connects_with_printed_config(broker: MosquittoBroker) -> None:
+    result = nx_backend("device", "add", "site-042", "--lat", "47.6", "--lon", "-122.3",
+                        "--name", "Pioneer Square", "--no-register", env=_env(broker))
+    assert result.returncode == 0, result.stderr
+    config = tomllib.loads(result.stdout)
+    assert config["machine_id"] == config["mqtt_username"] == "site-042"
+    assert config["mqtt_port"] == broker.port
+    assert "broker (pid" in result.stderr  # reloaded through the pid file
+    assert _connects(broker, "site-042", config["mqtt_password"])
+    # The new machine is bound by the same ACL patterns as everyone else.
+    probe = Probe(broker.host, broker.port, "site-042", config["mqtt_password"])
+    probe.connect()
+    try:
+        ok = probe.publish("nx/v1/machines/site-042/events", b"{}")
+        refused = probe.publish("nx/v1/machines/test-001/events", b"{}")
+    finally:
+        probe.close()
+    assert ok is not None
+    assert not ok.is_failure
+    assert refused is not None
+    assert refused.value == 135
+
+
+def test_add_refuses_duplicates_and_service_names(broker: MosquittoBroker) -> None:
+    env = _env(broker)
+    args = ["--lat", "1", "--lon", "1", "--name", "x", "--no-register"]
+    duplicate = nx_backend("device", "add", "test-001", *args, env=env)
+    assert duplicate.returncode == 1
+    assert "already has a broker credential" in duplicate.stderr
+    service = nx_backend("device", "add", "nx-backend", *args, env=env)
+    assert service.returncode == 1
+    assert "kept for services" in service.stderr
+    bad = nx_backend("device", "add", "Bad/Id", *args, env=env)
+    assert bad.returncode == 1
+    assert "invalid machine id" in bad.stderr
+    # None of the refusals touched the existing credentials.
+    assert _connects(broker, "test-001", TEST_MACHINES["test-001"])
+
+
+def test_revoked_machine_is_dropped_and_cannot_reconnect(broker: MosquittoBroker) -> None:
+    victim, bystander = "test-003", "test-004"
+    connected = Probe(broker.host, broker.port, victim, TEST_MACHINES[victim])
+    assert not connected.connect().is_failure
+    other = Probe(broker.host, broker.port, bystander, TEST_MACHINES[bystander])
+    assert not other.connect().is_failure
+    try:
+        result = nx_backend("device", "revoke", victim, env=_env(broker))
+        assert result.returncode == 0, result.stderr
+        # Mosquitto re-checks connected clients' passwords on SIGHUP and drops
+        # those no longer valid: the stolen Pi loses its session at once.
+        wait_until(connected.disconnected.is_set, message="revoked client disconnected")
+        assert not _connects(broker, victim, TEST_MACHINES[victim])
+        # Everyone else is untouched.
+        assert not other.disconnected.is_set()
+        code = other.publish(f"nx/v1/machines/{bystander}/events", b"{}")
+        assert code is not None
+        assert not code.is_failure
+    finally:
+        connected.close()
+        other.close()
+    again = nx_backend("device", "revoke", victim, env=_env(broker))
+    assert again.returncode == 1
+    assert "nothing" in again.stderr or "no password" in again.stderr
+
+
+def test_rotated_password_replaces_the_old_one(broker: MosquittoBroker) -> None:
+    machine = "test-005"
+    result = nx_backend("device", "rotate", machine, env=_env(broker))
+    assert result.returncode == 0, result.stderr
+    new_password = tomllib.loads(result.stdout)["mqtt_password"]
+    assert new_password != TEST_MACHINES[machine]
+    assert _connects(broker, machine, new_password)
+    assert not _connects(broker, machine, TEST_MACHINES[machine])
+
+
+def test_revoke_with_a_stale_pid_file_says_so(broker: MosquittoBroker, tmp_path: Path) -> None:
+    stale = tmp_path / "stale.pid"
+    stale.write_text("999999\n")
+    env = {**_env(broker), "NX_BROKER_PID_FILE": str(stale)}
+    result = nx_backend("device", "revoke", "test-006", env=env)
+    assert result.returncode == 1
+    assert "no broker runs with pid 999999" in result.stderr
