@@ -103,7 +103,8 @@ def scan(counts: IntMatrix, points: FloatArray, settings: ScanSettings) -> ScanR
         max_share=settings.max_share,
     )
     engine = ScanEngine.build(
-        cylinders, counts.sum(axis=0), max_days=settings.max_days,
+        # A study shorter than the longest window is scanned over all its days.
+        cylinders, counts.sum(axis=0), max_days=min(settings.max_days, counts.shape[1]),
         prospective=settings.prospective, min_cases=settings.min_cases,
     )
     total = engine.total
