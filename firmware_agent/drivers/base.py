@@ -82,6 +82,8 @@ class Batch:
 
     observations: list[Observation] = field(default_factory=list)
     token: object = None
+    state: str | None = None
+    """Driver state to store durably together with this batch (see ``restore_state``)."""
 
 
 # --- commands down to the controller ------------------------------------------------
@@ -117,6 +119,12 @@ class ControllerDriver(ABC):
     @abstractmethod
     def commit(self, batch: Batch) -> None:
         """Confirm ``batch`` is durable: acknowledge it to the controller."""
+
+    def discard(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Forget ``batch`` because it could not be made durable; the controller repeats it."""
+
+    def restore_state(self, state: str | None) -> None:  # noqa: B027 - optional hook
+        """Resume from the ``Batch.state`` last stored durably (``None`` on a first start)."""
 
     def request_stock(self) -> CommandOutcome:
         """Ask the controller to report its stock (answered later as a StockReport)."""

@@ -1,0 +1,52 @@
+"""``nx-agent``: the agent's command line (argparse only, so the Pi needs nothing extra)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from firmware_agent.config import AgentSettings, ConfigError
+
+log = logging.getLogger("firmware_agent.cli")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = (AgentSettings.from_toml(args.config) if args.config
+                    else AgentSettings())
+    except (ConfigError, ValidationError) as exc:
+        print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    from firmware_agent.agent import Agent
+
+    Agent(settings).run_forever()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``nx-agent`` argument parser."""
+    parser = argparse.ArgumentParser(prog="nx-agent", description="NaloxNet machine agent.")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the agent until SIGTERM")
+    run.add_argument("--config", help="TOML settings file (NX_AGENT_* variables override it)")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nx-agent`` command line."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

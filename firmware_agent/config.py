@@ -1,0 +1,129 @@
+"""Agent settings: a TOML file plus ``NX_AGENT_`` environment variables (which win)."""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from firmware_agent.nxlink.link import LinkTiming
+from firmware_agent.wire.topics import MACHINE_ID_PATTERN
+
+# The TOML file of the settings being built; a context variable so that
+# concurrent builders (tests, the demo's many agents) do not see each other's.
+_TOML_FILE: ContextVar[Path | None] = ContextVar("nx_agent_toml_file", default=None)
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or unreadable."""
+
+
+class AgentSettings(BaseSettings):
+    """Everything one agent needs; the defaults suit a Pi with a USB serial adapter."""
+
+    model_config = SettingsConfigDict(env_prefix="NX_AGENT_", extra="forbid", frozen=True)
+
+    machine_id: str = Field(pattern=MACHINE_ID_PATTERN)
+    driver: Literal["nxlink", "dex"] = "nxlink"
+    serial_port: str = "/dev/ttyUSB0"
+    """A device path or a pyserial URL (``loop://``, ``socket://host:port``)."""
+    baudrate: int = Field(default=115200, gt=0)
+    dex_poll_s: float = Field(default=300.0, gt=0)
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, gt=0, lt=65536)
+    mqtt_username: str | None = None
+    """Defaults to the machine id (the broker's ACL depends on it)."""
+    mqtt_password: SecretStr = SecretStr("")
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    reconnect_min_s: int = Field(default=1, ge=1)
+    reconnect_max_s: int = Field(default=60, ge=1)
+
+    data_dir: Path = Path("/var/lib/nx-agent")
+    heartbeat_s: float = Field(default=60.0, gt=0)
+    max_inflight: int = Field(default=100, ge=1, le=1000)
+    outbox_max_rows: int = Field(default=100_000, ge=100)
+
+    read_timeout_s: float = Field(default=0.2, gt=0)
+    """Longest one read of the controller waits; also the heartbeat's resolution."""
+    reopen_s: float = Field(default=5.0, gt=0)
+    """Pause before reopening a serial port that failed."""
+    command_timeout_s: float = Field(default=10.0, gt=0)
+    link_ack_timeout_s: float = Field(default=0.5, gt=0)
+    link_max_tries: int = Field(default=5, ge=1)
+    link_down_retry_s: float = Field(default=2.0, gt=0)
+    link_window: int = Field(default=32, ge=1, le=256)
+
+    @field_validator("mqtt_username")
+    @classmethod
+    def _no_empty_username(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> AgentSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @property
+    def username(self) -> str:
+        """The MQTT username: the configured one, else the machine id."""
+        return self.mqtt_username or self.machine_id
+
+    @property
+    def link_timing(self) -> LinkTiming:
+        """The nxlink timings as the link state machine takes them."""
+        return LinkTiming(
+            ack_timeout_s=self.link_ack_timeout_s,
+            max_tries=self.link_max_tries,
+            link_down_retry_s=self.link_down_retry_s,
+            window=self.link_window,
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read, by priority: arguments, environment, the TOML file of ``from_toml``."""
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get()),
+        )
+
+    @classmethod
+    def from_toml(cls, path: Path | str) -> AgentSettings:
+        """Load settings from a TOML file; ``NX_AGENT_`` variables override it."""
+        path = Path(path)
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        token = _TOML_FILE.set(path)
+        try:
+            return cls()  # machine_id comes from the file or the environment
+        finally:
+            _TOML_FILE.reset(token)

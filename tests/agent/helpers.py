@@ -1,0 +1,114 @@
+"""Helpers for the agent tests: waiting on conditions, a collecting subscriber, settings."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from firmware_agent.config import AgentSettings
+from simulators.broker import MosquittoBroker
+from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
+
+WAIT_S = 30.0
+"""Generous: two shared cores, several engineers' suites at once."""
+POLL_S = 0.02
+
+MACHINE = "test-001"
+UPWARD_TOPICS = tuple(
+    f"nx/v1/machines/+/{channel}"
+    for channel in ("status", "events", "telemetry", "stock", "cmd/result")
+)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
+    """Wait until ``predicate()`` is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(POLL_S)  # polling a condition with a deadline
+
+
+def agent_settings(broker: MosquittoBroker, data_dir: Path, port: str,
+                   machine_id: str = MACHINE, **overrides: Any) -> AgentSettings:
+    """Settings for an agent on ``port`` talking to ``broker``, with test-sized timings."""
+    values: dict[str, Any] = {
+        "machine_id": machine_id,
+        "serial_port": port,
+        "mqtt_host": broker.host,
+        "mqtt_port": broker.port,
+        "mqtt_password": TEST_MACHINES[machine_id],
+        "data_dir": data_dir,
+        "heartbeat_s": 60.0,
+        "read_timeout_s": 0.05,
+        "reopen_s": 0.2,
+        "command_timeout_s": 5.0,
+        "link_ack_timeout_s": 0.3,
+        "link_down_retry_s": 0.3,
+        "reconnect_min_s": 1,
+        "reconnect_max_s": 2,
+    }
+    values.update(overrides)
+    return AgentSettings(**values)
+
+
+class Collector:
+    """A persistent MQTT v5 subscriber as the backend user that keeps what arrives."""
+
+    def __init__(self, broker: MosquittoBroker, client_id: str = "test-collector",
+                 topics: tuple[str, ...] = UPWARD_TOPICS) -> None:
+        self.messages: queue.SimpleQueue[tuple[str, bytes, bool]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.received: list[tuple[str, bytes, bool]] = []
+        self._subscribed = threading.Event()
+        self._topics = topics
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(BACKEND_USER, BACKEND_PASSWORD)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        self.client.connect(broker.host, broker.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_until(self._subscribed.is_set, what="collector subscription")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                    props: Any) -> None:
+        for topic in self._topics:
+            client.subscribe(topic, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any,
+                      props: Any) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def on(self, suffix: str) -> list[dict[str, Any]]:
+        """Return the decoded payloads received on topics ending in ``/suffix``."""
+        with self._lock:
+            items = list(self.received)
+        return [json.loads(p) for t, p, _ in items if t.endswith("/" + suffix)]
+
+    def event_ids(self, kind: str | None = None) -> list[str]:
+        """Return every event id received (duplicates included), optionally of one kind."""
+        return [e["event_id"] for e in self.on("events") if kind is None or e["kind"] == kind]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
