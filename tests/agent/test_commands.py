@@ -12,7 +12,7 @@ import pytest
 from firmware_agent.agent import Agent
 from firmware_agent.nxlink.link import LinkTiming
 from simulators.broker import MosquittoBroker
-from simulators.virtual_controller import VirtualController, VendRefusedError
+from simulators.virtual_controller import VendRefusedError, VirtualController
 from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
 
 CMD_TOPIC = f"nx/v1/machines/{MACHINE}/cmd"
@@ -85,7 +85,7 @@ def test_planogram_reaches_ledger_and_controller(
 def test_stock_request_reconciles_with_the_controller(
     running: tuple[Agent, VirtualController, Collector],
 ) -> None:
-    agent, vc, collector = running
+    _, _, collector = running
     send(collector, {"command_id": "s1", "kind": "stock_request"})
     assert result(collector, "s1")["ok"] is True
 
