@@ -253,10 +253,16 @@ class _Session:
             if ready:
                 self.pending.extend(self.reader.feed(os.read(self.m._master, 1024)))
 
+    def _abort(self, token: ucs.Token, reason: str) -> _SessionAbortedError:
+        if token == ucs.Control(ucs.ENQ):
+            # The reader gave up on us and starts over: that ENQ opens the next session.
+            self.pending.appendleft(token)
+        return _SessionAbortedError(reason)
+
     def _expect(self, wanted: ucs.Token, what: str) -> None:
         token = self._next(self.m.response_s)
         if token != wanted:
-            raise _SessionAbortedError(f"expected {what}, got {token!r}")
+            raise self._abort(token, f"expected {what}, got {token!r}")
 
     def run(self) -> None:
         # Idle: wait for the reader's ENQ (first handshake).
@@ -274,7 +280,7 @@ class _Session:
             if token == ucs.Control(ucs.ENQ):
                 self._send(ucs.ACK0)
                 continue
-            raise _SessionAbortedError(f"expected the operation request, got {token!r}")
+            raise self._abort(token, f"expected the operation request, got {token!r}")
         if not token.crc_ok:
             self._send(bytes([ucs.NAK]))
             raise _SessionAbortedError("bad operation request")
@@ -295,12 +301,15 @@ class _Session:
             block = ucs.encode_block(part, last=number == len(parts))
             if self.m._take("_corrupt_blocks"):
                 self._send(block[:-2] + bytes([block[-2] ^ 0xFF, block[-1]]))
-                if self._next(self.m.response_s) != ucs.Control(ucs.NAK):
-                    raise _SessionAbortedError("reader accepted a corrupt block")
+                token = self._next(self.m.response_s)
+                if token != ucs.Control(ucs.NAK):
+                    raise self._abort(token, "reader accepted a corrupt block")
                 self.m.naks_received += 1
             self._send_with_retries(block, ucs.Ack(number % 2))
-        self._send(bytes([ucs.EOT]))
+        # Every block is acknowledged: the reader has the audit (count it before EOT so
+        # that whoever reacts to the EOT sees the count).
         self.m.audits_served += 1
+        self._send(bytes([ucs.EOT]))
 
     def _send_with_retries(self, block: bytes, wanted: ucs.Ack) -> None:
         for _ in range(5):
@@ -309,6 +318,6 @@ class _Session:
             if token == wanted:
                 return
             if token != ucs.Control(ucs.NAK):
-                raise _SessionAbortedError(f"expected {wanted!r}, got {token!r}")
+                raise self._abort(token, f"expected {wanted!r}, got {token!r}")
             self.m.naks_received += 1
         raise _SessionAbortedError("block refused five times")

@@ -26,6 +26,9 @@ class BytePort(Protocol):
 
     def reset_input_buffer(self) -> None: ...
 
+    @property
+    def in_waiting(self) -> int: ...
+
 
 class DexLinkError(RuntimeError):
     """The UCS exchange failed (timeout, refusal, too many bad blocks)."""
@@ -78,8 +81,11 @@ class _Wire:
                 return token
             if time.monotonic() >= deadline:
                 raise DexLinkError(f"timed out waiting for {what}")
-            chunk = self._port.read(256)
+            # One byte blocks until something arrives (or the port timeout); the rest
+            # of what is already buffered comes without waiting.
+            chunk = self._port.read(1)
             if chunk:
+                chunk += self._port.read(self._port.in_waiting)
                 self._pending.extend(self._reader.feed(chunk))
 
 

@@ -22,4 +22,8 @@ def make_driver(settings: AgentSettings, *, boot_id: int = 0) -> ControllerDrive
             boot_id=boot_id,
             command_timeout_s=settings.command_timeout_s,
         )
+    if settings.driver == "dex":
+        from firmware_agent.drivers.dex import DexDriver
+
+        return DexDriver.from_settings(settings)
     raise ValueError(f"unknown driver {settings.driver!r}")
