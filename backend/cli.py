@@ -6,11 +6,13 @@ import typer
 
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
+from backend.service_cli import register as register_services
 
 app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hotspot scans.",
                   no_args_is_help=True)
 app.add_typer(device_app, name="device")
 app.add_typer(hotspots_app, name="hotspots")
+register_services(app)
 
 
 def main() -> None:

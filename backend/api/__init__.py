@@ -1,0 +1,1 @@
+"""The HTTP API: routers per resource (routes/), dependency types (deps.py), schemas."""

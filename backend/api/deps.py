@@ -1,0 +1,43 @@
+"""Named dependency types for the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from backend.config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    """Return the settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    """Return the app's database engine."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """Yield a session for one request."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def get_registry(request: Request) -> CollectorRegistry:
+    """Return the app's Prometheus registry."""
+    registry: CollectorRegistry = request.app.state.registry
+    return registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]

@@ -1,0 +1,14 @@
+"""The one place where routers are included."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api.routes import alerts, health, machines
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(machines.router)
+api_router.include_router(alerts.router)
+
+root_router = APIRouter()
+root_router.include_router(health.router)

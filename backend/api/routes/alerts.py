@@ -1,0 +1,67 @@
+"""Alerts: list with filters, acknowledge, resolve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+
+from backend import crud
+from backend.api.deps import SessionDep
+from backend.api.schemas import AlertAction, AlertsPage
+from backend.models import AlertPublic, AlertStatus
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("", response_model=AlertsPage)
+def list_alerts(
+    session: SessionDep,
+    status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
+    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
+    machine_id: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AlertsPage:
+    """List alerts, newest first."""
+    alerts, total = crud.list_alerts(
+        session=session,
+        status=status_.value if status_ else None,
+        alert_type=type_,
+        machine_id=machine_id,
+        limit=limit,
+        offset=offset,
+    )
+    return AlertsPage(
+        data=[AlertPublic.model_validate(a, from_attributes=True) for a in alerts], count=total
+    )
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
+def acknowledge(
+    alert_id: int, session: SessionDep, action: Annotated[AlertAction | None, Body()] = None
+) -> AlertPublic:
+    """Acknowledge an open alert."""
+    try:
+        alert = crud.acknowledge_alert(
+            session=session, alert_id=alert_id, by=(action or AlertAction()).by
+        )
+    except crud.NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except crud.InvalidTransitionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return AlertPublic.model_validate(alert, from_attributes=True)
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertPublic)
+def resolve(
+    alert_id: int, session: SessionDep, action: Annotated[AlertAction | None, Body()] = None
+) -> AlertPublic:
+    """Resolve an alert."""
+    try:
+        alert = crud.resolve_alert(
+            session=session, alert_id=alert_id, by=(action or AlertAction()).by
+        )
+    except crud.NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return AlertPublic.model_validate(alert, from_attributes=True)

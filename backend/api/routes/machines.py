@@ -1,0 +1,114 @@
+"""Machines: the fleet snapshot, one machine's detail, recording a restock visit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import Session
+
+from backend import crud
+from backend.alerts.rules import machine_health
+from backend.api.deps import SessionDep, SettingsDep
+from backend.api.schemas import (
+    EventPublic,
+    MachineDetail,
+    MachinePublic,
+    MachinesPage,
+    RestockVisitCreate,
+    RestockVisitPublic,
+    SlotPublic,
+)
+from backend.models import Machine
+
+router = APIRouter(prefix="/machines", tags=["machines"])
+
+
+def _public(
+    session: Session, machines: list[Machine], default_threshold: int
+) -> list[MachinePublic]:
+    ids = [m.id for m in machines]
+    slots = crud.slots_of(session=session, machine_ids=ids)
+    alerts = crud.open_alert_types(session=session, machine_ids=ids)
+    out = []
+    for m in machines:
+        own = slots[m.id]
+        counts = [
+            (s.count, default_threshold if s.low_threshold is None else s.low_threshold)
+            for s in own
+        ]
+        status_ = m.status if m.status in ("online", "offline") else "unknown"
+        out.append(
+            MachinePublic(
+                id=m.id,
+                name=m.name,
+                lat=m.lat,
+                lon=m.lon,
+                site=m.site,
+                status=status_,
+                health=machine_health(
+                    status=status_, slot_counts=counts, open_alert_types=set(alerts[m.id])
+                ),
+                last_seen=m.last_seen,
+                firmware=m.firmware,
+                slots=[SlotPublic.model_validate(s, from_attributes=True) for s in own],
+                open_alerts=len(alerts[m.id]),
+            )
+        )
+    return out
+
+
+@router.get("", response_model=MachinesPage)
+def list_machines(
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MachinesPage:
+    """List machines with their slots, status and health."""
+    machines, total = crud.list_machines(session=session, limit=limit, offset=offset)
+    return MachinesPage(
+        data=_public(session, machines, settings.default_low_threshold), count=total
+    )
+
+
+@router.get("/{machine_id}", response_model=MachineDetail)
+def get_machine(machine_id: str, session: SessionDep, settings: SettingsDep) -> MachineDetail:
+    """Show one machine with its recent events."""
+    machine = crud.get_machine(session=session, machine_id=machine_id)
+    if machine is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"machine {machine_id!r} not found")
+    public = _public(session, [machine], settings.default_low_threshold)[0]
+    events = crud.recent_events(session=session, machine_id=machine_id)
+    return MachineDetail(
+        **public.model_dump(),
+        temperature_c=machine.temperature_c,
+        door=machine.door,
+        boot_id=machine.boot_id,
+        recent_events=[EventPublic.model_validate(e) for e in events],
+    )
+
+
+@router.post(
+    "/{machine_id}/restock-visits",
+    response_model=RestockVisitPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def record_restock_visit(
+    machine_id: str, body: RestockVisitCreate, session: SessionDep, settings: SettingsDep
+) -> RestockVisitPublic:
+    """Record a restock visit: set slot counts and close the stock alerts it fixed."""
+    if any(c < 0 for c in body.counts.values()):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "counts cannot be negative")
+    try:
+        visit = crud.record_restock_visit(
+            session=session,
+            machine_id=machine_id,
+            counts=body.counts,
+            counted_before=body.counted_before,
+            visited_by=body.visited_by,
+            default_low_threshold=settings.default_low_threshold,
+        )
+    except crud.NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return RestockVisitPublic.model_validate(visit, from_attributes=True)

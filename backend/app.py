@@ -1,0 +1,52 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import Engine
+
+from backend.api.router import api_router, root_router
+from backend.config import Settings
+from backend.db import check_schema, make_engine
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """Build the API; refuses (SchemaOutOfDateError) a database not at the newest schema."""
+    engine = engine or make_engine(settings.database_url)
+    check_schema(engine)
+    registry = registry if registry is not None else CollectorRegistry()
+    app = FastAPI(title="NaloxNet backend", version="1", docs_url="/docs")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.registry = registry
+    requests = Counter(
+        "nx_api_requests", "API requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "nx_api_request_seconds", "API request latency", ["route"], registry=registry
+    )
+
+    @app.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        latency.labels(name).observe(time.perf_counter() - started)
+        requests.labels(request.method, name, str(response.status_code)).inc()
+        return response
+
+    app.include_router(root_router)
+    app.include_router(api_router)
+    return app

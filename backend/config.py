@@ -1,0 +1,72 @@
+"""Backend settings: environment variables with the ``NX_`` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_MQTT_PASSWORD = "nx-backend-dev"  # noqa: S105 - refused outside development below
+
+
+class Settings(BaseSettings):
+    """Everything the API and the ingest workers can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="NX_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./var/naloxnet.db"
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str = "nx-backend"
+    mqtt_password: SecretStr = SecretStr(DEV_MQTT_PASSWORD)
+    mqtt_tls_ca_file: Path | None = None
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+
+    # Ingest: a stable client id per worker and one shared-subscription group.
+    ingest_client_id_prefix: str = "nx-ingest"
+    ingest_share_group: str = "nx-ingest"
+    # The broker keeps a stopped worker's queue this long; a week covers a
+    # weekend outage of the backend.
+    ingest_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
+    # How many unacknowledged QoS 1 messages the broker may push at a worker
+    # (MQTT v5 Receive Maximum); bounds memory and the size of a batch.
+    ingest_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    ingest_batch_max_size: int = Field(default=500, ge=1)
+    ingest_batch_max_wait_s: float = Field(default=0.2, gt=0)
+    # After the first message of a batch, wait this long for the next before
+    # committing what is there: short, so that a trickle is committed at once.
+    ingest_batch_linger_s: float = Field(default=0.005, ge=0)
+    ingest_retry_backoff_s: float = Field(default=0.5, gt=0)
+    ingest_maintenance_interval_s: float = Field(default=5.0, gt=0)
+    ingest_reconnect_min_s: float = Field(default=0.5, gt=0)
+    ingest_reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    # Alert rules.
+    default_low_threshold: int = Field(default=2, ge=0)
+    default_par: int | None = Field(default=None, ge=0)
+    offline_timeout_s: float = Field(default=15 * 60, gt=0)
+    gap_timeout_s: float = Field(default=10 * 60, gt=0)
+
+    # Provisioning (used by ``nx-backend device ...``).
+    broker_password_file: Path | None = None
+    broker_pid_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.mqtt_password.get_secret_value() == DEV_MQTT_PASSWORD
+        ):
+            raise ValueError("NX_MQTT_PASSWORD must be set in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

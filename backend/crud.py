@@ -1,0 +1,333 @@
+"""Keyword-only functions that read and change the database for the API and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, delete, func, select
+
+from backend.alerts.rules import slot_alert_spec, slot_alert_types, slot_subject
+from backend.alerts.store import open_alert, resolve_alerts
+from backend.models import (
+    Alert,
+    AlertStatus,
+    AlertType,
+    DispenseEvent,
+    Machine,
+    MachineEvent,
+    RestockVisit,
+    Slot,
+    StockDiscrepancy,
+    utcnow,
+)
+from backend.stock import StockSource, reconcile, restock
+from firmware_agent.wire.topics import validate_machine_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOW_THRESHOLD = 2
+SLOT_FIELDS = ("product", "capacity", "count", "par", "low_threshold")
+
+
+class NotFoundError(LookupError):
+    """The thing asked for does not exist."""
+
+
+class InvalidTransitionError(ValueError):
+    """The change asked for does not apply to the thing's current state."""
+
+
+def _settle_slot_alerts(session: Session, slot: Slot, default_threshold: int) -> None:
+    threshold = default_threshold if slot.low_threshold is None else slot.low_threshold
+    wanted = slot_alert_types(slot.count, threshold)
+    for kind in (AlertType.LOW_STOCK, AlertType.EMPTY_SLOT):
+        if kind in wanted:
+            spec = slot_alert_spec(
+                kind, slot.machine_id, slot.slot, slot.product, slot.count, threshold
+            )
+            open_alert(session, spec, details={"count": slot.count, "threshold": threshold})
+        else:
+            resolve_alerts(session, kind, slot_subject(slot.machine_id, slot.slot))
+
+
+def register_machine(
+    *,
+    session: Session,
+    machine_id: str,
+    name: str,
+    lat: float,
+    lon: float,
+    site: str | None = None,
+    slots: Sequence[dict[str, Any]] | None = None,
+    default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
+) -> Machine:
+    """Create or update a machine and its slots (idempotent), then commit."""
+    validate_machine_id(machine_id)
+    machine = session.get(Machine, machine_id)
+    if machine is None:
+        machine = Machine(id=machine_id, name=name, lat=lat, lon=lon, site=site)
+        session.add(machine)
+    else:
+        machine.name, machine.lat, machine.lon, machine.site = name, lat, lon, site
+        machine.active = True
+    Machine.model_validate(machine.model_dump())  # range checks on lat/lon
+    session.flush()
+    for spec in slots or ():
+        number = int(spec["slot"])
+        slot = session.get(Slot, (machine_id, number))
+        if slot is None:
+            slot = Slot(machine_id=machine_id, slot=number, low_threshold=default_low_threshold)
+            session.add(slot)
+        for field in SLOT_FIELDS:
+            if field in spec and spec[field] is not None:
+                setattr(slot, field, spec[field])
+        if slot.par is None:
+            slot.par = slot.capacity
+        if slot.count < 0 or slot.capacity < 0:
+            raise ValueError(f"slot {number}: counts cannot be negative")
+        slot.updated_at = utcnow()
+        session.flush()
+        _settle_slot_alerts(session, slot, default_low_threshold)
+    session.commit()
+    session.refresh(machine)
+    log.info("machine %s registered", machine_id)
+    return machine
+
+
+def deactivate_machine(*, session: Session, machine_id: str) -> Machine:
+    """Stop accepting a machine's messages but keep its history; resolve its alerts."""
+    machine = session.get(Machine, machine_id)
+    if machine is None:
+        raise NotFoundError(f"machine {machine_id!r} is not registered")
+    machine.active = False
+    _resolve_machine_alerts(session, machine_id, by="deactivated")
+    session.commit()
+    session.refresh(machine)
+    return machine
+
+
+def remove_machine(*, session: Session, machine_id: str) -> bool:
+    """Delete a machine and its slots (events stay, as history); say whether it existed."""
+    machine = session.get(Machine, machine_id)
+    if machine is None:
+        return False
+    _resolve_machine_alerts(session, machine_id, by="removed")
+    session.exec(delete(Slot).where(col(Slot.machine_id) == machine_id))
+    session.delete(machine)
+    session.commit()
+    return True
+
+
+def _resolve_machine_alerts(session: Session, machine_id: str, *, by: str) -> None:
+    active = session.exec(
+        select(Alert).where(
+            col(Alert.machine_id) == machine_id, col(Alert.status) != AlertStatus.RESOLVED
+        )
+    ).all()
+    now = utcnow()
+    for alert in active:
+        alert.status, alert.resolved_at, alert.acted_by = AlertStatus.RESOLVED, now, by
+
+
+def get_machine(*, session: Session, machine_id: str) -> Machine | None:
+    """Return a machine by id."""
+    return session.get(Machine, machine_id)
+
+
+def list_machines(
+    *, session: Session, limit: int = 100, offset: int = 0, include_inactive: bool = False
+) -> tuple[list[Machine], int]:
+    """Return a page of machines by id and the total count."""
+    where = [] if include_inactive else [col(Machine.active)]
+    total = session.exec(select(func.count()).select_from(Machine).where(*where)).one()
+    page = session.exec(
+        select(Machine).where(*where).order_by(col(Machine.id)).offset(offset).limit(limit)
+    ).all()
+    return list(page), int(total)
+
+
+def slots_of(*, session: Session, machine_ids: Sequence[str]) -> dict[str, list[Slot]]:
+    """Return the slots of each machine, by slot number."""
+    found: dict[str, list[Slot]] = {m: [] for m in machine_ids}
+    if not machine_ids:
+        return found
+    rows = session.exec(
+        select(Slot)
+        .where(col(Slot.machine_id).in_(machine_ids))
+        .order_by(col(Slot.machine_id), col(Slot.slot))
+    ).all()
+    for slot in rows:
+        found[slot.machine_id].append(slot)
+    return found
+
+
+def open_alert_types(*, session: Session, machine_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Return the types of the unresolved alerts of each machine."""
+    found: dict[str, list[str]] = {m: [] for m in machine_ids}
+    if not machine_ids:
+        return found
+    rows = session.exec(
+        select(Alert.machine_id, Alert.type).where(
+            col(Alert.machine_id).in_(machine_ids), col(Alert.status) != AlertStatus.RESOLVED
+        )
+    ).all()
+    for machine_id, kind in rows:
+        if machine_id is not None:
+            found[machine_id].append(kind)
+    return found
+
+
+def recent_events(*, session: Session, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Return a machine's latest events (vends and others), newest first."""
+    vends = session.exec(
+        select(DispenseEvent)
+        .where(col(DispenseEvent.machine_id) == machine_id)
+        .order_by(col(DispenseEvent.device_time).desc())
+        .limit(limit)
+    ).all()
+    others = session.exec(
+        select(MachineEvent)
+        .where(col(MachineEvent.machine_id) == machine_id)
+        .order_by(col(MachineEvent.device_time).desc())
+        .limit(limit)
+    ).all()
+    merged: list[dict[str, Any]] = [
+        {
+            "kind": "vend",
+            "boot_id": v.boot_id,
+            "seq": v.seq,
+            "device_time": v.device_time,
+            "received_at": v.received_at,
+            "slot": v.slot,
+            "data": {
+                "product": v.product,
+                "result": v.result,
+                "source": v.source,
+                "drop_confirmed": v.drop_confirmed,
+            },
+        }
+        for v in vends
+    ] + [
+        {
+            "kind": e.kind,
+            "boot_id": e.boot_id,
+            "seq": e.seq,
+            "device_time": e.device_time,
+            "received_at": e.received_at,
+            "slot": e.slot,
+            "data": e.data,
+        }
+        for e in others
+    ]
+    merged.sort(key=lambda e: (e["device_time"], e["seq"]), reverse=True)
+    return merged[:limit]
+
+
+def list_alerts(
+    *,
+    session: Session,
+    status: str | None = None,
+    alert_type: str | None = None,
+    machine_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Alert], int]:
+    """Return a page of alerts, newest first, and the total matching."""
+    where = []
+    if status is not None:
+        where.append(col(Alert.status) == status)
+    if alert_type is not None:
+        where.append(col(Alert.type) == alert_type)
+    if machine_id is not None:
+        where.append(col(Alert.machine_id) == machine_id)
+    total = session.exec(select(func.count()).select_from(Alert).where(*where)).one()
+    page = session.exec(
+        select(Alert)
+        .where(*where)
+        .order_by(col(Alert.opened_at).desc(), col(Alert.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(page), int(total)
+
+
+def acknowledge_alert(*, session: Session, alert_id: int, by: str) -> Alert:
+    """Mark an open alert acknowledged by ``by``."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFoundError(f"alert {alert_id} does not exist")
+    if alert.status == AlertStatus.RESOLVED:
+        raise InvalidTransitionError(f"alert {alert_id} is already resolved")
+    if alert.status == AlertStatus.OPEN:
+        alert.status, alert.acknowledged_at, alert.acted_by = AlertStatus.ACKNOWLEDGED, utcnow(), by
+        session.commit()
+        session.refresh(alert)
+    return alert
+
+
+def resolve_alert(*, session: Session, alert_id: int, by: str) -> Alert:
+    """Mark an alert resolved by ``by`` (idempotent)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFoundError(f"alert {alert_id} does not exist")
+    if alert.status != AlertStatus.RESOLVED:
+        alert.status, alert.resolved_at, alert.acted_by = AlertStatus.RESOLVED, utcnow(), by
+        session.commit()
+        session.refresh(alert)
+    return alert
+
+
+def record_restock_visit(
+    *,
+    session: Session,
+    machine_id: str,
+    counts: dict[int, int],
+    visited_by: str | None = None,
+    counted_before: dict[int, int] | None = None,
+    visited_at: datetime | None = None,
+    default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
+) -> RestockVisit:
+    """Record a visit that set slot counts; closes the stock alerts it fixed.
+
+    ``counted_before`` holds what the visitor found in each slot before loading;
+    where it differs from the books it is stored as a discrepancy.
+    """
+    machine = session.get(Machine, machine_id)
+    if machine is None:
+        raise NotFoundError(f"machine {machine_id!r} is not registered")
+    now = visited_at or utcnow()
+    for number, new_count in sorted(counts.items()):
+        slot = session.get(Slot, (machine_id, number))
+        if slot is None:
+            raise NotFoundError(f"machine {machine_id!r} has no slot {number}")
+        if counted_before and number in counted_before:
+            check = reconcile(slot.count, counted_before[number], StockSource.VISIT)
+            if check.discrepancy is not None:
+                session.add(
+                    StockDiscrepancy(
+                        machine_id=machine_id,
+                        slot=number,
+                        source=StockSource.VISIT.value,
+                        expected=check.discrepancy.expected,
+                        observed=check.discrepancy.observed,
+                        detected_at=now,
+                        details={"visited_by": visited_by},
+                    )
+                )
+        slot.count = restock(slot.count, new_count, StockSource.VISIT).after
+        slot.updated_at = now
+        session.flush()
+        _settle_slot_alerts(session, slot, default_low_threshold)
+    visit = RestockVisit(
+        machine_id=machine_id,
+        visited_at=now,
+        visited_by=visited_by,
+        counts={str(k): v for k, v in counts.items()},
+    )
+    session.add(visit)
+    session.commit()
+    session.refresh(visit)
+    return visit

@@ -1,0 +1,185 @@
+"""Apply new events and stock reports of one batch to the slots, in device-time order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from backend import stock
+from backend.alerts.rules import (
+    slot_alert_spec,
+    slot_alert_types,
+    slot_subject,
+    vend_failure_spec,
+)
+from backend.alerts.store import open_alert, resolve_alerts
+from backend.models import AlertType, Machine, Slot, StockDiscrepancy
+from backend.stock import Change, StockSource
+from firmware_agent.wire import payloads
+
+StockItem = payloads.VendEvent | payloads.RestockEvent | payloads.StockSnapshot
+
+
+@dataclass
+class SlotBook:
+    """The slots of the machines in a batch, with each slot's count before the batch."""
+
+    default_low_threshold: int
+    slots: dict[tuple[str, int], Slot] = field(default_factory=dict)
+    before: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    discrepancies: list[dict[str, Any]] = field(default_factory=list)
+
+    def threshold(self, slot: Slot) -> int:
+        """Return the slot's low-stock threshold, or the default."""
+        return self.default_low_threshold if slot.low_threshold is None else slot.low_threshold
+
+    def get(self, session: Session, machine_id: str, number: int, product: str | None) -> Slot:
+        """Return the slot, creating it (empty) when the machine reports one we did not know."""
+        key = (machine_id, number)
+        found = self.slots.get(key)
+        if found is None:
+            found = Slot(
+                machine_id=machine_id,
+                slot=number,
+                product=product,
+                capacity=0,
+                count=0,
+                low_threshold=self.default_low_threshold,
+            )
+            session.add(found)
+            self.slots[key] = found
+            self.before[key] = None
+        return found
+
+    def apply(self, slot: Slot, change: Change, now: datetime, device_time: datetime) -> None:
+        """Set the slot's count and keep any discrepancy for insertion."""
+        slot.count = change.after
+        slot.updated_at = now
+        if change.discrepancy is not None:
+            self.discrepancies.append(
+                {
+                    "machine_id": slot.machine_id,
+                    "slot": slot.slot,
+                    "source": change.discrepancy.source.value,
+                    "expected": change.discrepancy.expected,
+                    "observed": change.discrepancy.observed,
+                    "detected_at": now,
+                    "device_time": device_time,
+                    "details": {},
+                }
+            )
+
+
+def load_slots(
+    session: Session, machine_ids: Iterable[str], default_low_threshold: int
+) -> SlotBook:
+    """Load (and on PostgreSQL lock) the slots of ``machine_ids``."""
+    book = SlotBook(default_low_threshold)
+    ids = sorted(set(machine_ids))
+    if not ids:
+        return book
+    query = (
+        select(Slot)
+        .where(col(Slot.machine_id).in_(ids))
+        .order_by(col(Slot.machine_id), col(Slot.slot))
+        .with_for_update()
+    )
+    for slot in session.exec(query).all():
+        key = (slot.machine_id, slot.slot)
+        book.slots[key] = slot
+        book.before[key] = slot.count
+    return book
+
+
+def _time_of(item: StockItem) -> datetime:
+    return item.device_time
+
+
+def apply_stock(
+    session: Session, book: SlotBook, machine: Machine, items: list[StockItem], now: datetime
+) -> None:
+    """Apply a machine's new vends, restocks and snapshots to its slots."""
+    for item in sorted(items, key=_time_of):
+        if isinstance(item, payloads.StockSnapshot):
+            _apply_snapshot(session, book, machine, item, now)
+        elif isinstance(item, payloads.RestockEvent):
+            if stock.already_counted(item.device_time, machine.stock_as_of):
+                continue
+            slot = book.get(session, machine.id, item.slot, None)
+            book.apply(slot, stock.restock(slot.count, item.count), now, item.device_time)
+        else:
+            _apply_vend(session, book, machine, item, now)
+
+
+def _apply_vend(
+    session: Session, book: SlotBook, machine: Machine, event: payloads.VendEvent, now: datetime
+) -> None:
+    slot = book.get(session, machine.id, event.slot, event.product)
+    subject = slot_subject(machine.id, event.slot)
+    if event.result is payloads.VendResult.OK:
+        resolve_alerts(session, AlertType.VEND_FAILURE, subject, now=now)
+        if not stock.already_counted(event.device_time, machine.stock_as_of):
+            book.apply(slot, stock.vend(slot.count), now, event.device_time)
+    elif event.result is payloads.VendResult.EMPTY:
+        # The controller found the slot empty: that is a stock report.
+        if not stock.already_counted(event.device_time, machine.stock_as_of):
+            change = stock.reconcile(slot.count, 0, StockSource.CONTROLLER)
+            book.apply(slot, change, now, event.device_time)
+    else:
+        spec = vend_failure_spec(machine.id, event.slot, event.result.value)
+        open_alert(session, spec, details={"result": event.result.value, "seq": event.seq}, now=now)
+
+
+def _apply_snapshot(
+    session: Session,
+    book: SlotBook,
+    machine: Machine,
+    snapshot: payloads.StockSnapshot,
+    now: datetime,
+) -> None:
+    if machine.stock_as_of is not None and snapshot.device_time <= machine.stock_as_of:
+        return  # an older report than one already adopted
+    for reported in snapshot.slots:
+        slot = book.get(session, machine.id, reported.slot, reported.product)
+        if reported.product is not None:
+            slot.product = reported.product
+        if reported.capacity is not None:
+            slot.capacity = reported.capacity
+        change = stock.reconcile(slot.count, reported.count, StockSource.CONTROLLER)
+        book.apply(slot, change, now, snapshot.device_time)
+    machine.stock_as_of = snapshot.device_time
+
+
+def settle_alerts(session: Session, book: SlotBook, now: datetime) -> None:
+    """Open or resolve stock alerts for the slots whose count crossed a threshold."""
+    for key, slot in book.slots.items():
+        before = book.before.get(key)
+        if before is not None and before == slot.count:
+            continue
+        threshold = book.threshold(slot)
+        had = slot_alert_types(before, threshold) if before is not None else frozenset()
+        has = slot_alert_types(slot.count, threshold)
+        for kind in sorted(has - had):
+            open_alert(
+                session,
+                slot_alert_spec(
+                    kind, slot.machine_id, slot.slot, slot.product, slot.count, threshold
+                ),
+                details={"count": slot.count, "threshold": threshold},
+                now=now,
+            )
+        for kind in sorted(had - has):
+            resolve_alerts(session, kind, slot_subject(slot.machine_id, slot.slot), now=now)
+
+
+def insert_discrepancies(session: Session, book: SlotBook) -> None:
+    """Store the discrepancies the batch found."""
+    if book.discrepancies:
+        session.execute(
+            StockDiscrepancy.__table__.insert(),  # type: ignore[attr-defined]
+            book.discrepancies,
+        )

@@ -1,0 +1,187 @@
+"""The thin paho-mqtt adapter of an ingest worker: connect, subscribe, enqueue, ack."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from backend.config import Settings
+from backend.models import utcnow
+from firmware_agent.wire.topics import Channel, subscription
+
+log = logging.getLogger(__name__)
+
+SHARED_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT)
+# Retained topics: MQTT v5 sends no retained messages to shared subscriptions,
+# so worker 0 reads these on a plain subscription (small, idempotent traffic).
+RETAINED_CHANNELS = (Channel.STATUS, Channel.STOCK)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message handed from paho's thread to the writer, with what is needed to ack it."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    mid: int
+    qos: int
+    generation: int
+
+
+def subscriptions(settings: Settings, worker_index: int) -> list[str]:
+    """Return the topic filters worker ``worker_index`` subscribes to."""
+    share = f"$share/{settings.ingest_share_group}/"
+    topics = [share + subscription(c) for c in SHARED_CHANNELS]
+    if worker_index == 0:
+        topics += [subscription(c) for c in RETAINED_CHANNELS]
+    return topics
+
+
+class IngestClient:
+    """Owns the paho client; its callbacks only enqueue and never raise."""
+
+    def __init__(self, settings: Settings, worker_index: int, inbox: queue.Queue[Delivery]) -> None:
+        self.settings = settings
+        self.client_id = f"{settings.ingest_client_id_prefix}-{worker_index}"
+        self.topics = subscriptions(settings, worker_index)
+        self.inbox = inbox
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.username_pw_set(
+            self.settings.mqtt_username, self.settings.mqtt_password.get_secret_value()
+        )
+        if self.settings.mqtt_tls_ca_file is not None:
+            client.tls_set(ca_certs=str(self.settings.mqtt_tls_ca_file))
+        client.reconnect_delay_set(
+            int(max(1, self.settings.ingest_reconnect_min_s)),
+            int(max(1, self.settings.ingest_reconnect_max_s)),
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def start(self) -> None:
+        """Connect in the background; paho's thread reconnects on its own."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
+        props.ReceiveMaximum = self.settings.ingest_receive_maximum
+        self._client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=self.settings.mqtt_keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect (the session and its queue stay on the broker) and stop the thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a committed message, unless it came over an earlier connection."""
+        if delivery.qos == 0:
+            return
+        with self._lock:
+            if delivery.generation != self._generation:
+                # The broker resends it on this connection; the unique key drops it.
+                return
+            self._client.ack(delivery.mid, delivery.qos)
+
+    # -- paho callbacks: catch everything, never block ---------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        try:
+            if reason.is_failure:
+                log.warning("broker refused %s: %s", self.client_id, reason)
+                return
+            # Retain handling 1: retained messages only when the subscription is
+            # new, not on every reconnect of a persistent session.
+            options = SubscribeOptions(qos=1, retainHandling=1)
+            client.subscribe([(topic, options) for topic in self.topics])
+            self.connected.set()
+            log.info(
+                "%s connected to %s:%d",
+                self.client_id,
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+            )
+        except Exception:
+            log.exception("on_connect failed")
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        try:
+            refused = [str(r) for r in reasons if r.is_failure]
+            if refused:
+                log.error("subscriptions refused for %s: %s", self.client_id, refused)
+            else:
+                self.subscribed.set()
+        except Exception:
+            log.exception("on_subscribe failed")
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        try:
+            with self._lock:
+                self._generation += 1
+            self.connected.clear()
+            self.subscribed.clear()
+            log.info("%s disconnected: %s", self.client_id, reason)
+        except Exception:
+            log.exception("on_disconnect failed")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            with self._lock:
+                generation = self._generation
+            self.inbox.put_nowait(
+                Delivery(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, generation)
+            )
+        except Exception:
+            log.exception("could not enqueue a message on %r", getattr(msg, "topic", "?"))

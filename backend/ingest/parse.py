@@ -1,0 +1,89 @@
+"""Turn an MQTT message into a validated payload or a reason to dead-letter it (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from firmware_agent.wire import payloads
+from firmware_agent.wire.topics import Channel, TopicError, parse_topic
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Anything bigger is not one of our messages (and would bloat the dead letters)."""
+
+Payload = (
+    payloads.VendEvent
+    | payloads.RestockEvent
+    | payloads.DoorEvent
+    | payloads.FaultEvent
+    | payloads.TemperatureEvent
+    | payloads.KeyEvent
+    | payloads.Status
+    | payloads.StockSnapshot
+    | payloads.Telemetry
+    | payloads.CommandResult
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message as it came off the broker."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message whose topic and payload are valid."""
+
+    message: Message
+    machine_id: str
+    channel: Channel
+    body: Payload
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message to dead-letter, with the reason."""
+
+    message: Message
+    reason: str
+
+
+def _parse_body(channel: Channel, raw: bytes) -> Payload:
+    match channel:
+        case Channel.EVENTS:
+            return payloads.parse_event(raw)
+        case Channel.STATUS:
+            return payloads.parse_model(payloads.Status, raw)
+        case Channel.STOCK:
+            return payloads.parse_model(payloads.StockSnapshot, raw)
+        case Channel.TELEMETRY:
+            return payloads.parse_model(payloads.Telemetry, raw)
+        case Channel.CMD_RESULT:
+            return payloads.parse_model(payloads.CommandResult, raw)
+        case _:
+            raise payloads.PayloadError(f"ingest does not read the {channel.value} channel")
+
+
+def classify(message: Message) -> Accepted | Rejected:
+    """Validate ``message``; never raises for bad input."""
+    try:
+        machine_id, channel = parse_topic(message.topic)
+    except TopicError as exc:
+        return Rejected(message, f"topic: {exc}")
+    if len(message.payload) > MAX_PAYLOAD_BYTES:
+        return Rejected(message, f"payload: {len(message.payload)} bytes is over the limit")
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail a batch.
+    if b"\\u0000" in message.payload or b"\x00" in message.payload:
+        return Rejected(message, "payload: contains a NUL character")
+    try:
+        body = _parse_body(channel, message.payload)
+    except payloads.PayloadError as exc:
+        return Rejected(message, exc.reason[:480])
+    claimed = getattr(body, "machine_id", machine_id)
+    if claimed != machine_id:
+        return Rejected(message, f"payload machine_id {claimed!r} does not match the topic")
+    return Accepted(message, machine_id, channel, body)

@@ -1,0 +1,305 @@
+"""Write one batch of MQTT messages in one transaction (the caller commits, then acks)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from backend.alerts.rules import machine_alert_spec
+from backend.alerts.store import open_alert, resolve_alerts
+from backend.dbutil import insert_ignore
+from backend.ingest.ledger import (
+    StockItem,
+    apply_stock,
+    insert_discrepancies,
+    load_slots,
+    settle_alerts,
+)
+from backend.ingest.parse import Accepted, Message, Rejected, classify
+from backend.models import (
+    AlertType,
+    CommandResultRecord,
+    DeadLetter,
+    DispenseEvent,
+    Machine,
+    MachineEvent,
+    StockSnapshot,
+)
+from firmware_agent.wire import payloads
+from firmware_agent.wire.topics import Channel
+
+log = logging.getLogger(__name__)
+
+EventKey = tuple[str, int, int]
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, for metrics and tests."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+def _key(event: payloads.VendEvent | payloads.RestockEvent | Any) -> EventKey:
+    return (event.machine_id, event.boot_id, event.seq)
+
+
+def _event_row(event: Any, received_at: datetime) -> tuple[bool, dict[str, Any]]:
+    base = {
+        "machine_id": event.machine_id,
+        "boot_id": event.boot_id,
+        "seq": event.seq,
+        "device_time": event.device_time,
+        "received_at": received_at,
+    }
+    if isinstance(event, payloads.VendEvent):
+        return True, {
+            **base,
+            "slot": event.slot,
+            "product": event.product,
+            "result": event.result.value,
+            "drop_confirmed": event.drop_confirmed,
+            "source": event.source,
+        }
+    data = event.model_dump(
+        mode="json",
+        exclude={
+            "schema_version",
+            "machine_id",
+            "boot_id",
+            "seq",
+            "device_time",
+            "event_id",
+            "kind",
+        },
+    )
+    return False, {**base, "kind": event.kind, "slot": data.pop("slot", None), "data": data}
+
+
+def dead_letter_rows(rejected: Sequence[Rejected]) -> list[dict[str, Any]]:
+    """Return dead-letter rows for rejected messages."""
+    return [
+        {
+            "received_at": r.message.received_at,
+            "topic": r.message.topic[:512],
+            "reason": r.reason[:500],
+            "payload": r.message.payload,
+        }
+        for r in rejected
+    ]
+
+
+class BatchWriter:
+    """Validates a batch and writes everything it implies inside the caller's transaction."""
+
+    def __init__(self, *, default_low_threshold: int) -> None:
+        self.default_low_threshold = default_low_threshold
+
+    def write(self, session: Session, messages: Sequence[Message], now: datetime) -> BatchResult:
+        """Write ``messages``; bad ones become dead letters. Raises only on database errors."""
+        result = BatchResult(received=len(messages))
+        rejected: list[Rejected] = []
+        accepted: list[Accepted] = []
+        for item in map(classify, messages):
+            (accepted if isinstance(item, Accepted) else rejected).append(item)  # type: ignore[arg-type]
+        machines = self._lock_machines(session, {a.machine_id for a in accepted})
+        known: list[Accepted] = []
+        for item in accepted:
+            machine = machines.get(item.machine_id)
+            if machine is None or not machine.active:
+                rejected.append(Rejected(item.message, f"unknown machine {item.machine_id!r}"))
+            else:
+                known.append(item)
+        for r in rejected:
+            log.warning("dead letter on %s: %s", r.message.topic[:200], r.reason)
+        stock_items: dict[str, list[StockItem]] = defaultdict(list)
+        new_events, result.duplicates = self._insert_events(session, known)
+        for item in new_events:
+            self._on_event(session, machines[item.machine_id], item, now, stock_items)
+        for item in known:
+            machine = machines[item.machine_id]
+            body = item.body
+            if isinstance(body, payloads.StockSnapshot):
+                if self._insert_snapshot(session, body, item.message.received_at):
+                    stock_items[machine.id].append(body)
+            elif isinstance(body, payloads.Status):
+                self._on_status(session, machine, body, now)
+            elif isinstance(body, payloads.Telemetry):
+                self._on_telemetry(session, machine, body, item.message.received_at, now)
+            elif isinstance(body, payloads.CommandResult):
+                self._on_command_result(session, machine, body, item.message.received_at)
+        if stock_items:
+            book = load_slots(session, stock_items, self.default_low_threshold)
+            for machine_id, items in stock_items.items():
+                apply_stock(session, book, machines[machine_id], items, now)
+            session.flush()
+            settle_alerts(session, book, now)
+            insert_discrepancies(session, book)
+        if rejected:
+            insert_ignore(session, DeadLetter, dead_letter_rows(rejected))
+        result.dead_letters = len(rejected)
+        result.stored = len(known) - result.duplicates
+        return result
+
+    @staticmethod
+    def _lock_machines(session: Session, ids: set[str]) -> dict[str, Machine]:
+        if not ids:
+            return {}
+        # Sorted row locks: two workers on PostgreSQL lock machines in the
+        # same order, so they queue instead of deadlocking.
+        query = (
+            select(Machine)
+            .where(col(Machine.id).in_(sorted(ids)))
+            .order_by(col(Machine.id))
+            .with_for_update()
+        )
+        return {m.id: m for m in session.exec(query).all()}
+
+    @staticmethod
+    def _insert_events(session: Session, known: list[Accepted]) -> tuple[list[Accepted], int]:
+        unique: dict[EventKey, Accepted] = {}
+        total = 0
+        for item in known:
+            if item.channel is Channel.EVENTS:
+                total += 1
+                unique.setdefault(_key(item.body), item)
+        vend_rows: list[dict[str, Any]] = []
+        other_rows: list[dict[str, Any]] = []
+        for item in unique.values():
+            is_vend, row = _event_row(item.body, item.message.received_at)
+            (vend_rows if is_vend else other_rows).append(row)
+        cols = ("machine_id", "boot_id", "seq")
+        inserted = {
+            tuple(r)
+            for model, rows in ((DispenseEvent, vend_rows), (MachineEvent, other_rows))
+            for r in insert_ignore(session, model, rows, returning=cols)
+        }
+        new = [item for key, item in unique.items() if key in inserted]
+        return new, total - len(new)
+
+    @staticmethod
+    def _insert_snapshot(
+        session: Session, snap: payloads.StockSnapshot, received: datetime
+    ) -> bool:
+        row = {
+            "machine_id": snap.machine_id,
+            "boot_id": snap.boot_id,
+            "revision": snap.revision,
+            "source": "controller",
+            "device_time": snap.device_time,
+            "received_at": received,
+            "slots": [s.model_dump(mode="json") for s in snap.slots],
+        }
+        return bool(insert_ignore(session, StockSnapshot, [row], returning=("id",)))
+
+    @staticmethod
+    def _on_event(
+        session: Session,
+        machine: Machine,
+        item: Accepted,
+        now: datetime,
+        stock_items: dict[str, list[StockItem]],
+    ) -> None:
+        event = item.body
+        _touch(machine, item.message.received_at)
+        seq = getattr(event, "seq", None)
+        if seq is not None and (machine.max_seq is None or seq > machine.max_seq):
+            machine.max_seq = seq
+        if isinstance(event, payloads.VendEvent | payloads.RestockEvent):
+            stock_items[machine.id].append(event)
+        elif isinstance(event, payloads.DoorEvent):
+            machine.door = event.state.value
+            if event.state is payloads.DoorState.OPEN:
+                open_alert(
+                    session,
+                    machine_alert_spec(AlertType.DOOR_OPEN, machine.id, f"{machine.id}: door open"),
+                    details={"seq": event.seq},
+                    now=now,
+                )
+            else:
+                resolve_alerts(session, AlertType.DOOR_OPEN, machine.id, now=now)
+        elif isinstance(event, payloads.TemperatureEvent):
+            machine.temperature_c = event.celsius
+            if event.excursion:
+                open_alert(
+                    session,
+                    machine_alert_spec(
+                        AlertType.TEMPERATURE,
+                        machine.id,
+                        f"{machine.id}: temperature {event.celsius:.1f} °C outside storage range",
+                    ),
+                    details={"celsius": event.celsius, "since": event.device_time.isoformat()},
+                    now=now,
+                )
+            else:
+                resolve_alerts(session, AlertType.TEMPERATURE, machine.id, now=now)
+
+    @staticmethod
+    def _on_status(
+        session: Session, machine: Machine, status: payloads.Status, now: datetime
+    ) -> None:
+        machine.status = status.state.value
+        machine.status_source = "status"
+        if status.state is payloads.MachineState.ONLINE:
+            machine.boot_id = status.boot_id
+            if status.firmware:
+                machine.firmware = status.firmware
+            resolve_alerts(session, AlertType.MACHINE_OFFLINE, machine.id, now=now)
+        else:
+            open_alert(
+                session,
+                machine_alert_spec(
+                    AlertType.MACHINE_OFFLINE, machine.id, f"{machine.id} went offline"
+                ),
+                details={"reason": "last will or clean disconnect"},
+                now=now,
+            )
+
+    @staticmethod
+    def _on_telemetry(
+        session: Session,
+        machine: Machine,
+        beat: payloads.Telemetry,
+        received: datetime,
+        now: datetime,
+    ) -> None:
+        _touch(machine, received)
+        machine.temperature_c = beat.temperature_c
+        machine.door = beat.door.value if beat.door else machine.door
+        machine.outbox_depth = beat.outbox_depth
+        machine.boot_id = beat.boot_id
+        if beat.firmware:
+            machine.firmware = beat.firmware
+        if machine.status == "unknown" or machine.status_source == "timeout":
+            machine.status, machine.status_source = "online", "telemetry"
+            resolve_alerts(session, AlertType.MACHINE_OFFLINE, machine.id, now=now)
+
+    @staticmethod
+    def _on_command_result(
+        session: Session, machine: Machine, res: payloads.CommandResult, received: datetime
+    ) -> None:
+        _touch(machine, received)
+        session.add(
+            CommandResultRecord(
+                machine_id=machine.id,
+                command_id=res.command_id,
+                ok=res.ok,
+                error=res.error,
+                detail=dict(res.detail),
+                received_at=received,
+            )
+        )
+
+
+def _touch(machine: Machine, received: datetime) -> None:
+    if machine.last_seen is None or received > machine.last_seen:
+        machine.last_seen = received

@@ -1,0 +1,50 @@
+"""Prometheus metrics, on a registry per app or worker so tests do not collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass(frozen=True)
+class IngestMetrics:
+    """Counters of one ingest worker."""
+
+    messages_in: Counter
+    committed: Counter
+    duplicates: Counter
+    dead_letters: Counter
+    batch_seconds: Histogram
+    batch_retries: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> IngestMetrics:
+        """Register the ingest metrics on ``registry``."""
+        return cls(
+            messages_in=Counter(
+                "nx_ingest_messages_in", "MQTT messages received", registry=registry
+            ),
+            committed=Counter(
+                "nx_ingest_messages_committed",
+                "Messages stored by a committed transaction",
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "nx_ingest_duplicates", "Events already stored, dropped", registry=registry
+            ),
+            dead_letters=Counter(
+                "nx_ingest_dead_letters", "Messages stored as dead letters", registry=registry
+            ),
+            batch_seconds=Histogram(
+                "nx_ingest_batch_seconds",
+                "Time to validate and commit one batch",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
+            ),
+            batch_retries=Counter(
+                "nx_ingest_batch_retries",
+                "Batches retried after a database error",
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,46 @@
+"""The database tables (SQLModel); importing this registers them all on the metadata."""
+
+from backend.models.alerts import (
+    ACTIVE_ALERT_WHERE,
+    Alert,
+    AlertPublic,
+    AlertStatus,
+    AlertType,
+    Severity,
+)
+from backend.models.events import (
+    CommandResultRecord,
+    DeadLetter,
+    DeliveryGap,
+    DispenseEvent,
+    MachineEvent,
+    StockSnapshot,
+)
+from backend.models.fleet import Machine, MachineBase, NaloxoneLot, Product, Slot, SlotBase
+from backend.models.stock import RestockVisit, StockDiscrepancy
+from backend.models.types import UTCDateTime, utcnow
+
+__all__ = [
+    "ACTIVE_ALERT_WHERE",
+    "Alert",
+    "AlertPublic",
+    "AlertStatus",
+    "AlertType",
+    "CommandResultRecord",
+    "DeadLetter",
+    "DeliveryGap",
+    "DispenseEvent",
+    "Machine",
+    "MachineBase",
+    "MachineEvent",
+    "NaloxoneLot",
+    "Product",
+    "RestockVisit",
+    "Severity",
+    "Slot",
+    "SlotBase",
+    "StockDiscrepancy",
+    "StockSnapshot",
+    "UTCDateTime",
+    "utcnow",
+]

@@ -1,0 +1,101 @@
+"""``nx-backend migrate | serve | ingest``: run the backend's services."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from prometheus_client import CollectorRegistry
+
+from backend.config import get_settings
+from backend.db import SchemaOutOfDateError, migrate
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+
+
+def migrate_command(
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (default: NX_DATABASE_URL)")
+    ] = None,
+) -> None:
+    """Upgrade the database to the newest schema."""
+    _setup_logging(False)
+    url = database_url or get_settings().database_url
+    migrate(url)
+    typer.echo("database schema is up to date")
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    ingest: Annotated[bool, typer.Option(help="Run ingest worker 0 in this process")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the HTTP API (and, by default, an ingest worker)."""
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.ingest import IngestWorker
+
+    _setup_logging(verbose)
+    settings = get_settings()
+    registry = CollectorRegistry()
+    try:
+        app = create_app(settings, registry=registry)
+        worker = IngestWorker(settings, 0, registry=registry) if ingest else None
+        if worker is not None:
+            worker.start()
+    except SchemaOutOfDateError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def ingest_command(
+    worker: Annotated[int, typer.Option("--worker", help="Worker index (stable client id)")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run one ingest worker until SIGTERM or SIGINT."""
+    from backend.ingest import IngestWorker
+
+    _setup_logging(verbose)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    instance = IngestWorker(get_settings(), worker)
+    try:
+        instance.start()
+    except SchemaOutOfDateError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    log.info("ingest worker %d running", worker)
+    try:
+        stop.wait()
+    finally:
+        instance.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``nx-backend`` app."""
+    app.command("migrate")(migrate_command)
+    app.command("serve")(serve_command)
+    app.command("ingest")(ingest_command)

@@ -1,0 +1,144 @@
+"""Database fixtures: every database test runs on SQLite and, where one answers, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from backend import crud
+from backend.config import Settings
+from backend.db import make_engine, migrate
+from simulators.broker import MosquittoBroker
+from tests.conftest import BACKEND_PASSWORD
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    url = make_url(POSTGRES_ADMIN_URL)
+    try:
+        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                             password=url.password, dbname=url.database, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {url.host}:{url.port} does not answer ({exc.__class__.__name__})"
+
+
+_PG_REASON = _postgres_unavailable()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The admin URL of the test PostgreSQL, or skip."""
+    if _PG_REASON is not None:
+        pytest.skip(_PG_REASON)
+    return POSTGRES_ADMIN_URL
+
+
+def create_pg_database(admin_url: str) -> str:
+    """Create a fresh database on the test server; return its URL."""
+    import psycopg
+
+    url = make_url(admin_url)
+    name = f"nx_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                         password=url.password, dbname=url.database, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin_url: str, db_url: str) -> None:
+    """Drop a database made by ``create_pg_database``."""
+    import psycopg
+
+    url = make_url(admin_url)
+    name = make_url(db_url).database
+    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                         password=url.password, dbname=url.database, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
+    """An empty database URL: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'nx.db'}"
+        return
+    if _PG_REASON is not None:
+        pytest.skip(_PG_REASON)
+    url = create_pg_database(POSTGRES_ADMIN_URL)
+    try:
+        yield url
+    finally:
+        drop_pg_database(POSTGRES_ADMIN_URL, url)
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """A database at the newest schema."""
+    migrate(db_url)
+    return db_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    """An engine on the migrated test database."""
+    eng = make_engine(migrated_url, immediate=True)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def session(migrated_url: str) -> Iterator[Session]:
+    """A reading session on the migrated test database (its own engine, no write lock)."""
+    eng = make_engine(migrated_url)
+    try:
+        with Session(eng, expire_on_commit=False) as s:
+            yield s
+    finally:
+        eng.dispose()
+
+
+def register(session: Session, machine_id: str, *, count: int = 8, capacity: int = 10,
+             threshold: int = 2, slots: int = 1) -> None:
+    """Register a test machine with ``slots`` naloxone slots."""
+    crud.register_machine(
+        session=session, machine_id=machine_id, name=f"Machine {machine_id}", lat=40.7,
+        lon=-74.0, site="test",
+        slots=[{"slot": n, "product": "naloxone-nasal-4mg", "capacity": capacity,
+                "count": count, "low_threshold": threshold} for n in range(1, slots + 1)],
+    )
+
+
+def ingest_settings(url: str, broker: MosquittoBroker, **overrides: object) -> Settings:
+    """Settings for an ingest worker on the test broker, with short timings."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": url,
+        "mqtt_host": broker.host,
+        "mqtt_port": broker.port,
+        "mqtt_username": "nx-backend",
+        "mqtt_password": BACKEND_PASSWORD,
+        "ingest_batch_max_wait_s": 0.05,
+        "ingest_retry_backoff_s": 0.05,
+        "ingest_maintenance_interval_s": 0.2,
+        "ingest_reconnect_min_s": 1,
+        "ingest_reconnect_max_s": 2,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)

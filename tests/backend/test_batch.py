@@ -1,0 +1,169 @@
+"""Batch processing against a real database: idempotency, stock, alerts, dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from backend.ingest.parse import Message
+from backend.ingest.store import BatchWriter
+from backend.models import (
+    Alert,
+    DeadLetter,
+    DispenseEvent,
+    Machine,
+    MachineEvent,
+    Slot,
+    StockDiscrepancy,
+)
+from firmware_agent.wire import payloads
+from firmware_agent.wire.topics import Channel, machine_topic
+from tests.backend.conftest import register
+from tests.backend.helpers import T0, events_topic, restock_event, vend
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _write(engine: Engine, messages: list[Message]) -> object:
+    with Session(engine, expire_on_commit=False) as session:
+        result = BatchWriter(default_low_threshold=2).write(session, messages, NOW)
+        session.commit()
+        return result
+
+
+def _msg(topic: str, payload: bytes) -> Message:
+    return Message(topic, payload, NOW)
+
+
+def _event_msg(event: payloads.VendEvent | payloads.RestockEvent) -> Message:
+    return _msg(events_topic(event.machine_id), event.to_bytes())
+
+
+def _count(session: Session, model: type, **where: object) -> int:
+    session.rollback()  # end the read snapshot: see what other sessions committed
+    query = select(func.count()).select_from(model)
+    for name, value in where.items():
+        query = query.where(getattr(model, name) == value)
+    return int(session.execute(query).scalar_one())
+
+
+def _slot(session: Session, machine_id: str, number: int = 1) -> Slot:
+    session.rollback()
+    slot = session.get(Slot, (machine_id, number))
+    assert slot is not None
+    return slot
+
+
+def test_vends_are_stored_once_and_decrement_stock(engine: Engine, session: Session) -> None:
+    register(session, "test-001", count=8)
+    batch = [_event_msg(vend("test-001", seq)) for seq in range(1, 4)]
+    first = _write(engine, batch + batch[:1])  # a duplicate inside the batch
+    again = _write(engine, batch)  # the broker redelivers after a crash
+    assert (first.stored, first.duplicates) == (3, 1)  # type: ignore[attr-defined]
+    assert (again.stored, again.duplicates) == (0, 3)  # type: ignore[attr-defined]
+    assert _count(session, DispenseEvent, machine_id="test-001") == 3
+    assert _slot(session, "test-001").count == 5
+    machine = session.get(Machine, "test-001")
+    assert machine is not None
+    assert machine.max_seq == 3
+    assert machine.last_seen == NOW
+
+
+def test_low_stock_opens_one_alert_and_restock_resolves_it(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-002", count=5, threshold=2)
+    # 5 -> 2 reaches the threshold; 2 -> 1 -> 0 must not open more low-stock alerts.
+    for seq in range(1, 6):
+        _write(engine, [_event_msg(vend("test-002", seq))])
+    assert _slot(session, "test-002").count == 0
+    low = _count(session, Alert, type="low_stock", subject="test-002/slot/1")
+    empty = _count(session, Alert, type="empty_slot", subject="test-002/slot/1", status="open")
+    assert (low, empty) == (1, 1)
+    _write(engine, [_event_msg(restock_event("test-002", 6, 1, 10))])
+    assert _slot(session, "test-002").count == 10
+    assert _count(session, Alert, status="open") == 0
+    assert _count(session, Alert, status="resolved") == 2
+
+
+def test_vend_from_empty_slot_keeps_zero_and_records_discrepancy(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-003", count=0)
+    _write(engine, [_event_msg(vend("test-003", 1))])
+    assert _slot(session, "test-003").count == 0
+    found = session.execute(select(StockDiscrepancy)).scalars().all()
+    assert [(d.source, d.expected, d.observed) for d in found] == [("vend", -1, 0)]
+
+
+def test_snapshot_reconciles_with_a_recorded_discrepancy(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-004", count=8)
+    _write(engine, [_event_msg(vend("test-004", 1))])  # books: 7
+    snap = payloads.StockSnapshot(
+        machine_id="test-004", boot_id=1, revision=5, device_time=T0 + timedelta(seconds=10),
+        slots=(payloads.SlotStock(slot=1, product="naloxone-nasal-4mg", count=6, capacity=10),),
+    )
+    _write(engine, [_msg(machine_topic("test-004", Channel.STOCK), snap.to_bytes())])
+    assert _slot(session, "test-004").count == 6
+    found = session.execute(select(StockDiscrepancy)).scalars().one()
+    assert (found.source, found.expected, found.observed) == ("controller", 7, 6)
+    # A vend older than the adopted snapshot is already in it: stored, not counted again.
+    _write(engine, [_event_msg(vend("test-004", 2, at=T0 + timedelta(seconds=9)))])
+    assert _slot(session, "test-004").count == 6
+    assert _count(session, DispenseEvent, machine_id="test-004") == 2
+
+
+def test_bad_messages_become_dead_letters_and_the_rest_is_stored(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-005", count=8)
+    good = vend("test-005", 1)
+    spoofed = vend("test-006", 1)
+    batch = [
+        _msg(events_topic("test-005"), b"{not json"),
+        _msg(events_topic("test-005"), spoofed.to_bytes()),  # payload names another machine
+        _msg(events_topic("test-009"), vend("test-009", 1).to_bytes()),  # never registered
+        _msg("nx/v1/machines/test-005/bogus", b"{}"),
+        _msg(events_topic("test-005"), b'{"firmware":"\\u0000"}'),
+        _event_msg(good),
+    ]
+    result = _write(engine, batch)
+    assert result.dead_letters == 5  # type: ignore[attr-defined]
+    assert _count(session, DispenseEvent) == 1
+    letters = session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+    assert {d.payload for d in letters} == {m.payload for m in batch[:5]}
+    reasons = " | ".join(d.reason for d in letters)
+    assert "unknown machine 'test-009'" in reasons
+    assert "does not match the topic" in reasons
+
+
+def test_status_offline_opens_alert_online_resolves(engine: Engine, session: Session) -> None:
+    register(session, "test-007")
+    topic = machine_topic("test-007", Channel.STATUS)
+    offline = payloads.Status(machine_id="test-007", boot_id=2, state=payloads.MachineState.OFFLINE)
+    online = payloads.Status(machine_id="test-007", boot_id=2, state=payloads.MachineState.ONLINE,
+                             firmware="1.2.3")
+    _write(engine, [_msg(topic, offline.to_bytes())])
+    assert _count(session, Alert, type="machine_offline", status="open") == 1
+    _write(engine, [_msg(topic, online.to_bytes())])
+    session.rollback()
+    machine = session.get(Machine, "test-007")
+    assert machine is not None
+    assert (machine.status, machine.firmware) == ("online", "1.2.3")
+    assert _count(session, Alert, type="machine_offline", status="open") == 0
+
+
+def test_door_and_temperature_events(engine: Engine, session: Session) -> None:
+    register(session, "test-008")
+    door = payloads.DoorEvent(machine_id="test-008", boot_id=1, seq=1, device_time=T0,
+                              state=payloads.DoorState.OPEN)
+    hot = payloads.TemperatureEvent(machine_id="test-008", boot_id=1, seq=2, device_time=T0,
+                                    celsius=41.5, excursion=True)
+    _write(engine, [_msg(events_topic("test-008"), e.to_bytes()) for e in (door, hot)])
+    assert _count(session, MachineEvent, machine_id="test-008") == 2
+    kinds = set(session.execute(select(Alert.type).where(Alert.status == "open")).scalars())
+    assert kinds == {"door_open", "temperature_excursion"}
