@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from firmware_agent.config import AgentSettings, ConfigError
+from firmware_agent.dex import cli as dex_cli
 
 log = logging.getLogger("firmware_agent.cli")
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the agent until SIGTERM")
     run.add_argument("--config", help="TOML settings file (NX_AGENT_* variables override it)")
     run.set_defaults(func=_run)
+    dex_cli.register(sub)
     return parser
 
 
