@@ -26,6 +26,7 @@ class AlertType(StrEnum):
     TEMPERATURE = "temperature_excursion"
     DOOR_OPEN = "door_open"
     VEND_FAILURE = "vend_failure"
+    OVERDOSE_HOTSPOT = "overdose_hotspot"
 
 
 class Severity(StrEnum):
