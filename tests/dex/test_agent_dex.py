@@ -1,0 +1,73 @@
+"""The whole path for a commercial machine: virtual DEX port -> real agent -> real Mosquitto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_agent.agent import Agent
+from firmware_agent.drivers import make_driver
+from firmware_agent.drivers.dex import DexDriver
+from simulators.broker import MosquittoBroker
+from simulators.virtual_dex import VirtualDexMachine
+from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
+
+POLL_S = 0.2
+
+
+@pytest.fixture
+def collector(mosquitto: MosquittoBroker) -> Iterator[Collector]:
+    c = Collector(mosquitto, client_id="dex-collector")
+    yield c
+    c.close()
+
+
+def dex_vends(collector: Collector) -> list[dict[str, object]]:
+    return [e for e in collector.on("events") if e["kind"] == "vend"]
+
+
+def test_make_driver_builds_the_dex_driver(
+    mosquitto: MosquittoBroker, machine: VirtualDexMachine, tmp_path: Path
+) -> None:
+    settings = agent_settings(mosquitto, tmp_path, machine.port, driver="dex", dex_poll_s=7.0)
+    driver = make_driver(settings)
+    assert isinstance(driver, DexDriver)
+    assert driver.name == "dex"
+
+
+def test_dex_vends_reach_the_broker_once_across_an_agent_restart(
+    mosquitto: MosquittoBroker, machine: VirtualDexMachine, collector: Collector,
+    tmp_path: Path,
+) -> None:
+    settings = agent_settings(mosquitto, tmp_path, machine.port, driver="dex", dex_poll_s=POLL_S)
+    machine.vend("1", count=4)  # history from before the agent: not reported
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: machine.audits_served >= 1, what="first audit")
+        machine.vend("1", count=2)
+        machine.vend("2")
+        wait_until(lambda: len(dex_vends(collector)) >= 3, what="3 vend events")
+        wait_until(lambda: agent.outbox_depth == 0, what="outbox drained")
+    finally:
+        agent.stop()
+    first_boot = agent.boot_id
+    machine.vend("2", count=2)  # while the agent is down
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: len(dex_vends(collector)) >= 5, what="5 vend events")
+        served = machine.audits_served
+        wait_until(lambda: machine.audits_served >= served + 3, what="three more polls")
+        wait_until(lambda: agent.outbox_depth == 0, what="outbox drained")
+    finally:
+        agent.stop()
+    vends = dex_vends(collector)
+    assert len(vends) == 5  # nothing lost, nothing doubled
+    assert len({e["event_id"] for e in vends}) == 5
+    assert sorted(e["slot"] for e in vends) == [1, 1, 2, 2, 2]
+    assert all(e["source"] == "dex" and e["result"] == "ok" for e in vends)
+    assert all(e["machine_id"] == MACHINE for e in vends)
+    assert {e["boot_id"] for e in vends} == {first_boot, first_boot + 1}
