@@ -155,6 +155,7 @@ class IngestClient:
             if refused:
                 log.error("subscriptions refused for %s: %s", self.client_id, refused)
             else:
+                log.info("%s subscribed to %s", self.client_id, ", ".join(self.topics))
                 self.subscribed.set()
         except Exception:
             log.exception("on_subscribe failed")

@@ -13,6 +13,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
+from simulators.broker import MosquittoBroker
+from tests.conftest import TEST_MACHINES
 
 WAIT_S = 30.0
 """Generous deadline: the machine has 2 cores shared with other test runs."""
@@ -110,3 +112,10 @@ def restock_event(machine_id: str, seq: int, slot: int, count: int, *, boot_id: 
 def events_topic(machine_id: str) -> str:
     """Return a machine's events topic."""
     return machine_topic(machine_id, Channel.EVENTS)
+
+
+def machine_publisher(broker: MosquittoBroker, machine_id: str,
+                      password: str | None = None) -> PacedPublisher:
+    """Connect as a test machine (its id is its username)."""
+    return PacedPublisher(broker.host, broker.port, machine_id,
+                          password or TEST_MACHINES[machine_id])

@@ -1,0 +1,94 @@
+"""The ingest worker against a real Mosquitto: subscriptions, manual acks, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from backend.ingest import IngestWorker
+from backend.models import Alert, DeadLetter, DispenseEvent, Machine
+from firmware_agent.wire import payloads
+from firmware_agent.wire.topics import Channel, machine_topic
+from simulators.broker import MosquittoBroker
+from tests.backend.conftest import ingest_settings, register
+from tests.backend.helpers import WAIT_S, events_topic, machine_publisher, vend, wait_until
+
+
+def _count(session: Session, query: object) -> int:
+    session.rollback()
+    return int(session.execute(query).scalar_one())  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def worker(migrated_url: str, mosquitto: MosquittoBroker) -> Iterator[IngestWorker]:
+    """An ingest worker (index 0) subscribed on the test broker."""
+    instance = IngestWorker(ingest_settings(migrated_url, mosquitto))
+    instance.start()
+    try:
+        assert instance.wait_subscribed(WAIT_S), "subscriptions were not granted"
+        yield instance
+    finally:
+        instance.stop()
+
+
+def test_events_from_a_machine_are_committed(
+    worker: IngestWorker, session: Session, mosquitto: MosquittoBroker
+) -> None:
+    register(session, "test-001", count=10)
+    publisher = machine_publisher(mosquitto, "test-001")
+    try:
+        publisher.publish_all((events_topic("test-001"), vend("test-001", s).to_bytes())
+                              for s in range(1, 51))
+    finally:
+        publisher.close()
+    stored = select(func.count()).select_from(DispenseEvent)
+    wait_until(lambda: _count(session, stored) == 50, what="50 events committed")
+    assert worker.metrics.committed._value.get() == 50
+
+
+def test_malformed_payload_is_dead_lettered_and_ingest_goes_on(
+    worker: IngestWorker, session: Session, mosquitto: MosquittoBroker
+) -> None:
+    register(session, "test-002", count=10)
+    publisher = machine_publisher(mosquitto, "test-002")
+    try:
+        publisher.publish_all([
+            (events_topic("test-002"), b"\xff\xfe not json"),
+            (events_topic("test-002"), b'{"kind":"vend"}'),
+            (events_topic("test-002"), vend("test-002", 1).to_bytes()),
+        ])
+    finally:
+        publisher.close()
+    wait_until(lambda: _count(session, select(func.count()).select_from(DispenseEvent)) == 1,
+               what="the valid event after the bad ones")
+    letters = _count(session, select(func.count()).select_from(DeadLetter))
+    assert letters == 2
+
+
+def test_retained_status_and_last_will_reach_the_backend(
+    worker: IngestWorker, session: Session, mosquitto: MosquittoBroker
+) -> None:
+    register(session, "test-003")
+    publisher = machine_publisher(mosquitto, "test-003")
+    status_topic = machine_topic("test-003", Channel.STATUS)
+    online = payloads.Status(machine_id="test-003", boot_id=1, state=payloads.MachineState.ONLINE)
+    publisher.publish(status_topic, online.to_bytes(), retain=True)
+    publisher.wait_acked(1)
+
+    def status() -> str:
+        session.rollback()
+        machine = session.get(Machine, "test-003")
+        return machine.status if machine else ""
+
+    wait_until(lambda: status() == "online", what="online status")
+    offline = payloads.Status(machine_id="test-003", boot_id=1, state=payloads.MachineState.OFFLINE)
+    publisher.publish(status_topic, offline.to_bytes(), retain=True)
+    publisher.wait_acked(2)
+    publisher.close()
+    wait_until(lambda: status() == "offline", what="offline status")
+    open_offline = select(func.count()).select_from(Alert).where(
+        Alert.type == "machine_offline", Alert.status == "open")
+    assert _count(session, open_offline) == 1
