@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import alerts, health, machines
+from backend.api.routes import alerts, health, hotspots, machines
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
 api_router.include_router(alerts.router)
+api_router.include_router(hotspots.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -1,0 +1,33 @@
+"""Settings of the scheduled hotspot job: environment variables with ``NX_HOTSPOT_``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HotspotSettings(BaseSettings):
+    """What the scheduled scan looks at and when it raises an alert."""
+
+    model_config = SettingsConfigDict(env_prefix="NX_HOTSPOT_", extra="ignore")
+
+    products: list[str] | None = None
+    """Product codes counted as naloxone; None: every product marked naloxone."""
+    study_days: int = Field(default=56, ge=7)
+    """Sliding study period ending today: the baseline each day is compared with."""
+    max_radius_km: float = Field(default=3.0, gt=0)
+    max_share: float = Field(default=0.5, gt=0, le=0.5)
+    max_days: int = Field(default=7, ge=1)
+    replicates: int = Field(default=999, ge=9)
+    seed: int = 20260101
+    workers: int = Field(default=2, ge=1)
+    alert_recurrence_days: float = Field(default=100.0, gt=1)
+    """Raise an alert when a cluster this rare by chance (1 in N days) appears."""
+    keep_recurrence_days: float = Field(default=20.0, gt=1)
+    """Keep an open alert while its area still has a cluster at least this rare."""
+    citywide_c2_threshold: float = Field(default=3.0, gt=0)
+    """EARS C2 threshold for the fleet-wide total (a surge everywhere at once)."""
+    timezone: str = "UTC"
+    """Time zone whose calendar days the scan counts in (the city's)."""
+    interval_s: float = Field(default=3600.0, gt=0)
+    """How often the scheduler runs the job."""

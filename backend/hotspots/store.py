@@ -1,0 +1,166 @@
+"""The hotspot job's database side: read sites and dispenses, apply the alert plan, schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from backend.alerts.rules import AlertSpec
+from backend.alerts.store import SYSTEM_ACTOR, open_alert
+from backend.db import session_scope
+from backend.hotspots.job import ActiveAlert, Area, Plan, Site, compute_areas, reconcile
+from backend.hotspots.settings import HotspotSettings
+from backend.models import Alert, AlertStatus, AlertType, DispenseEvent, Machine, Product, Severity
+from backend.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+CRITICAL_RECURRENCE_DAYS = 365.0
+"""A cluster expected by chance less than once a year is critical."""
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What one run of the job found and did."""
+
+    areas: int
+    opened: int
+    updated: int
+    resolved: int
+
+
+def load_sites(session: Session) -> list[Site]:
+    """Return the active machines and their coordinates, in a stable order."""
+    rows = session.exec(select(Machine).where(col(Machine.active)).order_by(col(Machine.id)))
+    return [Site(m.id, m.lat, m.lon) for m in rows]
+
+
+def naloxone_products(session: Session, settings: HotspotSettings) -> list[str]:
+    """Return the product codes whose dispenses count."""
+    if settings.products is not None:
+        return list(settings.products)
+    return list(session.exec(select(Product.code).where(col(Product.is_naloxone))))
+
+
+def load_dispense_days(
+    session: Session, products: list[str], first: dt.date, last: dt.date, zone: ZoneInfo,
+) -> list[tuple[str, dt.date]]:
+    """Return (machine id, local day) of every successful dispense of `products`."""
+    lo = dt.datetime.combine(first, dt.time.min, zone)
+    hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, zone)
+    rows = session.exec(
+        select(DispenseEvent.machine_id, DispenseEvent.device_time).where(
+            DispenseEvent.result == "ok",
+            col(DispenseEvent.product).in_(products),
+            col(DispenseEvent.device_time) >= lo,
+            col(DispenseEvent.device_time) < hi,
+        )
+    )
+    return [(machine_id, when.astimezone(zone).date()) for machine_id, when in rows]
+
+
+def active_hotspot_alerts(session: Session) -> list[Alert]:
+    """Return hotspot alerts not yet resolved, oldest first."""
+    return list(session.exec(
+        select(Alert).where(
+            Alert.type == AlertType.OVERDOSE_HOTSPOT.value,
+            Alert.status != AlertStatus.RESOLVED.value,
+        ).order_by(col(Alert.id))
+    ))
+
+
+def _severity(area: Area) -> Severity:
+    """Rate an area: critical when rarer than once a year by chance."""
+    if area.recurrence_days is not None and area.recurrence_days >= CRITICAL_RECURRENCE_DAYS:
+        return Severity.CRITICAL
+    return Severity.WARNING
+
+
+def apply_plan(session: Session, plan: Plan, now: dt.datetime) -> tuple[int, int, int]:
+    """Open, refresh and resolve hotspot alerts; return how many of each."""
+    opened = 0
+    for area in plan.open:
+        spec = AlertSpec(AlertType.OVERDOSE_HOTSPOT, _severity(area), area.subject, None,
+                         area.message())
+        opened += open_alert(session, spec, details=area.details(), now=now)
+    for alert_id, area in plan.update:
+        alert = session.get(Alert, alert_id)
+        if alert is not None:
+            alert.details = {**area.details(), "last_seen_run": now.isoformat()}
+            alert.message = area.message()
+            session.add(alert)
+    for alert_id in plan.resolve:
+        alert = session.get(Alert, alert_id)
+        if alert is not None and alert.status != AlertStatus.RESOLVED.value:
+            alert.status = AlertStatus.RESOLVED.value
+            alert.resolved_at = now
+            alert.acted_by = SYSTEM_ACTOR
+            session.add(alert)
+            log.info("hotspot alert %s resolved: the cluster is gone", alert.subject)
+    return opened, len(plan.update), len(plan.resolve)
+
+
+def run_hotspot_job(
+    engine: Engine, settings: HotspotSettings, *, now: dt.datetime | None = None,
+) -> JobReport:
+    """Scan the study period ending today and bring hotspot alerts up to date."""
+    now = now or utcnow()
+    zone = ZoneInfo(settings.timezone)
+    today = now.astimezone(zone).date()
+    first = today - dt.timedelta(days=settings.study_days - 1)
+    with session_scope(engine) as session:
+        sites = load_sites(session)
+        days = load_dispense_days(session, naloxone_products(session, settings), first, today,
+                                  zone)
+    # The scan runs outside any transaction: it takes seconds on a large fleet.
+    areas = compute_areas(sites, days, today, settings)
+    with session_scope(engine) as session:
+        active = [
+            ActiveAlert(a.id, a.subject, frozenset(a.details.get("machines", [])))
+            for a in active_hotspot_alerts(session) if a.id is not None
+        ]
+        opened, updated, resolved = apply_plan(session, reconcile(active, areas, settings), now)
+    return JobReport(areas=len(areas), opened=opened, updated=updated, resolved=resolved)
+
+
+class HotspotScheduler:
+    """Run the hotspot job every `interval_s` in a background thread."""
+
+    def __init__(self, engine: Engine, settings: HotspotSettings) -> None:
+        """Prepare, without starting, a scheduler for `engine`."""
+        self._engine = engine
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.last_report: JobReport | None = None
+
+    def start(self) -> None:
+        """Start running the job now and then every interval."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="nx-hotspots", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current run, if any."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.last_report = run_hotspot_job(self._engine, self._settings)
+                log.info("hotspot job: %s", self.last_report)
+            except Exception:
+                # One failed run (database away) must not end the schedule.
+                log.exception("hotspot job failed; retrying at the next interval")
+            self.runs += 1
+            self._stop.wait(self._settings.interval_s)

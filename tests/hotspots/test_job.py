@@ -1,0 +1,121 @@
+"""The hotspot job's pure part: areas from dispense days, and the alert plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from backend.hotspots.job import (
+    CITYWIDE_SUBJECT,
+    ActiveAlert,
+    Area,
+    Site,
+    compute_areas,
+    count_matrix,
+    reconcile,
+)
+from backend.hotspots.settings import HotspotSettings
+
+TODAY = dt.date(2026, 3, 31)
+
+
+def grid_sites(n: int = 6) -> list[Site]:
+    """Machines on an n x n grid about 1.1 km apart."""
+    return [Site(f"m-{r}{c}", 39.95 + 0.01 * r, -75.16 + 0.013 * c)
+            for r in range(n) for c in range(n)]
+
+
+def dispense_days(sites: list[Site], *, seed: int, surge: list[str] | None = None,
+                  days: int = 28) -> list[tuple[str, dt.date]]:
+    """Poisson background of about one dispense a day per machine, plus an optional surge."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[str, dt.date]] = []
+    for site in sites:
+        for back in range(days):
+            out += [(site.machine_id, TODAY - dt.timedelta(days=back))] * int(rng.poisson(1.0))
+    for machine in surge or []:
+        out += [(machine, TODAY)] * 6 + [(machine, TODAY - dt.timedelta(days=1))] * 5
+    return out
+
+
+def settings(**kw: object) -> HotspotSettings:
+    return HotspotSettings(study_days=28, replicates=199, seed=3, workers=1, **kw)
+
+
+def test_count_matrix_skips_unknown_machines_and_days_outside() -> None:
+    sites = [Site("a", 0, 0), Site("b", 0, 0.01)]
+    start = dt.date(2026, 1, 1)
+    counts = count_matrix(sites, [("a", start), ("a", start), ("b", dt.date(2026, 1, 3)),
+                                  ("zz", start), ("a", dt.date(2025, 12, 31))], start, 3)
+    assert counts.tolist() == [[2, 0, 0], [0, 0, 1]]
+
+
+def test_planted_surge_becomes_a_rare_area() -> None:
+    sites = grid_sites()
+    surge = ["m-22", "m-23", "m-32"]
+    areas = compute_areas(sites, dispense_days(sites, seed=1, surge=surge), TODAY, settings())
+    top = areas[0]
+    assert set(surge) <= set(top.machines)
+    assert top.end == TODAY
+    assert top.observed > 2 * top.expected
+    assert top.recurrence_days is not None
+    assert top.recurrence_days >= 100
+    details = top.details()
+    assert details["machines"] == top.machines
+    assert "observed" in details
+    assert "device_time" not in str(details)
+
+
+def test_quiet_fleet_has_no_alarming_area() -> None:
+    sites = grid_sites()
+    areas = compute_areas(sites, dispense_days(sites, seed=2), TODAY, settings())
+    plan = reconcile([], areas, settings())
+    assert plan.open == []
+
+
+def test_citywide_surge_is_flagged_by_c2() -> None:
+    sites = grid_sites(4)
+    days = dispense_days(sites, seed=4)
+    days += [(s.machine_id, TODAY) for s in sites for _ in range(3)]
+    areas = compute_areas(sites, days, TODAY, settings())
+    city = [a for a in areas if a.subject == CITYWIDE_SUBJECT]
+    assert len(city) == 1
+    assert city[0].observed > city[0].expected
+    assert len(city[0].machines) == len(sites)
+
+
+def area(subject: str, machines: list[str], ri: float | None) -> Area:
+    return Area(subject=subject, detector="space-time-permutation", centre_machine=machines[0],
+                lat=0.0, lon=0.0, radius_km=1.0, machines=machines, start=TODAY, end=TODAY,
+                observed=9, expected=2.0, p_value=None if ri is None else 1 / ri,
+                recurrence_days=ri, statistic=5.0)
+
+
+def test_reconcile_opens_keeps_and_resolves() -> None:
+    cfg = settings(alert_recurrence_days=100, keep_recurrence_days=20)
+    # New and rare: open. New but only 1 in 50 days: nothing.
+    plan = reconcile([], [area("area:a", ["a", "b"], 200), area("area:x", ["x"], 50)], cfg)
+    assert [a.subject for a in plan.open] == ["area:a"]
+    # Next run, the cluster moved its centre to b and weakened to 1 in 40 days:
+    # the same alert is kept and refreshed, not raised again.
+    active = [ActiveAlert(7, "area:a", frozenset({"a", "b"}))]
+    plan = reconcile(active, [area("area:b", ["b", "c"], 40)], cfg)
+    assert plan.open == []
+    assert [(i, a.subject) for i, a in plan.update] == [(7, "area:b")]
+    assert plan.resolve == []
+    # Then it fades below the keep level: resolved.
+    plan = reconcile(active, [area("area:b", ["b", "c"], 5)], cfg)
+    assert plan.resolve == [7]
+    assert plan.open == []
+
+
+def test_citywide_alert_is_not_confused_with_local_ones() -> None:
+    cfg = settings()
+    city = Area(subject=CITYWIDE_SUBJECT, detector="ears-c2-citywide", centre_machine="a",
+                lat=0, lon=0, radius_km=5, machines=["a", "b"], start=TODAY, end=TODAY,
+                observed=40, expected=10, p_value=None, recurrence_days=None, statistic=4)
+    active = [ActiveAlert(1, "area:a", frozenset({"a"}))]
+    plan = reconcile(active, [city], cfg)
+    assert plan.resolve == [1]
+    assert [a.subject for a in plan.open] == [CITYWIDE_SUBJECT]
