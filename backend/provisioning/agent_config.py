@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +25,21 @@ class AgentConfig:
     data_dir: str = DEFAULT_DATA_DIR
 
 
+def toml_string(text: str) -> str:
+    """Return ``text`` as a TOML basic string (quotes, backslash and controls escaped)."""
+    out = []
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
 def _value(value: str | int | Path) -> str:
-    if isinstance(value, int):
-        return str(value)
-    # A JSON string literal is a valid TOML basic string for the text we emit.
-    return json.dumps(str(value), ensure_ascii=False)
+    return str(value) if isinstance(value, int) else toml_string(str(value))
 
 
 def render_agent_toml(config: AgentConfig) -> str:
