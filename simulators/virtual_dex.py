@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import select
 import threading
 import time
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 RESPONSE_S = 2.0
 """How long the machine waits for the reader's next step before dropping the session."""
 POLL_S = 0.02
+# Line noise never contains the control bytes, so it cannot fake a token.
+_JUNK = bytes(b for b in range(256) if b not in (ucs.ENQ, ucs.EOT, ucs.NAK, ucs.DLE))
 
 
 @dataclass
@@ -61,12 +64,17 @@ class VirtualDexMachine:
         serial: str = "NXV0000001",
         comm_id: str = "NXV0000001",
         response_s: float = RESPONSE_S,
+        noise_rate: float = 0.0,
+        seed: int = 0,
     ) -> None:
         chosen = selections or {"1": ("NALOXONE NASAL 4MG", 0), "2": ("NALOXONE IM 0.4MG", 0)}
         self.selections = {sid: VirtualSelection(n, p) for sid, (n, p) in chosen.items()}
         self.serial = serial
         self.comm_id = comm_id
         self.response_s = response_s
+        self.noise_rate = noise_rate
+        """Chance that junk bytes precede anything the machine sends (line noise)."""
+        self._random = random.Random(seed)
         self.temperature_c: float | None = None
         self.events: dict[str, _EventCounter] = {}
         self.audits_served = 0
@@ -236,6 +244,9 @@ class _Session:
         self.pending: deque[ucs.Token] = deque()
 
     def _send(self, data: bytes) -> None:
+        if self.m.noise_rate and self.m._random.random() < self.m.noise_rate:
+            junk = bytes(self.m._random.choice(_JUNK) for _ in range(self.m._random.randint(1, 8)))
+            data = junk + data
         os.write(self.m._master, data)
 
     def _next(self, timeout_s: float | None) -> ucs.Token:

@@ -137,6 +137,11 @@ class TokenReader:
         self._buf = bytearray()
         self._max_payload = max_payload
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held back waiting for the rest of a token."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list[Token]:
         """Add ``data`` and return every token it completes."""
         self._buf.extend(data)

@@ -91,3 +91,14 @@ def test_silent_port_times_out() -> None:
     finally:
         os.close(master_fd)
         os.close(slave_fd)
+
+
+def test_line_noise_between_tokens_is_skipped(fast_link: LinkTimings) -> None:
+    with VirtualDexMachine({"1": ("NALOXONE", 0)}, response_s=1.5, noise_rate=0.5, seed=7) as vm:
+        vm.vend("1", count=9)
+        with serial.serial_for_url(vm.port, baudrate=9600, timeout=0.05) as handle:
+            master = UcsMaster(handle, timings=fast_link)
+            for _ in range(3):
+                assert parse_audit(master.read_audit()).selection("1").free_vends == 9
+    assert master.stats.noise_bytes > 0
+    assert master.stats.failures == 0
