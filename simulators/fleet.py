@@ -129,12 +129,16 @@ class Fleet:
         self._thread = threading.Thread(target=self._run, name="nx-fleet-demand", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the demand thread, then every machine."""
+    def pause(self) -> None:
+        """Stop the demand (no more visitors); the machines keep running."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT_S)
             self._thread = None
+
+    def stop(self) -> None:
+        """Stop the demand thread, then every machine."""
+        self.pause()
         for machine_id in list(self._machines):
             machine = self._machines.pop(machine_id)
             try:

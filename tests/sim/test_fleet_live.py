@@ -1,0 +1,107 @@
+"""The fleet end to end on the wire: virtual controllers on ptys, real agents, real Mosquitto."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from firmware_agent.wire.payloads import (
+    MachineState,
+    Status,
+    StockSnapshot,
+    VendEvent,
+    VendResult,
+    parse_event,
+    parse_model,
+)
+from firmware_agent.wire.topics import Channel
+from simulators.broker import MosquittoBroker
+from simulators.fleet import Fleet, FleetSettings
+from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.sim_machine import AgentTimings, SimMachine
+from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
+from tests.sim.helpers import wait_until
+from tests.sim.mqtt_watch import FleetWatch
+
+LIVE_WAIT_S = 60.0
+
+
+def _fleet(
+    specs: list[MachineSpec], broker: MosquittoBroker, data_dir: Path
+) -> tuple[Fleet, dict[str, SimMachine]]:
+    made: dict[str, SimMachine] = {}
+
+    def factory(spec: MachineSpec) -> SimMachine:
+        made[spec.machine_id] = SimMachine(
+            spec,
+            password=TEST_MACHINES[spec.machine_id],
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            data_dir=data_dir,
+            timings=AgentTimings(heartbeat_s=1.0),
+        )
+        return made[spec.machine_id]
+
+    fleet = Fleet(
+        specs,
+        factory,
+        FleetSettings(
+            speed=20_000.0,
+            tick_s=0.1,
+            restock_after=timedelta(hours=1),
+            start=datetime(2026, 11, 24, 12, tzinfo=UTC),
+        ),
+    )
+    return fleet, made
+
+
+def test_fleet_vends_reach_the_broker_with_matching_stock(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    specs = plan_fleet(3, seed=5, mean_per_day=40.0, prefix="test")
+    fleet, made = _fleet(specs, mosquitto, tmp_path)
+    with FleetWatch(mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD) as watch:
+        fleet.start()
+        try:
+            wait_until(lambda: fleet.stats.dispensed >= 20, LIVE_WAIT_S, "20 simulated dispenses")
+            fleet.pause()  # no more visitors; the machines keep running
+            controllers = {mid: m.controller for mid, m in made.items() if m.controller}
+            assert len(controllers) == 3
+
+            def all_vends_published() -> bool:
+                return all(
+                    len(_vends(watch, mid)) >= len(c.vend_results) for mid, c in controllers.items()
+                )
+
+            wait_until(all_vends_published, LIVE_WAIT_S, "every vend to be published")
+            for machine_id, controller in controllers.items():
+                events = _vends(watch, machine_id)
+                # Each vend once, in order, with the controller's own result.
+                assert [(e.slot, e.result) for e in events] == controller.vend_results
+                assert len({e.seq for e in events}) == len(events)
+
+                def stock_matches(mid: str = machine_id) -> bool:
+                    snaps = watch.payloads(Channel.STOCK, mid)
+                    if not snaps:
+                        return False
+                    latest = parse_model(StockSnapshot, snaps[-1])
+                    return {s.slot: s.count for s in latest.slots} == controllers[mid].counts
+
+                try:
+                    wait_until(stock_matches, LIVE_WAIT_S, f"{machine_id}'s stock snapshot")
+                except AssertionError as exc:
+                    last = watch.payloads(Channel.STOCK, machine_id)[-1:]
+                    raise AssertionError(f"{exc}: want {controller.counts}, last {last}") from None
+                status = parse_model(Status, watch.payloads(Channel.STATUS, machine_id)[-1])
+                assert status.state is MachineState.ONLINE
+            assert fleet.stats.dispensed == sum(
+                1 for c in controllers.values() for _, r in c.vend_results if r is VendResult.OK
+            )
+        finally:
+            fleet.stop()
+    assert fleet.machines == {}
+
+
+def _vends(watch: FleetWatch, machine_id: str) -> list[VendEvent]:
+    events = [parse_event(raw) for raw in watch.payloads(Channel.EVENTS, machine_id)]
+    return [e for e in events if isinstance(e, VendEvent)]
