@@ -120,7 +120,13 @@ def compute_areas(
             expected=c.expected, p_value=c.p_value, recurrence_days=c.recurrence_days,
             statistic=c.llr,
         ))
-    citywide = _citywide_surge(sites, counts, points, today, settings)
+    # The fleet-wide check looks past local clusters already alarming, so one
+    # neighbourhood's surge does not also raise a fleet-wide alert.
+    local = [i for c in result.clusters if (c.recurrence_days or 0.0)
+             >= settings.alert_recurrence_days for i in c.locations]
+    rest = np.ones(len(sites), dtype=bool)
+    rest[local] = False
+    citywide = _citywide_surge(sites, counts * rest[:, None], points, today, settings)
     if citywide is not None:
         areas.append(citywide)
     return areas
