@@ -18,6 +18,9 @@ API_PREFIX = "/api/v1"
 MAX_PAGES = 1_000
 """Stop paging after this many pages: a backend that never ends a list is a bug, not a fleet."""
 
+ACTOR = "console"
+"""Who the console says acted on an alert, unless told otherwise."""
+
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -81,9 +84,15 @@ class ApiClient:
 
     # -- transport -----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
         try:
-            response = self._http.request(method, path, params=params)
+            response = self._http.request(method, path, params=params, json=body)
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"cannot reach the API at {self.base_url}: {exc}") from exc
         if response.status_code == 404:
@@ -151,13 +160,13 @@ class ApiClient:
         body = self._request("GET", f"{API_PREFIX}/alerts", params)
         return self._parse(Page[AlertPublic], body, "alert list")
 
-    def acknowledge_alert(self, alert_id: int | str) -> None:
-        """Mark an alert as seen by someone who will act on it."""
-        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/acknowledge")
+    def acknowledge_alert(self, alert_id: int | str, *, by: str = ACTOR) -> None:
+        """Mark an alert as seen by ``by`` (a team or role, never a person's identity)."""
+        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/acknowledge", body={"by": by})
 
-    def resolve_alert(self, alert_id: int | str) -> None:
-        """Close an alert."""
-        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/resolve")
+    def resolve_alert(self, alert_id: int | str, *, by: str = ACTOR) -> None:
+        """Close an alert on behalf of ``by``."""
+        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/resolve", body={"by": by})
 
     # -- service -------------------------------------------------------------------------
 

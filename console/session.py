@@ -34,11 +34,11 @@ class ConsoleApi(Protocol):
         """Return alerts."""
         ...
 
-    def acknowledge_alert(self, alert_id: int | str) -> None:
+    def acknowledge_alert(self, alert_id: int | str, *, by: str = ...) -> None:
         """Acknowledge an alert."""
         ...
 
-    def resolve_alert(self, alert_id: int | str) -> None:
+    def resolve_alert(self, alert_id: int | str, *, by: str = ...) -> None:
         """Resolve an alert."""
         ...
 

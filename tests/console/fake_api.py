@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import Body, FastAPI, Header, HTTPException, Query
 
 from simulators.broker import free_port
 from tests.sim.helpers import wait_until
+
+ActionBody = Annotated[dict[str, Any] | None, Body()]
 
 
 def machine_json(
@@ -138,23 +140,26 @@ def build_app(state: FakeState) -> FastAPI:
         ]
         return {"data": rows[:limit], "count": len(rows)}
 
-    def act(alert_id: int, new_status: str, stamp: str) -> dict[str, Any]:
+    def act(
+        alert_id: int, new_status: str, stamp: str, action: dict[str, Any] | None
+    ) -> dict[str, Any]:
         for alert in state.alerts:
             if alert["id"] == alert_id:
                 if alert["status"] == "resolved":
                     raise HTTPException(409, detail="alert is already resolved")
                 alert["status"] = new_status
                 alert[stamp] = datetime.now(UTC).isoformat()
+                alert["acted_by"] = (action or {}).get("by", "console")
                 return alert
         raise HTTPException(404, detail=f"alert {alert_id} does not exist")
 
     @app.post("/api/v1/alerts/{alert_id}/acknowledge")
-    def acknowledge(alert_id: int) -> dict[str, Any]:
-        return act(alert_id, "acknowledged", "acknowledged_at")
+    def acknowledge(alert_id: int, action: ActionBody = None) -> dict[str, Any]:
+        return act(alert_id, "acknowledged", "acknowledged_at", action)
 
     @app.post("/api/v1/alerts/{alert_id}/resolve")
-    def resolve(alert_id: int) -> dict[str, Any]:
-        return act(alert_id, "resolved", "resolved_at")
+    def resolve(alert_id: int, action: ActionBody = None) -> dict[str, Any]:
+        return act(alert_id, "resolved", "resolved_at", action)
 
     return app
 

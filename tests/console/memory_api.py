@@ -52,16 +52,17 @@ class MemoryApi:
         ]
         return Page[AlertPublic](data=rows, count=len(rows))
 
-    def _set(self, alert_id: int | str, status: str) -> None:
+    def _set(self, alert_id: int | str, status: str, by: str) -> None:
         for alert in self.alerts_json:
             if str(alert["id"]) == str(alert_id):
                 alert["status"] = status
+                alert["acted_by"] = by
                 self.actions.append((status, alert_id))
                 return
         raise NotFoundError(f"alert {alert_id} does not exist", status_code=404)
 
-    def acknowledge_alert(self, alert_id: int | str) -> None:
-        self._set(alert_id, "acknowledged")
+    def acknowledge_alert(self, alert_id: int | str, *, by: str = "console") -> None:
+        self._set(alert_id, "acknowledged", by)
 
-    def resolve_alert(self, alert_id: int | str) -> None:
-        self._set(alert_id, "resolved")
+    def resolve_alert(self, alert_id: int | str, *, by: str = "console") -> None:
+        self._set(alert_id, "resolved", by)

@@ -48,10 +48,15 @@ def test_alert_filters_reach_the_server(fake_api: str, fake_state: FakeState) ->
 
 def test_acknowledge_and_resolve_change_the_alert(fake_api: str) -> None:
     with ApiClient(fake_api) as client:
-        client.acknowledge_alert(1)
-        assert [a.id for a in client.alerts(status=AlertStatus.ACKNOWLEDGED).data] == [1, 3]
+        client.acknowledge_alert(1, by="outreach-north")
+        acked = client.alerts(status=AlertStatus.ACKNOWLEDGED).data
+        assert [a.id for a in acked] == [1, 3]
+        assert acked[0].acted_by == "outreach-north"
+        assert acked[0].acknowledged_at is not None
         client.resolve_alert(1)
-        assert [a.id for a in client.alerts(status=AlertStatus.RESOLVED).data] == [1]
+        resolved = client.alerts(status=AlertStatus.RESOLVED).data
+        assert [a.id for a in resolved] == [1]
+        assert resolved[0].acted_by == "console"
         with pytest.raises(ApiError, match=r"409.*already resolved"):
             client.resolve_alert(1)
 
