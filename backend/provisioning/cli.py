@@ -17,6 +17,7 @@ from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
 from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
 from backend.provisioning.identity import IdentityError, validate_device_id
+from backend.provisioning.kick import BrokerLogin, KickError, take_over_session
 from backend.provisioning.password_store import (
     CredentialError,
     read_entries,
@@ -181,6 +182,9 @@ def revoke(
     ca_dir: CaDir = DEFAULT_CA_DIR,
     deactivate: Annotated[bool, typer.Option(
         help="Also mark the machine inactive in the database.")] = False,
+    kick: Annotated[bool, typer.Option(
+        help="End its live connection and stored session (takes over its client id).")
+    ] = True,
     no_reload: NoReload = False,
 ) -> None:
     """Withdraw a machine's password and certificates and make the broker drop it."""
@@ -205,6 +209,30 @@ def revoke(
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
     _reload(settings, no_reload)
+    if kick:
+        _kick(settings, machine_id)
+
+
+def _kick(settings: Settings, machine_id: str) -> None:
+    login = BrokerLogin(
+        host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value(),
+        ca_file=str(settings.mqtt_tls_ca_file) if settings.mqtt_tls_ca_file else None,
+    )
+    try:
+        take_over_session(login, machine_id)
+    except KickError as exc:
+        raise _fail(f"credential revoked, but its live session was not ended: {exc}; "
+                    f"retry with `nx-backend device kick {machine_id}`") from exc
+    _say(f"live connection and stored session of {machine_id} ended")
+
+
+@app.command("kick")
+def kick_command(
+    machine_id: Annotated[str, typer.Argument(help="Machine whose connection to end.")],
+) -> None:
+    """End a machine's live connection and stored session (it may reconnect if still valid)."""
+    _kick(get_settings(), _checked_id(machine_id))
 
 
 @app.command("list")

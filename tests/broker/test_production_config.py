@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.provisioning import ca_store
+from tests.broker.cli_runner import nx_backend
 from tests.broker.helpers import Probe, TlsFiles, wait_until
 from tests.broker.production import ProductionBroker, start_production_broker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
@@ -140,3 +141,27 @@ def test_revoked_certificate_is_refused_after_reload(
     # Another machine's certificate still works.
     other = _probe(prod, probes, prod.machine_port, tls=_machine_tls(prod, "test-004"))
     assert not other.connect().is_failure
+
+
+def test_device_revoke_ends_a_live_certificate_session(
+        prod: ProductionBroker, probes: list[Probe]) -> None:
+    tls = _machine_tls(prod, "test-005")
+    live = _probe(prod, probes, prod.machine_port, tls=tls)
+    assert not live.connect().is_failure
+    env = {
+        "NX_BROKER_CA_DIR": str(prod.ca_dir),
+        "NX_BROKER_PASSWORD_FILE": str(prod.broker.password_file),
+        "NX_BROKER_PID_FILE": str(prod.broker.data_dir / "mosquitto.pid"),
+        "NX_MQTT_HOST": prod.broker.host,
+        "NX_MQTT_PORT": str(prod.loopback_port),
+        "NX_MQTT_USERNAME": BACKEND_USER,
+        "NX_MQTT_PASSWORD": BACKEND_PASSWORD,
+    }
+    result = nx_backend("device", "revoke", "test-005", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "certificate(s) of test-005" in result.stderr
+    # A CRL reload alone leaves a connected certificate client connected;
+    # the takeover of its client id ends it.
+    wait_until(live.disconnected.is_set, message="revoked machine disconnected")
+    live.client.loop_stop()  # stop paho retrying in the background
+    assert _refused(_probe(prod, probes, prod.machine_port, tls=tls))

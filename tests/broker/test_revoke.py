@@ -39,6 +39,8 @@ def _env(broker: MosquittoBroker) -> dict[str, str]:
         "NX_BROKER_PID_FILE": str(broker.pid_file),  # type: ignore[attr-defined]
         "NX_MQTT_HOST": broker.host,
         "NX_MQTT_PORT": str(broker.port),
+        "NX_MQTT_USERNAME": BACKEND_USER,
+        "NX_MQTT_PASSWORD": BACKEND_PASSWORD,
     }
 
 
@@ -97,6 +99,7 @@ def test_revoked_machine_is_dropped_and_cannot_reconnect(broker: MosquittoBroker
     try:
         result = nx_backend("device", "revoke", victim, env=_env(broker))
         assert result.returncode == 0, result.stderr
+        assert "session of test-003 ended" in result.stderr
         # Mosquitto re-checks connected clients' passwords on SIGHUP and drops
         # those no longer valid: the stolen Pi loses its session at once.
         wait_until(connected.disconnected.is_set, message="revoked client disconnected")
