@@ -38,6 +38,8 @@ class AgentSettings(BaseSettings):
     """A device path or a pyserial URL (``loop://``, ``socket://host:port``)."""
     baudrate: int = Field(default=115200, gt=0)
     dex_poll_s: float = Field(default=300.0, gt=0)
+    dex_counters_since_reset: bool = False
+    """Count DEX vends from PA2/PA4 field 03 (machines such as Animo keep lifetime counts there)."""
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, gt=0, lt=65536)

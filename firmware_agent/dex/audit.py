@@ -47,11 +47,20 @@ class Selection:
     last_sale: datetime | None = None
     line: int = 0
 
-    def dispensed(self) -> int | None:
-        """Return the lifetime count of real dispenses (paid + free, never test)."""
-        if self.vends is None and self.free_vends is None:
+    def dispensed(self, *, since_reset: bool = False) -> int | None:
+        """Return the count of real dispenses (paid + free, never test).
+
+        ``since_reset`` reads fields 03 instead of 01, for machines (Animo) that
+        keep their never-cleared counters there.
+        """
+        paid, free = (
+            (self.vends_since_reset, self.free_vends_since_reset)
+            if since_reset
+            else (self.vends, self.free_vends)
+        )
+        if paid is None and free is None:
             return None
-        return (self.vends or 0) + (self.free_vends or 0)
+        return (paid or 0) + (free or 0)
 
 
 @dataclass(frozen=True, slots=True)

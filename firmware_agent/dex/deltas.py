@@ -87,11 +87,11 @@ class Delta:
     first_audit: bool = False
 
 
-def baseline_of(audit: Audit) -> Baseline:
+def baseline_of(audit: Audit, *, since_reset: bool = False) -> Baseline:
     """Return the baseline that ``audit`` establishes on its own."""
     counters = {}
     for sel in audit.selections:
-        dispensed = sel.dispensed()
+        dispensed = sel.dispensed(since_reset=since_reset)
         if dispensed is not None:
             counters[sel.id] = dispensed
     events = {ev.code: EventState(ev.occurrence_key(), ev.active) for ev in audit.events}
@@ -111,10 +111,18 @@ def _event_changes(old: Mapping[str, EventState], audit: Audit) -> list[EventCha
 
 
 def diff(
-    baseline: Baseline | None, audit: Audit, *, max_delta: int = MAX_PLAUSIBLE_DELTA
+    baseline: Baseline | None,
+    audit: Audit,
+    *,
+    max_delta: int = MAX_PLAUSIBLE_DELTA,
+    since_reset: bool = False,
 ) -> Delta:
-    """Compare ``audit`` with ``baseline``; never returns a negative or implausible count."""
-    current = baseline_of(audit)
+    """Compare ``audit`` with ``baseline``; never returns a negative or implausible count.
+
+    ``since_reset`` counts with fields 03 ("since reset") instead of 01, for
+    machines that put their never-cleared counters there.
+    """
+    current = baseline_of(audit, since_reset=since_reset)
     if baseline is None:
         return Delta({}, (), (), current, first_audit=True)
     if baseline.machine_serial != current.machine_serial:

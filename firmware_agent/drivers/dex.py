@@ -52,6 +52,9 @@ class DexSettings(Protocol):
     @property
     def data_dir(self) -> Path: ...
 
+    @property
+    def dex_counters_since_reset(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -78,6 +81,7 @@ class DexDriver(ControllerDriver):
         slot_map: Mapping[str, int] | None = None,
         retry_s: float = RETRY_AFTER_FAILURE_S,
         max_delta: int = MAX_PLAUSIBLE_DELTA,
+        counters_since_reset: bool = False,
     ) -> None:
         self._port_name = port
         self._baudrate = baudrate
@@ -87,6 +91,8 @@ class DexDriver(ControllerDriver):
         self._comm_id = comm_id
         self._slot_map = dict(slot_map or {})
         self._max_delta = max_delta
+        # Animo-style machines keep the never-cleared counts in fields 03 (docs/dex.md).
+        self._since_reset = counters_since_reset
         self._store = BaselineStore(data_dir)
         self._serial: serial.Serial | None = None
         self._master: UcsMaster | None = None
@@ -106,6 +112,7 @@ class DexDriver(ControllerDriver):
             data_dir=settings.data_dir,
             baudrate=settings.baudrate,
             poll_s=settings.dex_poll_s,
+            counters_since_reset=settings.dex_counters_since_reset,
         )
 
     # --- lifecycle --------------------------------------------------------------------
@@ -186,7 +193,9 @@ class DexDriver(ControllerDriver):
         self._next_poll = min(self._next_poll, time.monotonic() + self._retry_s)
 
     def _batch(self, audit: Audit) -> Batch:
-        delta = diff(self._committed, audit, max_delta=self._max_delta)
+        delta = diff(
+            self._committed, audit, max_delta=self._max_delta, since_reset=self._since_reset
+        )
         self._counts["dex_resets"] += len(delta.resets)
         mapped = observations_for(delta, audit, self._slot_map)
         for selection_id, count in mapped.unmapped_vends.items():

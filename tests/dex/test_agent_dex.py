@@ -71,3 +71,4 @@ def test_dex_vends_reach_the_broker_once_across_an_agent_restart(
     assert all(e["source"] == "dex" and e["result"] == "ok" for e in vends)
     assert all(e["machine_id"] == MACHINE for e in vends)
     assert {e["boot_id"] for e in vends} == {first_boot, first_boot + 1}
+

@@ -163,3 +163,14 @@ def test_baseline_json_round_trip_and_rejects_garbage() -> None:
         Baseline.from_json_dict({"machine_serial": "S1", "counters": {"1": -3}, "events": {}})
     with pytest.raises(ValueError, match="malformed"):
         Baseline.from_json_dict({"counters": []})
+
+
+def test_since_reset_counters_for_animo_style_machines() -> None:
+    def audit(paid_init: int, paid_reset: int) -> Audit:
+        sel = Selection(id="1", vends=paid_init, vends_since_reset=paid_reset,
+                        free_vends=0, free_vends_since_reset=1)
+        return Audit(identity=Identity(serial="A"), selections=(sel,))
+
+    base = diff(None, audit(10, 100), since_reset=True).baseline
+    assert dict(base.counters) == {"1": 101}
+    assert diff(base, audit(10, 103), since_reset=True).vends == {"1": 3}
