@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from backend.hotspots import satscan_io
 from backend.hotspots.geometry import CoordinateSystem, to_points
@@ -110,3 +114,61 @@ def scan_command(
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(clusters_text(rows), nl=False)
+
+
+def _engine() -> Engine:
+    """Open the backend database named by NX_DATABASE_URL, refusing an old schema."""
+    from backend.config import get_settings
+    from backend.db import check_schema, make_engine
+
+    engine = make_engine(get_settings().database_url)
+    check_schema(engine)
+    return engine
+
+
+@app.command("job")
+def job_command(
+    once: Annotated[bool, typer.Option(help="Run one scan and exit.")] = False,
+) -> None:
+    """Run the scheduled hotspot scan over the database (settings: NX_HOTSPOT_*)."""
+    from backend.db import SchemaOutOfDateError
+    from backend.hotspots.settings import HotspotSettings
+    from backend.hotspots.store import HotspotScheduler, run_hotspot_job
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    try:
+        engine = _engine()
+    except SchemaOutOfDateError as exc:
+        raise _fail(str(exc)) from None
+    settings = HotspotSettings()
+    if once:
+        typer.echo(json.dumps(asdict(run_hotspot_job(engine, settings))))
+        return
+    scheduler = HotspotScheduler(engine, settings)
+    scheduler.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        scheduler.stop()
+
+
+@app.command("export")
+def export_command(
+    out: Annotated[Path, typer.Option(help="Folder for <prefix>.cas and <prefix>.geo.")],
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY/MM/DD (default today).")]
+        = None,
+    prefix: Annotated[str, typer.Option(help="File name stem.")] = "naloxnet",
+) -> None:
+    """Write the study period's naloxone dispenses as SaTScan case and coordinate files."""
+    from backend.db import SchemaOutOfDateError
+    from backend.hotspots.export import export_satscan
+    from backend.hotspots.settings import HotspotSettings
+
+    try:
+        engine = _engine()
+    except SchemaOutOfDateError as exc:
+        raise _fail(str(exc)) from None
+    last = _date(end, "--end") or dt.datetime.now(dt.UTC).date()
+    cas, geo, cases = export_satscan(engine, HotspotSettings(), out, today=last, prefix=prefix)
+    typer.echo(f"wrote {cases} cases to {cas} and the machines to {geo}")

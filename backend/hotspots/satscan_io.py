@@ -159,7 +159,9 @@ def write_cas(path: Path, records: Iterable[CaseRecord]) -> None:
 def write_geo(path: Path, locations: Iterable[Location]) -> None:
     """Write a coordinates file SaTScan reads (id, then latitude longitude or x y)."""
     lines = [
-        loc.location_id + "".join(f"\t{c:.6f}" for c in loc.coords) + "\n"
+        # repr() is the shortest text that reads back to the same float, so a
+        # round trip through the file cannot move a location across a tie.
+        loc.location_id + "".join(f"\t{float(c)!r}" for c in loc.coords) + "\n"
         for loc in locations
     ]
     path.write_text("".join(lines), encoding="utf-8")

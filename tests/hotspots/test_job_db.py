@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,8 +18,12 @@ from backend import crud
 from backend.app import create_app
 from backend.config import Settings
 from backend.db import make_engine, migrate
+from backend.hotspots import satscan_io
+from backend.hotspots.export import export_satscan
+from backend.hotspots.geometry import CoordinateSystem, to_points
 from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.store import HotspotScheduler, run_hotspot_job
+from backend.hotspots.stpscan import ScanSettings, scan
 from backend.models import Alert, AlertType, DispenseEvent
 from simulators.broker import free_port
 from tests.hotspots.helpers import (
@@ -191,3 +196,21 @@ def test_hotspots_endpoint_serves_areas_as_geojson(engine: Engine,
     assert client.get("/api/v1/hotspots").json()["features"] == []
     closed = client.get("/api/v1/hotspots", params={"include_resolved": "true"}).json()
     assert closed["features"][0]["properties"]["status"] == "resolved"
+
+
+def test_export_writes_satscan_files_that_find_the_surge(engine: Engine, tmp_path: Path) -> None:
+    seed_fleet(engine)
+    cas, geo, cases = export_satscan(engine, hotspot_settings(), tmp_path, today=NOW.date())
+    records = satscan_io.read_cas(cas)
+    locations = satscan_io.read_geo(geo)
+    assert sum(r.count for r in records) == cases > 0
+    assert len(locations) == 36
+    # One record per machine and day: counts, never single dispenses.
+    assert len({(r.location_id, r.day) for r in records}) == len(records)
+    start = NOW.date() - dt.timedelta(days=27)
+    matrix = satscan_io.case_matrix(records, locations, start, NOW.date())
+    result = scan(matrix.counts, to_points(satscan_io.coordinates(locations),
+                                           CoordinateSystem.LATLON),
+                  ScanSettings(replicates=99, seed=2))
+    top = result.clusters[0]
+    assert set(SURGE) <= {locations[i].location_id for i in top.locations}

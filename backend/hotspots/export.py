@@ -1,0 +1,46 @@
+"""Export naloxone dispenses as SaTScan case and coordinate files, for officials' own runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from backend.db import session_scope
+from backend.hotspots.job import Site
+from backend.hotspots.satscan_io import CaseRecord, Location, write_cas, write_geo
+from backend.hotspots.settings import HotspotSettings
+from backend.hotspots.store import load_dispense_days, load_sites, naloxone_products
+
+
+def satscan_records(
+    sites: Sequence[Site], dispense_days: Iterable[tuple[str, dt.date]],
+) -> tuple[list[CaseRecord], list[Location]]:
+    """Aggregate dispenses to one case record per machine and day, plus the coordinates."""
+    known = {s.machine_id for s in sites}
+    tally = Counter((m, d) for m, d in dispense_days if m in known)
+    cases = [CaseRecord(m, n, d) for (m, d), n in sorted(tally.items())]
+    locations = [Location(s.machine_id, (s.lat, s.lon)) for s in sites]
+    return cases, locations
+
+
+def export_satscan(
+    engine: Engine, settings: HotspotSettings, out_dir: Path, *, today: dt.date,
+    prefix: str = "naloxnet",
+) -> tuple[Path, Path, int]:
+    """Write <prefix>.cas and <prefix>.geo for the study period ending `today`."""
+    first = today - dt.timedelta(days=settings.study_days - 1)
+    with session_scope(engine) as session:
+        sites = load_sites(session)
+        days = load_dispense_days(session, naloxone_products(session, settings), first, today,
+                                  ZoneInfo(settings.timezone))
+    cases, locations = satscan_records(sites, days)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cas, geo = out_dir / f"{prefix}.cas", out_dir / f"{prefix}.geo"
+    write_cas(cas, cases)
+    write_geo(geo, locations)
+    return cas, geo, sum(c.count for c in cases)
