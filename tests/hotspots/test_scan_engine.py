@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backend.hotspots.engine import ScanEngine, Workspace, poisson_llr, time_windows
 from backend.hotspots.geometry import build_cylinders
@@ -124,3 +126,30 @@ def test_no_cases_gives_no_clusters() -> None:
     result = scan(np.zeros((2, 5), dtype=np.int64), points, ScanSettings(replicates=9))
     assert result.clusters == []
     assert result.total_cases == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_loc=st.integers(2, 9),
+    n_days=st.integers(3, 12),
+    max_days=st.integers(1, 6),
+    radius=st.floats(0.5, 12.0),
+    prospective=st.booleans(),
+)
+def test_vectorised_maximum_equals_the_loop_for_any_data(
+    seed: int, n_loc: int, n_days: int, max_days: int, radius: float, prospective: bool,
+) -> None:
+    rng = np.random.default_rng(seed)
+    # Integer coordinates make exact distance ties common: the tie rule is exercised.
+    points = rng.integers(0, 6, size=(n_loc, 2)).astype(float)
+    points += np.arange(n_loc)[:, None] * 1e-3  # no two locations on the same spot
+    counts = rng.poisson(rng.uniform(0.2, 2.0), size=(n_loc, n_days))
+    max_days = min(max_days, n_days)
+    cyl = build_cylinders(points, counts.sum(axis=1), max_radius=radius, max_share=0.5)
+    engine = ScanEngine.build(cyl, counts.sum(axis=0), max_days=max_days,
+                              prospective=prospective, min_cases=2)
+    fast = engine.max_statistic(counts, 0, Workspace(engine)) if counts.sum() else 0.0
+    slow = brute_force_best(counts, points, radius=radius, share=0.5, max_days=max_days,
+                            prospective=prospective, min_cases=2) if counts.sum() else 0.0
+    assert fast == pytest.approx(slow, rel=1e-9, abs=1e-9)
