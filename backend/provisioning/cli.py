@@ -16,7 +16,11 @@ from backend.config import Settings, get_settings
 from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
 from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
-from backend.provisioning.identity import IdentityError, validate_device_id
+from backend.provisioning.identity import (
+    SERVICE_PREFIX,
+    IdentityError,
+    validate_device_id,
+)
 from backend.provisioning.kick import BrokerLogin, KickError, take_over_session
 from backend.provisioning.password_store import (
     CredentialError,
@@ -233,6 +237,25 @@ def kick_command(
 ) -> None:
     """End a machine's live connection and stored session (it may reconnect if still valid)."""
     _kick(get_settings(), _checked_id(machine_id))
+
+
+@app.command("service-password")
+def service_password(
+    username: Annotated[str, typer.Argument(help="Service account, e.g. nx-backend.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace an existing password.")
+                      ] = False,
+    no_reload: NoReload = False,
+) -> None:
+    """Create (or rotate) a service account's broker password and print it."""
+    settings = get_settings()
+    if not username.startswith(SERVICE_PREFIX):
+        raise _fail(f"service accounts start with {SERVICE_PREFIX!r}; machines use `device add`")
+    try:
+        password = set_password(_password_file(settings), username, replace=rotate)
+    except CredentialError as exc:
+        raise _fail(str(exc)) from exc
+    _reload(settings, no_reload)
+    typer.echo(password)
 
 
 @app.command("list")

@@ -134,3 +134,13 @@ def test_revoke_with_a_stale_pid_file_says_so(broker: MosquittoBroker, tmp_path:
     result = nx_backend("device", "revoke", "test-006", env=env)
     assert result.returncode == 1
     assert "no broker runs with pid 999999" in result.stderr
+
+
+def test_service_password_is_created_for_service_names_only(broker: MosquittoBroker) -> None:
+    env = _env(broker)
+    created = nx_backend("device", "service-password", "nx-api", env=env)
+    assert created.returncode == 0, created.stderr
+    assert _connects(broker, "nx-api", created.stdout.strip())
+    refused = nx_backend("device", "service-password", "site-001", env=env)
+    assert refused.returncode == 1
+    assert "service accounts start with" in refused.stderr
