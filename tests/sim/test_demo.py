@@ -1,0 +1,106 @@
+"""``nx-sim demo`` as a user runs it: everything comes up, stock moves, SIGTERM leaves nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from simulators.broker import free_port
+from tests.sim.helpers import wait_until
+from tests.sim.test_processes import alive, descendants
+
+DEMO_MACHINES = 20
+START_S = 150.0
+"""Broker, migrations, backend, 20 agents and Streamlit on two shared cores."""
+STOP_S = 60.0
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _machines(api: str) -> list[dict[str, object]]:
+    try:
+        response = httpx.get(f"{api}/api/v1/machines", params={"limit": 1000}, timeout=5)
+    except httpx.HTTPError:
+        return []
+    if response.status_code != 200:
+        return []
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def _stock(machines: list[dict[str, object]]) -> dict[tuple[str, int], int]:
+    return {
+        (str(m["id"]), int(s["slot"])): int(s["count"])
+        for m in machines
+        for s in m["slots"]  # type: ignore[attr-defined]
+    }
+
+
+@pytest.mark.slow
+def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+    api_port, console_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    out = tmp_path / "demo.out"
+    command = [
+        str(Path(sys.executable).with_name("nx-sim")),
+        "demo",
+        "--machines", str(DEMO_MACHINES),
+        "--api-port", str(api_port),
+        "--console-port", str(console_port),
+        "--speed", "3600",
+        "--heartbeat-s", "2",
+        "--workdir", str(tmp_path / "demo"),
+    ]  # fmt: skip
+    with out.open("wb") as sink:
+        demo = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    family: set[int] = set()
+    try:
+        first: dict[tuple[str, int], int] = {}
+
+        def fleet_listed() -> bool:
+            assert demo.poll() is None, out.read_text()
+            machines = _machines(api)
+            first.update(_stock(machines))
+            return len(machines) >= DEMO_MACHINES
+
+        wait_until(fleet_listed, START_S, f"the API to list {DEMO_MACHINES} machines")
+
+        def stock_moved() -> bool:
+            now = _stock(_machines(api))
+            return sum(1 for key, n in now.items() if n < first.get(key, n)) >= 3
+
+        wait_until(stock_moved, START_S, "dispenses to lower the stock in the API")
+        wait_until(lambda: "demo is running" in out.read_text(), START_S, "the banner")
+        text = out.read_text()
+        assert f"http://127.0.0.1:{console_port}" in text
+        assert f"{api}/docs" in text
+        broker_port = int(re.search(r"mqtt://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+        assert httpx.get(f"http://127.0.0.1:{console_port}/_stcore/health", timeout=5).text == "ok"
+
+        family = descendants(demo.pid)
+        assert len(family) >= 3  # broker, backend, console (and their own children)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(STOP_S) == 0, out.read_text()[-3000:]
+        wait_until(lambda: not any(alive(pid) for pid in family), STOP_S, "every child to exit")
+        for port in (broker_port, api_port, console_port):
+            assert not _listening(port), f"port {port} is still open"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        for pid in family:  # never leave a stray behind when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
