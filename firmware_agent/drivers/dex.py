@@ -226,6 +226,10 @@ class DexDriver(ControllerDriver):
     def _advance(self, pending: _Pending) -> None:
         if pending.read_number <= self._committed_read:
             return
+        if pending.baseline == self._committed:
+            # Quiet polls change nothing: spare the flash card a write.
+            self._committed_read = pending.read_number
+            return
         try:
             self._store.save(pending.baseline)
         except OSError as exc:
