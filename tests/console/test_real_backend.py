@@ -1,0 +1,97 @@
+"""The console's client and map page against the real backend app (SQLite, uvicorn, HTTP).
+
+Checks that the console's models of the API match what the backend really
+serves; the fake API in the other tests only restates the contract.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from streamlit.testing.v1 import AppTest
+
+from backend import crud
+from backend.app import create_app
+from backend.config import Settings
+from backend.db import make_engine, migrate, session_scope
+from console import session
+from console.api_models import AlertStatus, Health
+from console.client import ApiClient, NotFoundError
+from simulators.broker import free_port
+from simulators.fleet_plan import plan_fleet
+from tests.console.test_pages import APP, RUN_TIMEOUT_S
+from tests.sim.helpers import wait_until
+
+
+@pytest.fixture
+def backend_api(tmp_path: Path) -> Iterator[str]:
+    """Serve the real backend app over a migrated SQLite with three registered machines."""
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    specs = plan_fleet(3, seed=3)
+    with session_scope(engine) as db:
+        for n, spec in enumerate(specs):
+            slots = [slot.as_registration() for slot in spec.slots]
+            if n == 0:
+                slots[0]["count"] = 0  # an empty naloxone slot: the backend should say so
+            crud.register_machine(
+                session=db,
+                machine_id=spec.machine_id,
+                name=spec.name,
+                lat=spec.lat,
+                lon=spec.lon,
+                site=spec.site,
+                slots=slots,
+            )
+    app = create_app(Settings(database_url=url), engine=engine)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="backend-api", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, message="the backend API to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def test_client_reads_the_real_api_and_acts_on_an_alert(backend_api: str) -> None:
+    with ApiClient(backend_api, page_size=2) as client:
+        machines = client.all_machines()
+        assert [m.id for m in machines] == ["phl-001", "phl-002", "phl-003"]
+        assert machines[0].lat is not None
+        assert machines[0].slots[0].count == 0
+        assert machines[0].health in {Health.EMPTY, Health.ALARM}
+        detail = client.machine("phl-002")
+        assert detail.name == machines[1].name
+        with pytest.raises(NotFoundError):
+            client.machine("phl-999")
+        open_alerts = client.alerts(status=AlertStatus.OPEN, machine_id="phl-001")
+        assert open_alerts.count >= 1
+        alert = open_alerts.data[0]
+        client.acknowledge_alert(alert.id, by="outreach-north")
+        acked = client.alerts(status=AlertStatus.ACKNOWLEDGED).data
+        assert [(a.id, a.acted_by) for a in acked] == [(alert.id, "outreach-north")]
+        client.resolve_alert(alert.id)
+        assert alert.id in {a.id for a in client.alerts(status=AlertStatus.RESOLVED).data}
+
+
+def test_fleet_map_page_draws_the_real_fleet(
+    backend_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "make_client", lambda: ApiClient(backend_api))
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert {m.label: m.value for m in at.metric}["Machines"] == "3"
+    assert at.get("deck_gl_json_chart")[0].proto.json.count('"health_label"') == 3
