@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from simulators.demo import Demo, DemoConfig, DemoUrls
+from simulators.broker import BrokerError
+from simulators.demo import Demo, DemoConfig, DemoError, DemoUrls
+from simulators.processes import ChildFailedError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,9 @@ def demo(
                 )
     except _Interrupted:
         log.info("stopped while starting")
+    except (DemoError, ChildFailedError, BrokerError) as exc:
+        typer.echo(f"nx-sim demo: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         stopping.set()
         runner.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +51,29 @@ class DemoConfig:
     mean_per_day: float = 6.0
 
 
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says what to change."""
+
+
+def port_in_use(port: int) -> bool:
+    """Return whether something already listens on ``port`` on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def check_ports(config: DemoConfig) -> None:
+    """Refuse to start when a port the demo needs is taken, naming the option to change."""
+    wanted = [("--api-port", config.api_port)]
+    if config.console:
+        wanted.append(("--console-port", config.console_port))
+    if config.console and config.api_port == config.console_port:
+        raise DemoError("--api-port and --console-port must differ")
+    for option, port in wanted:
+        if port_in_use(port):
+            raise DemoError(f"port {port} is already in use; choose another with {option}")
+
+
 @dataclass
 class DemoUrls:
     api: str
@@ -80,6 +104,7 @@ class Demo:
 
     def _start(self) -> DemoUrls:
         cfg = self.config
+        check_ports(cfg)
         workdir = cfg.workdir.resolve()
         # The demo owns this directory: a fresh database and broker every run.
         shutil.rmtree(workdir, ignore_errors=True)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from simulators.broker import free_port
+from simulators.demo import DemoConfig, DemoError, check_ports
 from tests.sim.helpers import wait_until
 from tests.sim.test_processes import alive, descendants
 
@@ -104,3 +105,34 @@ def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
         for pid in family:  # never leave a stray behind when the test fails
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_demo_refuses_a_busy_port_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = [
+            str(Path(sys.executable).with_name("nx-sim")),
+            "demo",
+            "--api-port", str(port),
+            "--console-port", str(free_port()),
+            "--workdir", str(tmp_path / "demo"),
+        ]  # fmt: skip
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is already in use; choose another with --api-port" in result.stderr
+    assert not (tmp_path / "demo").exists()  # refused before touching anything
+
+
+def test_check_ports_wants_two_different_ports() -> None:
+    port = free_port()
+    with pytest.raises(DemoError, match="must differ"):
+        check_ports(DemoConfig(api_port=port, console_port=port))
+    check_ports(DemoConfig(api_port=port, console_port=port, console=False))
