@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from backend.db import session_scope
-from backend.hotspots.job import Site
+from backend.hotspots.areas import Site
 from backend.hotspots.satscan_io import CaseRecord, Location, write_cas, write_geo
 from backend.hotspots.settings import HotspotSettings
-from backend.hotspots.store import load_dispense_days, load_sites, naloxone_products
+from backend.hotspots.store import load_dispenses, load_sites, naloxone_products
 
 
 def satscan_records(
@@ -36,8 +36,10 @@ def export_satscan(
     first = today - dt.timedelta(days=settings.study_days - 1)
     with session_scope(engine) as session:
         sites = load_sites(session)
-        days = load_dispense_days(session, naloxone_products(session, settings), first, today,
-                                  ZoneInfo(settings.timezone))
+        zone = ZoneInfo(settings.timezone)
+        dispenses = load_dispenses(session, naloxone_products(session, settings), first, today,
+                                   zone)
+    days = [(m, t.astimezone(zone).date()) for m, t in dispenses]
     cases, locations = satscan_records(sites, days)
     out_dir.mkdir(parents=True, exist_ok=True)
     cas, geo = out_dir / f"{prefix}.cas", out_dir / f"{prefix}.geo"

@@ -25,8 +25,11 @@ class HotspotSettings(BaseSettings):
     """Raise an alert when a cluster this rare by chance (1 in N days) appears."""
     keep_recurrence_days: float = Field(default=20.0, gt=1)
     """Keep an open alert while its area still has a cluster at least this rare."""
-    citywide_c2_threshold: float = Field(default=3.0, gt=0)
-    """EARS C2 threshold for the fleet-wide total (a surge everywhere at once)."""
+    c2_threshold: float = Field(default=3.0, gt=0)
+    """EARS C2 threshold for each named area's total and the fleet-wide total."""
+    threshold_dispenses: int | None = Field(default=None, ge=2)
+    """Fixed rule: alert at this many dispenses within threshold_radius_km in 24 h (off: None)."""
+    threshold_radius_km: float = Field(default=1.6, gt=0)
     timezone: str = "UTC"
     """Time zone whose calendar days the scan counts in (the city's)."""
     interval_s: float = Field(default=3600.0, gt=0)

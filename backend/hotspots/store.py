@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 from backend.alerts.rules import AlertSpec
 from backend.alerts.store import SYSTEM_ACTOR, open_alert
 from backend.db import session_scope
-from backend.hotspots.job import ActiveAlert, Area, Plan, Site, compute_areas, reconcile
+from backend.hotspots.areas import SCAN_DETECTOR, Area, Site
+from backend.hotspots.job import ActiveAlert, Plan, compute_areas, reconcile
 from backend.hotspots.settings import HotspotSettings
 from backend.models import Alert, AlertStatus, AlertType, DispenseEvent, Machine, Product, Severity
 from backend.models.types import utcnow
@@ -38,7 +39,7 @@ class JobReport:
 def load_sites(session: Session) -> list[Site]:
     """Return the active machines and their coordinates, in a stable order."""
     rows = session.exec(select(Machine).where(col(Machine.active)).order_by(col(Machine.id)))
-    return [Site(m.id, m.lat, m.lon) for m in rows]
+    return [Site(m.id, m.lat, m.lon, m.site) for m in rows]
 
 
 def naloxone_products(session: Session, settings: HotspotSettings) -> list[str]:
@@ -48,10 +49,10 @@ def naloxone_products(session: Session, settings: HotspotSettings) -> list[str]:
     return list(session.exec(select(Product.code).where(col(Product.is_naloxone))))
 
 
-def load_dispense_days(
+def load_dispenses(
     session: Session, products: list[str], first: dt.date, last: dt.date, zone: ZoneInfo,
-) -> list[tuple[str, dt.date]]:
-    """Return (machine id, local day) of every successful dispense of `products`."""
+) -> list[tuple[str, dt.datetime]]:
+    """Return (machine id, time) of every successful dispense of `products` on those days."""
     lo = dt.datetime.combine(first, dt.time.min, zone)
     hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, zone)
     rows = session.exec(
@@ -62,7 +63,7 @@ def load_dispense_days(
             col(DispenseEvent.device_time) < hi,
         )
     )
-    return [(machine_id, when.astimezone(zone).date()) for machine_id, when in rows]
+    return [(machine_id, when) for machine_id, when in rows]
 
 
 def active_hotspot_alerts(session: Session) -> list[Alert]:
@@ -116,13 +117,14 @@ def run_hotspot_job(
     first = today - dt.timedelta(days=settings.study_days - 1)
     with session_scope(engine) as session:
         sites = load_sites(session)
-        days = load_dispense_days(session, naloxone_products(session, settings), first, today,
-                                  zone)
+        dispenses = load_dispenses(session, naloxone_products(session, settings), first, today,
+                                   zone)
     # The scan runs outside any transaction: it takes seconds on a large fleet.
-    areas = compute_areas(sites, days, today, settings)
+    areas = compute_areas(sites, dispenses, now, settings)
     with session_scope(engine) as session:
         active = [
-            ActiveAlert(a.id, a.subject, frozenset(a.details.get("machines", [])))
+            ActiveAlert(a.id, a.subject, frozenset(a.details.get("machines", [])),
+                        str(a.details.get("detector", SCAN_DETECTOR)))
             for a in active_hotspot_alerts(session) if a.id is not None
         ]
         opened, updated, resolved = apply_plan(session, reconcile(active, areas, settings), now)

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 
+from backend.hotspots.areas import CITYWIDE_DETECTOR
 from backend.hotspots.job import (
     CITYWIDE_SUBJECT,
     ActiveAlert,
@@ -18,24 +19,28 @@ from backend.hotspots.job import (
 from backend.hotspots.settings import HotspotSettings
 
 TODAY = dt.date(2026, 3, 31)
+NOW = dt.datetime(2026, 3, 31, 20, 0, tzinfo=dt.UTC)
 
 
 def grid_sites(n: int = 6) -> list[Site]:
-    """Machines on an n x n grid about 1.1 km apart."""
-    return [Site(f"m-{r}{c}", 39.95 + 0.01 * r, -75.16 + 0.013 * c)
+    """Machines on an n x n grid about 1.1 km apart; the west and east halves are two areas."""
+    return [Site(f"m-{r}{c}", 39.95 + 0.01 * r, -75.16 + 0.013 * c,
+                 "west" if c < n // 2 else "east")
             for r in range(n) for c in range(n)]
 
 
-def dispense_days(sites: list[Site], *, seed: int, surge: list[str] | None = None,
-                  days: int = 28) -> list[tuple[str, dt.date]]:
+def dispenses(sites: list[Site], *, seed: int, surge: list[str] | None = None,
+              days: int = 28) -> list[tuple[str, dt.datetime]]:
     """Poisson background of about one dispense a day per machine, plus an optional surge."""
     rng = np.random.default_rng(seed)
-    out: list[tuple[str, dt.date]] = []
+    out: list[tuple[str, dt.datetime]] = []
     for site in sites:
         for back in range(days):
-            out += [(site.machine_id, TODAY - dt.timedelta(days=back))] * int(rng.poisson(1.0))
+            out += [(site.machine_id, NOW - dt.timedelta(days=back, hours=3))] * int(
+                rng.poisson(1.0))
     for machine in surge or []:
-        out += [(machine, TODAY)] * 6 + [(machine, TODAY - dt.timedelta(days=1))] * 5
+        out += [(machine, NOW - dt.timedelta(hours=2))] * 6
+        out += [(machine, NOW - dt.timedelta(days=1))] * 5
     return out
 
 
@@ -54,7 +59,7 @@ def test_count_matrix_skips_unknown_machines_and_days_outside() -> None:
 def test_planted_surge_becomes_a_rare_area() -> None:
     sites = grid_sites()
     surge = ["m-22", "m-23", "m-32"]
-    areas = compute_areas(sites, dispense_days(sites, seed=1, surge=surge), TODAY, settings())
+    areas = compute_areas(sites, dispenses(sites, seed=1, surge=surge), NOW, settings())
     top = areas[0]
     assert set(surge) <= set(top.machines)
     assert top.end == TODAY
@@ -69,20 +74,49 @@ def test_planted_surge_becomes_a_rare_area() -> None:
 
 def test_quiet_fleet_has_no_alarming_area() -> None:
     sites = grid_sites()
-    areas = compute_areas(sites, dispense_days(sites, seed=2), TODAY, settings())
+    areas = compute_areas(sites, dispenses(sites, seed=2), NOW, settings())
     plan = reconcile([], areas, settings())
     assert plan.open == []
 
 
 def test_citywide_surge_is_flagged_by_c2() -> None:
     sites = grid_sites(4)
-    days = dispense_days(sites, seed=4)
-    days += [(s.machine_id, TODAY) for s in sites for _ in range(3)]
-    areas = compute_areas(sites, days, TODAY, settings())
+    days = dispenses(sites, seed=4)
+    days += [(s.machine_id, NOW - dt.timedelta(hours=1)) for s in sites for _ in range(3)]
+    areas = compute_areas(sites, days, NOW, settings())
     city = [a for a in areas if a.subject == CITYWIDE_SUBJECT]
     assert len(city) == 1
     assert city[0].observed > city[0].expected
     assert len(city[0].machines) == len(sites)
+    # Both named areas rose too.
+    assert {a.subject for a in areas if a.detector == "ears-c2-area"} == {"site:west",
+                                                                          "site:east"}
+
+
+def test_area_surge_is_flagged_for_its_area_only() -> None:
+    sites = grid_sites(4)
+    days = dispenses(sites, seed=6)
+    west = [s.machine_id for s in sites if s.area == "west"]
+    days += [(m, NOW - dt.timedelta(hours=1)) for m in west for _ in range(3)]
+    # Spread over the whole west half, so no compact cluster takes it first.
+    areas = compute_areas(sites, days, NOW, settings(max_radius_km=0.5))
+    flagged = [a for a in areas if a.detector == "ears-c2-area"]
+    assert [a.subject for a in flagged] == ["site:west"]
+    assert sorted(flagged[0].machines) == sorted(west)
+
+
+def test_fixed_threshold_rule_when_configured() -> None:
+    sites = grid_sites(4)
+    days = dispenses(sites, seed=7)
+    days += [("m-11", NOW - dt.timedelta(hours=5))] * 9
+    off = compute_areas(sites, days, NOW, settings())
+    assert not [a for a in off if a.detector == "fixed-threshold"]
+    on = compute_areas(sites, days, NOW, settings(threshold_dispenses=12,
+                                                   threshold_radius_km=1.2))
+    hits = [a for a in on if a.detector == "fixed-threshold"]
+    assert hits
+    assert any("m-11" in a.machines for a in hits)
+    assert all(a.observed >= 12 for a in hits)
 
 
 def area(subject: str, machines: list[str], ri: float | None) -> Area:
@@ -112,7 +146,7 @@ def test_reconcile_opens_keeps_and_resolves() -> None:
 
 def test_citywide_alert_is_not_confused_with_local_ones() -> None:
     cfg = settings()
-    city = Area(subject=CITYWIDE_SUBJECT, detector="ears-c2-citywide", centre_machine="a",
+    city = Area(subject=CITYWIDE_SUBJECT, detector=CITYWIDE_DETECTOR, centre_machine="a",
                 lat=0, lon=0, radius_km=5, machines=["a", "b"], start=TODAY, end=TODAY,
                 observed=40, expected=10, p_value=None, recurrence_days=None, statistic=4)
     active = [ActiveAlert(1, "area:a", frozenset({"a"}))]
