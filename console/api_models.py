@@ -85,3 +85,23 @@ class Page(_ApiModel, Generic[_T]):
 
     data: list[_T]
     count: int
+
+
+class PointGeometry(_ApiModel):
+    type: str = "Point"
+    coordinates: tuple[float, float]
+    """GeoJSON order: longitude, latitude."""
+
+
+class HotspotFeature(_ApiModel):
+    """One hotspot area as the API's GeoJSON serves it (a centre point and a radius)."""
+
+    type: str = "Feature"
+    id: int | str | None = None
+    geometry: PointGeometry
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class HotspotCollection(_ApiModel):
+    type: str = "FeatureCollection"
+    features: list[HotspotFeature] = Field(default_factory=list)

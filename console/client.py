@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from console.api_models import AlertPublic, AlertStatus, MachineDetail, MachinePublic, Page
+from console.api_models import (
+    AlertPublic,
+    AlertStatus,
+    HotspotCollection,
+    MachineDetail,
+    MachinePublic,
+    Page,
+)
 from console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
@@ -167,6 +174,13 @@ class ApiClient:
     def resolve_alert(self, alert_id: int | str, *, by: str = ACTOR) -> None:
         """Close an alert on behalf of ``by``."""
         self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/resolve", body={"by": by})
+
+    # -- hotspots ------------------------------------------------------------------------
+
+    def hotspots(self) -> HotspotCollection:
+        """Return the current overdose-hotspot areas (GeoJSON)."""
+        body = self._request("GET", f"{API_PREFIX}/hotspots")
+        return self._parse(HotspotCollection, body, "hotspot collection")
 
     # -- service -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from console.api_models import AlertPublic, Health, MachinePublic
+from console.api_models import AlertPublic, Health, HotspotCollection, MachinePublic
 
 RGBA = tuple[int, int, int, int]
 
@@ -202,3 +202,40 @@ def alert_label(alert: AlertPublic, machine_names: dict[str, str] | None = None)
 def alert_types(alerts: Iterable[AlertPublic]) -> list[str]:
     """Return the distinct alert types present, sorted."""
     return sorted({alert.type for alert in alerts})
+
+
+HOTSPOT_FILL: RGBA = (220, 20, 60, 50)
+HOTSPOT_LINE: RGBA = (220, 20, 60, 200)
+DEFAULT_HOTSPOT_RADIUS_KM = 1.0
+"""Drawn when an area comes without a radius (a single-machine cluster)."""
+
+
+def hotspot_circles(collection: HotspotCollection) -> list[dict[str, Any]]:
+    """Return one translucent circle per hotspot area, radius in metres, with a label."""
+    circles: list[dict[str, Any]] = []
+    for feature in collection.features:
+        lon, lat = feature.geometry.coordinates
+        props = feature.properties
+        radius_km = _number(props.get("radius_km"))
+        observed = _number(props.get("observed"))
+        expected = _number(props.get("expected"))
+        p_value = _number(props.get("p_value"))
+        parts = [str(props.get("message") or "Hotspot")]
+        if observed is not None and expected is not None:
+            parts.append(f"{observed:g} dispenses vs {expected:.2f} expected")
+        if p_value is not None:
+            parts.append(f"p = {p_value:.3f}")
+        circles.append(
+            {
+                "lat": lat,
+                "lon": lon,
+                # A zero radius (one machine) would vanish on the map; draw a minimum.
+                "radius_m": 1000.0 * max(radius_km or 0.0, DEFAULT_HOTSPOT_RADIUS_KM / 2),
+                "label": " · ".join(parts),
+            }
+        )
+    return circles
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pydeck as pdk
 
-from console.fleet_view import ViewCentre
+from console.fleet_view import HOTSPOT_FILL, HOTSPOT_LINE, ViewCentre
 
 MARKER_RADIUS_M = 180
 MARKER_MIN_PX = 6
@@ -17,9 +17,29 @@ TOOLTIP = {
 }
 
 
-def fleet_deck(points: Sequence[dict[str, Any]], centre: ViewCentre) -> pdk.Deck:
-    """Return a deck with one dot per machine, coloured by health, with a tooltip."""
-    layer = pdk.Layer(
+def hotspot_layer(circles: Sequence[dict[str, Any]]) -> pdk.Layer:
+    """Return translucent circles for hotspot areas (listed beside the map, not pickable)."""
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=list(circles),
+        id="hotspots",
+        get_position=["lon", "lat"],
+        get_radius="radius_m",
+        get_fill_color=list(HOTSPOT_FILL),
+        get_line_color=list(HOTSPOT_LINE),
+        line_width_min_pixels=2,
+        stroked=True,
+        pickable=False,
+    )
+
+
+def fleet_deck(
+    points: Sequence[dict[str, Any]],
+    centre: ViewCentre,
+    hotspots: Sequence[dict[str, Any]] = (),
+) -> pdk.Deck:
+    """Return a deck with hotspot circles under one dot per machine, coloured by health."""
+    machines = pdk.Layer(
         "ScatterplotLayer",
         data=list(points),
         id="machines",
@@ -36,7 +56,8 @@ def fleet_deck(points: Sequence[dict[str, Any]], centre: ViewCentre) -> pdk.Deck
     view = pdk.ViewState(latitude=centre.lat, longitude=centre.lon, zoom=centre.zoom, pitch=0)
     # Carto's light basemap needs no API token.
     return pdk.Deck(
-        layers=[layer],
+        # Hotspots first, so the machines inside them stay visible and pickable.
+        layers=[hotspot_layer(hotspots), machines] if hotspots else [machines],
         initial_view_state=view,
         map_provider="carto",
         map_style="light",

@@ -6,7 +6,14 @@ from typing import Protocol
 
 import streamlit as st
 
-from console.api_models import AlertPublic, AlertStatus, MachineDetail, MachinePublic, Page
+from console.api_models import (
+    AlertPublic,
+    AlertStatus,
+    HotspotCollection,
+    MachineDetail,
+    MachinePublic,
+    Page,
+)
 from console.client import ApiClient
 from console.settings import get_settings
 
@@ -32,6 +39,10 @@ class ConsoleApi(Protocol):
         machine_id: str | None = None,
     ) -> Page[AlertPublic]:
         """Return alerts."""
+        ...
+
+    def hotspots(self) -> HotspotCollection:
+        """Return current hotspot areas."""
         ...
 
     def acknowledge_alert(self, alert_id: int | str, *, by: str = ...) -> None:

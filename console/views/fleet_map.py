@@ -23,6 +23,13 @@ def live_fleet() -> None:
         st.error(f"Cannot load the fleet: {exc}")
         return
 
+    try:
+        hotspots = fleet_view.hotspot_circles(api.hotspots())
+    except ApiError as exc:
+        # The fleet is still worth seeing when the hotspot feed fails.
+        hotspots = []
+        st.warning(f"Hotspots unavailable: {exc}")
+
     counts = fleet_view.health_counts(machines)
     tiles = st.columns(len(counts) + 1)
     tiles[0].metric("Machines", len(machines))
@@ -32,7 +39,8 @@ def live_fleet() -> None:
     map_col, alerts_col = st.columns([3, 2])
     with map_col:
         points = fleet_view.machine_points(machines)
-        st.pydeck_chart(fleet_deck(points, fleet_view.view_centre(points)), height=520)
+        deck = fleet_deck(points, fleet_view.view_centre(points), hotspots)
+        st.pydeck_chart(deck, height=520)
         st.caption(fleet_view.legend_markdown())
     with alerts_col:
         st.subheader(f"Open alerts ({alerts.count})")
@@ -42,6 +50,10 @@ def live_fleet() -> None:
             st.dataframe(rows, hide_index=True, key="open_alerts_table")
         else:
             st.success("No open alerts.")
+        if hotspots:
+            st.subheader(f"Hotspots ({len(hotspots)})")
+            for circle in hotspots:
+                st.text(f"◯ {circle['label']}")
 
     st.subheader("Machines")
     st.dataframe(fleet_view.machine_rows(machines), hide_index=True, key="machines_table")

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.console.fake_api import FakeState, alert_json, machine_json, serve
+from tests.console.fake_api import FakeState, alert_json, hotspot_json, machine_json, serve
 
 
 @pytest.fixture
 def fake_state() -> FakeState:
-    """Five machines in different states and three alerts."""
+    """Five machines in different states, three alerts and one hotspot."""
     return FakeState(
         machines=[
             machine_json("test-001", health="ok"),
@@ -25,6 +25,7 @@ def fake_state() -> FakeState:
             alert_json(2, machine_id="test-003", alert_type="empty_slot", severity="high"),
             alert_json(3, machine_id="test-005", alert_type="door_open", status="acknowledged"),
         ],
+        hotspots=[hotspot_json(9, 39.992, -75.123)],
     )
 
 

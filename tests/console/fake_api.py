@@ -83,6 +83,26 @@ def alert_json(
     }
 
 
+def hotspot_json(
+    alert_id: int, lat: float, lon: float, *, radius_km: float = 0.8, p_value: float = 0.01
+) -> dict[str, Any]:
+    """Return one hotspot Feature as the API's GeoJSON spells it."""
+    return {
+        "type": "Feature",
+        "id": alert_id,
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {
+            "alert_id": alert_id,
+            "message": "Dispense surge in Kensington",
+            "radius_km": radius_km,
+            "observed": 14,
+            "expected": 3.2,
+            "p_value": p_value,
+            "recurrence_interval_days": 100.0,
+        },
+    }
+
+
 @dataclass
 class FakeState:
     """What the fake API serves and what it saw."""
@@ -90,6 +110,7 @@ class FakeState:
     machines: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
+    hotspots: list[dict[str, Any]] = field(default_factory=list)
     broken_machine_list: bool = False
 
 
@@ -139,6 +160,10 @@ def build_app(state: FakeState) -> FastAPI:
             and (machine_id is None or a["machine_id"] == machine_id)
         ]
         return {"data": rows[:limit], "count": len(rows)}
+
+    @app.get("/api/v1/hotspots")
+    def hotspots() -> dict[str, Any]:
+        return {"type": "FeatureCollection", "features": state.hotspots}
 
     def act(
         alert_id: int, new_status: str, stamp: str, action: dict[str, Any] | None

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.api_models import AlertPublic, AlertStatus, MachineDetail, MachinePublic, Page
+from console.api_models import (
+    AlertPublic,
+    AlertStatus,
+    HotspotCollection,
+    MachineDetail,
+    MachinePublic,
+    Page,
+)
 from console.client import ApiError, NotFoundError
 
 
 class MemoryApi:
     """Serve machines and alerts from lists; record the actions pages take."""
 
-    def __init__(self, machines: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        machines: list[dict[str, Any]],
+        alerts: list[dict[str, Any]],
+        hotspots: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.machines = machines
         self.alerts_json = alerts
+        self.hotspot_features = hotspots or []
+        self.hotspot_failure: str | None = None
         self.actions: list[tuple[str, int | str]] = []
         self.failure: str | None = None
         self.gone: set[str] = set()
@@ -51,6 +65,14 @@ class MemoryApi:
             and (machine_id is None or a["machine_id"] == machine_id)
         ]
         return Page[AlertPublic](data=rows, count=len(rows))
+
+    def hotspots(self) -> HotspotCollection:
+        self._check()
+        if self.hotspot_failure:
+            raise ApiError(self.hotspot_failure)
+        return HotspotCollection.model_validate(
+            {"type": "FeatureCollection", "features": self.hotspot_features}
+        )
 
     def _set(self, alert_id: int | str, status: str, by: str) -> None:
         for alert in self.alerts_json:

@@ -84,3 +84,12 @@ def test_unreachable_api_is_reported_not_raised_raw() -> None:
 def test_healthy_when_healthz_answers(fake_api: str) -> None:
     with ApiClient(fake_api) as client:
         assert client.healthy() is True
+
+
+def test_hotspots_arrive_as_geojson_areas(fake_api: str) -> None:
+    with ApiClient(fake_api) as client:
+        collection = client.hotspots()
+    assert len(collection.features) == 1
+    feature = collection.features[0]
+    assert feature.geometry.coordinates == (-75.123, 39.992)
+    assert feature.properties["p_value"] == 0.01

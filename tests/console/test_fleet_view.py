@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from console import fleet_view
-from console.api_models import AlertPublic, Health, MachinePublic
+from console.api_models import AlertPublic, Health, HotspotCollection, MachinePublic
 from console.map_deck import fleet_deck
-from tests.console.fake_api import alert_json, machine_json
+from tests.console.fake_api import alert_json, hotspot_json, machine_json
 
 
 def _machine(machine_id: str, **kwargs: object) -> MachinePublic:
@@ -100,3 +100,28 @@ def test_deck_has_one_pickable_layer_with_every_point() -> None:
     assert '"ScatterplotLayer"' in spec
     assert spec.count('"health_label"') == 2
     assert deck.initial_view_state.latitude == pytest.approx(39.95)
+
+
+def test_hotspot_circles_have_metre_radii_and_honest_labels() -> None:
+    collection = HotspotCollection.model_validate(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                hotspot_json(1, 39.99, -75.12, radius_km=1.5, p_value=0.002),
+                hotspot_json(2, 40.0, -75.1, radius_km=0.0),
+            ],
+        }
+    )
+    circles = fleet_view.hotspot_circles(collection)
+    assert [(c["lat"], c["lon"]) for c in circles] == [(39.99, -75.12), (40.0, -75.1)]
+    assert circles[0]["radius_m"] == 1500.0
+    assert circles[1]["radius_m"] == 500.0  # a one-machine cluster still shows
+    assert "14 dispenses vs 3.20 expected" in circles[0]["label"]
+    assert "p = 0.002" in circles[0]["label"]
+
+
+def test_deck_draws_hotspots_under_the_machines() -> None:
+    points = fleet_view.machine_points([_machine("a")])
+    circles = [{"lat": 39.95, "lon": -75.16, "radius_m": 800.0, "label": "x"}]
+    deck = fleet_deck(points, fleet_view.view_centre(points), circles)
+    assert [layer.id for layer in deck.layers] == ["hotspots", "machines"]

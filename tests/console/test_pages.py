@@ -20,7 +20,7 @@ RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
 @pytest.fixture
 def memory_api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
     """Pages get an in-memory API holding the fake fleet."""
-    api = MemoryApi(fake_state.machines, fake_state.alerts)
+    api = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
     monkeypatch.setattr(session, "make_client", lambda: api)
     return api
 
@@ -53,6 +53,16 @@ def test_fleet_map_shows_state_tiles_map_and_open_alerts(memory_api: MemoryApi) 
     assert len(charts) == 1
     # The machine without coordinates is left off the map, not drawn at (0, 0).
     assert charts[0].proto.json.count('"health_label"') == 4
+    assert '"radius_m": 800.0' in charts[0].proto.json  # the hotspot circle
+    assert any(s.value == "Hotspots (1)" for s in at.subheader)
+
+
+def test_fleet_map_still_draws_when_hotspots_fail(memory_api: MemoryApi) -> None:
+    memory_api.hotspot_failure = "hotspots route failed with 500"
+    at = _run()
+    assert "Hotspots unavailable" in at.warning[0].value
+    assert _metrics(at)["Machines"] == "5"
+    assert len(at.get("deck_gl_json_chart")) == 1
 
 
 def test_fleet_map_says_so_when_the_api_fails(memory_api: MemoryApi) -> None:
