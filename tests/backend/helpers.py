@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlmodel import Session
 
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
@@ -119,3 +120,10 @@ def machine_publisher(broker: MosquittoBroker, machine_id: str,
     """Connect as a test machine (its id is its username)."""
     return PacedPublisher(broker.host, broker.port, machine_id,
                           password or TEST_MACHINES[machine_id])
+
+
+def fresh(session: Session) -> Session:
+    """End the session's read snapshot and forget loaded rows, to see what others committed."""
+    session.rollback()
+    session.expire_all()
+    return session

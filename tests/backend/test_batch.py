@@ -21,7 +21,7 @@ from backend.models import (
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from tests.backend.conftest import register
-from tests.backend.helpers import T0, events_topic, restock_event, vend
+from tests.backend.helpers import T0, events_topic, fresh, restock_event, vend
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def _event_msg(event: payloads.VendEvent | payloads.RestockEvent) -> Message:
 
 
 def _count(session: Session, model: type, **where: object) -> int:
-    session.rollback()  # end the read snapshot: see what other sessions committed
+    fresh(session)  # end the read snapshot: see what other sessions committed
     query = select(func.count()).select_from(model)
     for name, value in where.items():
         query = query.where(getattr(model, name) == value)
@@ -50,7 +50,7 @@ def _count(session: Session, model: type, **where: object) -> int:
 
 
 def _slot(session: Session, machine_id: str, number: int = 1) -> Slot:
-    session.rollback()
+    fresh(session)
     slot = session.get(Slot, (machine_id, number))
     assert slot is not None
     return slot
@@ -150,7 +150,7 @@ def test_status_offline_opens_alert_online_resolves(engine: Engine, session: Ses
     _write(engine, [_msg(topic, offline.to_bytes())])
     assert _count(session, Alert, type="machine_offline", status="open") == 1
     _write(engine, [_msg(topic, online.to_bytes())])
-    session.rollback()
+    fresh(session)
     machine = session.get(Machine, "test-007")
     assert machine is not None
     assert (machine.status, machine.firmware) == ("online", "1.2.3")

@@ -14,11 +14,11 @@ from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
-from tests.backend.helpers import WAIT_S, events_topic, machine_publisher, vend, wait_until
+from tests.backend.helpers import WAIT_S, events_topic, fresh, machine_publisher, vend, wait_until
 
 
 def _count(session: Session, query: object) -> int:
-    session.rollback()
+    fresh(session)
     return int(session.execute(query).scalar_one())  # type: ignore[call-overload]
 
 
@@ -79,7 +79,7 @@ def test_retained_status_and_last_will_reach_the_backend(
     publisher.wait_acked(1)
 
     def status() -> str:
-        session.rollback()
+        fresh(session)
         machine = session.get(Machine, "test-003")
         return machine.status if machine else ""
 

@@ -17,7 +17,7 @@ from backend.ingest import IngestWorker
 from backend.models import DispenseEvent, Slot
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
-from tests.backend.helpers import WAIT_S, events_topic, machine_publisher, vend, wait_until
+from tests.backend.helpers import WAIT_S, events_topic, fresh, machine_publisher, vend, wait_until
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER
 
 MACHINES = {f"rel-{n:03d}": f"rel-pw-{n:03d}" for n in range(1, 51)}
@@ -34,12 +34,12 @@ def broker_users() -> dict[str, str]:
 
 
 def _stored(session: Session) -> int:
-    session.rollback()
+    fresh(session)
     return int(session.execute(select(func.count()).select_from(DispenseEvent)).scalar_one())
 
 
 def _assert_exactly_once(session: Session) -> None:
-    session.rollback()
+    fresh(session)
     assert _stored(session) == TOTAL
     keys = session.execute(
         select(func.count()).select_from(

@@ -28,7 +28,7 @@ from backend.stock import StockSource
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from tests.backend.conftest import register
-from tests.backend.helpers import T0, events_topic, restock_event, vend
+from tests.backend.helpers import T0, events_topic, fresh, restock_event, vend
 
 # -- pure rules ------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ def test_batches_apply_each_event_once_in_any_batching(
         with Session(engine) as writing:
             writer.write(writing, batch, utcnow())
             writing.commit()
-    session.rollback()
+    fresh(session)
     slot = session.get(Slot, (MACHINE, 1))
     assert slot is not None
     assert slot.count >= 0
