@@ -2,63 +2,53 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
+from backend import crud
 from backend.config import Settings
+from backend.db import SchemaOutOfDateError, check_schema, make_engine
 
 
 class RegistryError(RuntimeError):
-    """The machine could not be recorded (no crud layer, database not migrated, ...)."""
+    """The machine could not be recorded (database unreachable, not migrated, bad data)."""
 
 
-def _crud() -> Any:
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
     try:
-        return importlib.import_module("backend.crud")
-    except ImportError as exc:
-        raise RegistryError(f"backend.crud is not available: {exc}") from exc
+        # Refuse to write into a database this code does not understand.
+        check_schema(engine)
+        with Session(engine) as session:
+            yield session
+    except SchemaOutOfDateError as exc:
+        raise RegistryError(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise RegistryError(f"database {settings.database_url} failed: {exc}") from exc
+    finally:
+        engine.dispose()
 
 
 def register(settings: Settings, *, machine_id: str, name: str, lat: float, lon: float,
              site: str | None = None) -> None:
-    """Create or update the machine's row (idempotent)."""
-    from sqlmodel import Session
-
-    from backend.db import make_engine
-
-    crud = _crud()
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
+    """Create or update the machine's row (idempotent; crud commits)."""
+    with _session(settings) as session:
+        try:
             crud.register_machine(session=session, machine_id=machine_id, name=name,
                                   lat=lat, lon=lon, site=site)
-            session.commit()
-    except (SQLAlchemyError, ValueError) as exc:
-        raise RegistryError(
-            f"could not register {machine_id} in {settings.database_url}: {exc} "
-            "(has `nx-backend migrate` been run?)"
-        ) from exc
-    finally:
-        engine.dispose()
+        except ValueError as exc:
+            raise RegistryError(f"cannot register {machine_id}: {exc}") from exc
 
 
 def deactivate(settings: Settings, *, machine_id: str) -> bool:
-    """Mark the machine inactive; return whether it was known."""
-    from sqlmodel import Session
-
-    from backend.db import make_engine
-
-    crud = _crud()
-    function = getattr(crud, "deactivate_machine", None) or getattr(crud, "deactivate", None)
-    if function is None:
-        raise RegistryError("backend.crud has no deactivate_machine()")
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            result = function(session=session, machine_id=machine_id)
-            session.commit()
-    finally:
-        engine.dispose()
-    return result is not None and result is not False
+    """Mark the machine inactive (its history stays); return whether it was registered."""
+    with _session(settings) as session:
+        try:
+            crud.deactivate_machine(session=session, machine_id=machine_id)
+        except crud.NotFoundError:
+            return False
+    return True

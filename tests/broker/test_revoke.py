@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from backend import crud
+from backend.db import make_engine, migrate
 from simulators.broker import MosquittoBroker
 from tests.broker.cli_runner import nx_backend
 from tests.broker.helpers import Probe, wait_until
@@ -144,3 +147,39 @@ def test_service_password_is_created_for_service_names_only(broker: MosquittoBro
     refused = nx_backend("device", "service-password", "site-001", env=env)
     assert refused.returncode == 1
     assert "service accounts start with" in refused.stderr
+
+
+def test_add_registers_the_machine_and_revoke_deactivates_it(
+        broker: MosquittoBroker, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'naloxnet.db'}"
+    migrate(url)
+    env = {**_env(broker), "NX_DATABASE_URL": url}
+    added = nx_backend("device", "add", "site-077", "--lat", "47.61", "--lon", "-122.33",
+                       "--name", "Harbor Clinic", "--site", "clinic", env=env)
+    assert added.returncode == 0, added.stderr
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            machine = crud.get_machine(session=session, machine_id="site-077")
+            assert machine is not None
+            assert (machine.name, machine.lat, machine.lon) == ("Harbor Clinic", 47.61, -122.33)
+            assert machine.active
+        revoked = nx_backend("device", "revoke", "site-077", "--deactivate", env=env)
+        assert revoked.returncode == 0, revoked.stderr
+        with Session(engine) as session:
+            machine = crud.get_machine(session=session, machine_id="site-077")
+            assert machine is not None
+            assert not machine.active
+    finally:
+        engine.dispose()
+
+
+def test_add_against_an_unmigrated_database_says_what_to_run(
+        broker: MosquittoBroker, tmp_path: Path) -> None:
+    env = {**_env(broker), "NX_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = nx_backend("device", "add", "site-078", "--lat", "1", "--lon", "1",
+                        "--name", "x", env=env)
+    assert result.returncode == 1
+    assert "nx-backend migrate" in result.stderr
+    # Nothing half-done: no credential was created for the unregistered machine.
+    assert "site-078" not in broker.password_file.read_text()
