@@ -73,7 +73,7 @@ class BrokerMonitor:
 
     def __init__(self, *, host: str, port: int, username: str, password: str,
                  on_drop: Callable[[DropReport], None] | None = None,
-                 client_id: str = "nx-broker-monitor") -> None:
+                 client_id: str = "nx-broker-monitor", ca_file: str | None = None) -> None:
         self._host, self._port = host, port
         self._on_drop = on_drop
         self._counter = DropCounter()
@@ -83,6 +83,8 @@ class BrokerMonitor:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.username_pw_set(username, password)
+        if ca_file:
+            self._client.tls_set(ca_certs=ca_file)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
 

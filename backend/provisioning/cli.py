@@ -7,6 +7,7 @@ goes to stdout or to ``--out``, so it can be piped straight to the Pi.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import typer
 from backend.config import Settings, get_settings
 from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
+from backend.provisioning.broker_monitor import BrokerMonitor
 from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
 from backend.provisioning.identity import (
     SERVICE_PREFIX,
@@ -256,6 +258,28 @@ def service_password(
         raise _fail(str(exc)) from exc
     _reload(settings, no_reload)
     typer.echo(password)
+
+
+@app.command("watch-broker")
+def watch_broker() -> None:
+    """Watch the broker's dropped-message counter; open a delivery-gap alert on overflow."""
+    from backend.provisioning.drop_alert import make_drop_alert_handler
+
+    settings = get_settings()
+    monitor = BrokerMonitor(
+        host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value(),
+        on_drop=make_drop_alert_handler(settings),
+        ca_file=str(settings.mqtt_tls_ca_file) if settings.mqtt_tls_ca_file else None,
+    )
+    monitor.start()
+    _say(f"watching {settings.mqtt_host}:{settings.mqtt_port} for dropped messages; Ctrl-C stops")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        monitor.stop()
 
 
 @app.command("list")

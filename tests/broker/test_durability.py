@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
+from backend.config import Settings
+from backend.db import make_engine, migrate
+from backend.models import Alert, AlertType
 from backend.provisioning.broker_monitor import BrokerMonitor, DropReport
+from backend.provisioning.drop_alert import BROKER_SUBJECT, make_drop_alert_handler
 from simulators.broker import MosquittoBroker
 from tests.broker.helpers import Probe, wait_until
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
@@ -110,3 +116,35 @@ def test_queue_overflow_is_counted_and_reported(
     assert len(delivered) == limit
     assert any("BROKER DROPPED" in rec.getMessage() and str(sent - limit) in rec.getMessage()
                for rec in caplog.records)
+
+
+def test_queue_overflow_opens_a_delivery_gap_alert(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'naloxnet.db'}"
+    migrate(url)
+    on_drop = make_drop_alert_handler(Settings(database_url=url))
+    limit, sent = 20, 35
+    with MosquittoBroker(USERS, extra_config=f"max_queued_messages {limit}\nsys_interval 1\n"
+                         ) as broker:
+        monitor = BrokerMonitor(host=broker.host, port=broker.port, username=BACKEND_USER,
+                                password=BACKEND_PASSWORD, on_drop=on_drop)
+        monitor.start()
+        engine = make_engine(url)
+        try:
+            _register_then_go_offline(broker)
+            _publish_acknowledged(broker, sent)
+
+            def alerts() -> list[Alert]:
+                with Session(engine) as session:
+                    return list(session.exec(select(Alert).where(
+                        Alert.subject == BROKER_SUBJECT)).all())
+
+            wait_until(lambda: len(alerts()) == 1, timeout=30, message="overflow alert")
+        finally:
+            monitor.stop()
+            engine.dispose()
+    [alert] = alerts()
+    assert alert.type == AlertType.DELIVERY_GAP.value
+    assert alert.status == "open"
+    assert alert.severity == "critical"
+    assert alert.details["total"] == sent - limit
+    assert f"dropped {sent - limit} acknowledged messages" in alert.message
