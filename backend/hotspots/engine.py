@@ -18,6 +18,8 @@ from backend.hotspots.geometry import Cylinders, FloatArray, IntArray
 
 IntMatrix = npt.NDArray[np.int64]
 _TINY = 1e-300
+MAX_CYLINDERS = 30_000_000
+"""Most (circle, window) pairs one scan holds in memory (about 40 bytes each)."""
 
 
 def time_windows(n_days: int, max_days: int, prospective: bool) -> tuple[IntArray, IntArray]:
@@ -98,6 +100,12 @@ class ScanEngine:
         """Fix circles, windows and expected counts from the marginals."""
         n_days = int(day_totals.shape[0])
         starts, ends = time_windows(n_days, max_days, prospective)
+        cells = starts.shape[0] * cylinders.rows
+        if cells > MAX_CYLINDERS:
+            raise ValueError(
+                f"this scan has {cells:,} cylinders ({cylinders.rows:,} circles x "
+                f"{starts.shape[0]:,} time windows), more than the {MAX_CYLINDERS:,} it can "
+                "hold: lower the radius or the longest window, or scan prospectively")
         total = int(day_totals.sum())
         cum_days = np.concatenate(([0], np.cumsum(day_totals)))
         window_totals = (cum_days[ends + 1] - cum_days[starts]).astype(np.float64)

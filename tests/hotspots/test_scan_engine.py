@@ -153,3 +153,14 @@ def test_vectorised_maximum_equals_the_loop_for_any_data(
     slow = brute_force_best(counts, points, radius=radius, share=0.5, max_days=max_days,
                             prospective=prospective, min_cases=2) if counts.sum() else 0.0
     assert fast == pytest.approx(slow, rel=1e-9, abs=1e-9)
+
+
+def test_a_scan_too_big_for_memory_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import backend.hotspots.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_CYLINDERS", 100)
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 3, size=(20, 2))
+    counts = rng.poisson(1.0, size=(20, 30))
+    with pytest.raises(ValueError, match="lower the radius or the longest window"):
+        scan(counts, points, ScanSettings(max_radius_km=None, prospective=False, replicates=0))
