@@ -82,6 +82,8 @@ class VirtualDexMachine:
         self.sessions_garbled = 0
         self._corrupt_blocks = 0
         self._garble_sessions = 0
+        self._ask_again = 0
+        self.acks_repeated = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,6 +138,11 @@ class VirtualDexMachine:
         """Send the next ``count`` data blocks with a bad CRC first."""
         with self._lock:
             self._corrupt_blocks += count
+
+    def ask_again_after_next_blocks(self, count: int) -> None:
+        """After the next ``count`` data blocks, send ENQ as if their answer was lost."""
+        with self._lock:
+            self._ask_again += count
 
     def garble_next_sessions(self, count: int = 1) -> None:
         """Answer the next ``count`` reads with noise, then drop them."""
@@ -317,6 +324,10 @@ class _Session:
                     raise self._abort(token, "reader accepted a corrupt block")
                 self.m.naks_received += 1
             self._send_with_retries(block, ucs.Ack(number % 2))
+            if self.m._take("_ask_again"):
+                self._send(bytes([ucs.ENQ]))
+                self._expect(ucs.Ack(number % 2), "the same acknowledgement again")
+                self.m.acks_repeated += 1
         # Every block is acknowledged: the reader has the audit (count it before EOT so
         # that whoever reacts to the EOT sees the count).
         self.m.audits_served += 1

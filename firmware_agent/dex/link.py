@@ -198,7 +198,11 @@ class UcsMaster:
             number += 1
             if token.last:
                 break
-        token = wire.next(self._t.response_s, "EOT after the last block")
-        if not _is(token, ucs.EOT):
-            raise DexLinkError(f"expected EOT after the last block, got {token!r}")
-        return b"".join(parts)
+        for _ in range(self._t.nak_limit):
+            token = wire.next(self._t.response_s, "EOT after the last block")
+            if _is(token, ucs.EOT):
+                return b"".join(parts)
+            if not _is(token, ucs.ENQ):
+                raise DexLinkError(f"expected EOT after the last block, got {token!r}")
+            wire.send(last_ack)  # the answer to the last block went missing
+        raise DexLinkError("machine kept asking for the answer to its last block")

@@ -102,3 +102,13 @@ def test_line_noise_between_tokens_is_skipped(fast_link: LinkTimings) -> None:
                 assert parse_audit(master.read_audit()).selection("1").free_vends == 9
     assert master.stats.noise_bytes > 0
     assert master.stats.failures == 0
+
+
+def test_enq_during_data_gets_the_last_acknowledgement_again(
+    machine: VirtualDexMachine, port: serial.Serial, fast_link: LinkTimings
+) -> None:
+    machine.vend("1", count=2)
+    machine.ask_again_after_next_blocks(2)
+    audit = parse_audit(UcsMaster(port, timings=fast_link).read_audit())
+    assert audit.selection("1").free_vends == 2
+    assert machine.acks_repeated == 2
