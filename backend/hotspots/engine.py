@@ -18,8 +18,8 @@ from backend.hotspots.geometry import Cylinders, FloatArray, IntArray
 
 IntMatrix = npt.NDArray[np.int64]
 _TINY = 1e-300
-MAX_CYLINDERS = 30_000_000
-"""Most (circle, window) pairs one scan holds in memory (about 40 bytes each)."""
+MAX_CYLINDERS = 10_000_000
+"""Most (circle, window) pairs one scan holds in memory (about 100 bytes each, 2 threads)."""
 
 
 def time_windows(n_days: int, max_days: int, prospective: bool) -> tuple[IntArray, IntArray]:
