@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,9 @@ from firmware_agent.wire.topics import Channel, TopicError, parse_topic
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Anything bigger is not one of our messages (and would bloat the dead letters)."""
+MAX_COUNTER = 2**63 - 1
+"""Counters are stored as 64-bit integers; the wire contract sets no upper bound."""
+COUNTER_FIELDS = ("boot_id", "seq", "revision", "outbox_depth")
 
 Payload = (
     payloads.VendEvent
@@ -68,6 +72,14 @@ def _parse_body(channel: Channel, raw: bytes) -> Payload:
             raise payloads.PayloadError(f"ingest does not read the {channel.value} channel")
 
 
+def _plain_json(value: object) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def classify(message: Message) -> Accepted | Rejected:
     """Validate ``message``; never raises for bad input."""
     try:
@@ -83,6 +95,11 @@ def classify(message: Message) -> Accepted | Rejected:
         body = _parse_body(channel, message.payload)
     except payloads.PayloadError as exc:
         return Rejected(message, exc.reason[:480])
+    if isinstance(body, payloads.CommandResult) and not _plain_json(body.detail):
+        return Rejected(message, "detail: NaN or Infinity is not JSON")
+    for name in COUNTER_FIELDS:
+        if getattr(body, name, 0) > MAX_COUNTER:
+            return Rejected(message, f"{name}: does not fit in 64 bits")
     claimed = getattr(body, "machine_id", machine_id)
     if claimed != machine_id:
         return Rejected(message, f"payload machine_id {claimed!r} does not match the topic")

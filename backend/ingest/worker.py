@@ -114,8 +114,8 @@ class IngestWorker:
     # -- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 batch = collect_batch(
                     self.inbox,
                     max_size=self.settings.ingest_batch_max_size,
@@ -125,8 +125,11 @@ class IngestWorker:
                 if batch:
                     self._handle(batch)
                 self._maybe_maintain()
-        except Exception:
-            log.exception("ingest writer %d stopped by an unexpected error", self.worker_index)
+            except Exception:
+                # Unacked messages come back when the session reconnects; the
+                # writer itself must not die.
+                log.exception("ingest writer %d: unexpected error", self.worker_index)
+                self._stop.wait(self.settings.ingest_retry_backoff_s)
 
     def _handle(self, batch: list[Delivery]) -> None:
         self.metrics.messages_in.inc(len(batch))
@@ -146,18 +149,27 @@ class IngestWorker:
         messages = [Message(d.topic, d.payload, d.received_at) for d in batch]
         while not self._stop.is_set():
             try:
-                return self._commit(messages)
+                try:
+                    return self._commit(messages)
+                except OperationalError:
+                    raise
+                except DBAPIError as exc:
+                    # The database refused something in the batch: find it message by message.
+                    log.warning(
+                        "batch of %d refused by the database (%s); splitting it",
+                        len(batch),
+                        exc.orig,
+                    )
+                    return self._commit_one_by_one(messages)
+                except Exception:
+                    # A bug of ours rather than bad input: say so loudly, keep ingesting.
+                    log.exception("batch of %d failed; splitting it", len(batch))
+                    return self._commit_one_by_one(messages)
             except OperationalError as exc:
                 # Locked, deadlocked or unreachable database: try the same batch again.
                 self.metrics.batch_retries.inc()
                 log.warning("batch of %d not committed (%s); retrying", len(batch), exc.orig)
                 self._stop.wait(self.settings.ingest_retry_backoff_s)
-            except DBAPIError as exc:
-                # The database refused something in the batch: find it message by message.
-                log.warning(
-                    "batch of %d refused by the database (%s); splitting it", len(batch), exc.orig
-                )
-                return self._commit_one_by_one(messages)
         return None
 
     def _commit(self, messages: list[Message]) -> BatchResult:
@@ -171,9 +183,12 @@ class IngestWorker:
         for message in messages:
             try:
                 part = self._commit([message])
-            except DBAPIError as exc:
-                log.warning("message on %s refused by the database: %s", message.topic, exc.orig)
-                reason = f"database refused it: {type(exc.orig).__name__}"
+            except OperationalError:
+                raise  # the database is unreachable, not this message's fault
+            except Exception as exc:
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                log.warning("message on %s not storable: %r", message.topic, cause)
+                reason = f"not storable: {type(cause).__name__}: {str(cause)[:300]}"
                 with Session(self.engine) as session:
                     insert_ignore(
                         session, DeadLetter, dead_letter_rows([Rejected(message, reason)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.models.types import UTCDateTime, utcnow
@@ -22,8 +22,8 @@ class DispenseEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     machine_id: str = Field(max_length=63, index=True)
-    boot_id: int
-    seq: int
+    boot_id: int = Field(sa_type=BigInteger)
+    seq: int = Field(sa_type=BigInteger)
     device_time: datetime = Field(sa_type=UTCDateTime, index=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     slot: int
@@ -44,8 +44,8 @@ class MachineEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     machine_id: str = Field(max_length=63, index=True)
-    boot_id: int
-    seq: int
+    boot_id: int = Field(sa_type=BigInteger)
+    seq: int = Field(sa_type=BigInteger)
     kind: str = Field(max_length=16)
     device_time: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -63,8 +63,8 @@ class StockSnapshot(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     machine_id: str = Field(max_length=63, index=True)
-    boot_id: int
-    revision: int
+    boot_id: int = Field(sa_type=BigInteger)
+    revision: int = Field(sa_type=BigInteger)
     source: str = Field(default="controller", max_length=16)
     device_time: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -107,7 +107,7 @@ class DeliveryGap(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     machine_id: str = Field(max_length=63, index=True)
-    from_seq: int
-    to_seq: int
+    from_seq: int = Field(sa_type=BigInteger)
+    to_seq: int = Field(sa_type=BigInteger)
     detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     filled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, ForeignKey, String
+from sqlalchemy import BigInteger, Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from backend.models.types import UTCDateTime, utcnow
@@ -38,17 +38,17 @@ class Machine(MachineBase, table=True):
     # missed-heartbeat check ("timeout"); only the latter is undone by telemetry.
     status_source: str | None = Field(default=None, max_length=16)
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    boot_id: int | None = None
+    boot_id: int | None = Field(default=None, sa_type=BigInteger)
     firmware: str | None = Field(default=None, max_length=64)
     temperature_c: float | None = None
     door: str | None = Field(default=None, max_length=16)
-    outbox_depth: int | None = None
+    outbox_depth: int | None = Field(default=None, sa_type=BigInteger)
     # Stock snapshots older than this device time are stale (see stock.py).
     stock_as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Every seq up to the watermark is either stored or recorded as a delivery
     # gap; max_seq lets the gap scan skip machines with nothing new.
-    seq_watermark: int | None = None
-    max_seq: int | None = None
+    seq_watermark: int | None = Field(default=None, sa_type=BigInteger)
+    max_seq: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

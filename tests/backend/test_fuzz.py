@@ -90,3 +90,18 @@ def test_classify_never_raises(payload: bytes, topic: str) -> None:
     assert isinstance(outcome, Accepted | Rejected)
     if isinstance(outcome, Rejected):
         assert outcome.reason
+
+
+def test_nan_in_command_detail_is_refused() -> None:
+    raw = b'{"command_id":"c-1","ok":true,"detail":{"x":NaN}}'
+    outcome = classify(Message("nx/v1/machines/test-001/cmd/result", raw, utcnow()))
+    assert isinstance(outcome, Rejected)
+    assert "NaN" in outcome.reason
+
+
+def test_counters_beyond_64_bits_are_refused() -> None:
+    raw = vend(MACHINE, 1).to_bytes().replace(b'"seq":1', b'"seq":' + str(2**64).encode())
+    raw = raw.replace(f"{MACHINE}:1:1".encode(), f"{MACHINE}:1:{2**64}".encode())
+    outcome = classify(Message(events_topic(MACHINE), raw, utcnow()))
+    assert isinstance(outcome, Rejected)
+    assert "64 bits" in outcome.reason

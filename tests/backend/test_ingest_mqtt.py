@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from backend.ingest import IngestWorker
+from backend.ingest.parse import Message
+from backend.ingest.store import BatchResult
 from backend.models import Alert, DeadLetter, DispenseEvent, Machine
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
@@ -92,3 +95,59 @@ def test_retained_status_and_last_will_reach_the_backend(
     open_offline = select(func.count()).select_from(Alert).where(
         Alert.type == "machine_offline", Alert.status == "open")
     assert _count(session, open_offline) == 1
+
+
+@pytest.mark.allow_logged_errors
+def test_a_failing_message_is_isolated_and_ingest_goes_on(
+    worker: IngestWorker, session: Session, mosquitto: MosquittoBroker
+) -> None:
+    register(session, "test-004", count=100)
+    real_write = worker.writer.write
+
+    def write_with_a_bug(writing: Session, messages: list[Message], now: datetime) -> BatchResult:
+        if any(b'"seq":13,' in m.payload for m in messages):
+            raise RuntimeError("simulated bug on seq 13")
+        return real_write(writing, messages, now)
+
+    worker.writer.write = write_with_a_bug  # type: ignore[method-assign]
+    publisher = machine_publisher(mosquitto, "test-004")
+    try:
+        publisher.publish_all((events_topic("test-004"), vend("test-004", s).to_bytes())
+                              for s in range(1, 31))
+    finally:
+        publisher.close()
+    stored = select(func.count()).select_from(DispenseEvent)
+    wait_until(lambda: _count(session, stored) == 29, what="every event but the poisoned one")
+    letters = select(DeadLetter.reason)
+    wait_until(lambda: bool(fresh(session).execute(letters).scalars().all()), what="dead letter")
+    reasons = session.execute(letters).scalars().all()
+    assert reasons == ["not storable: RuntimeError: simulated bug on seq 13"]
+
+
+@pytest.mark.allow_logged_errors
+def test_an_exception_in_the_message_callback_does_not_stop_the_loop(
+    worker: IngestWorker, session: Session, mosquitto: MosquittoBroker,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(session, "test-005", count=100)
+    real_put = worker.inbox.put_nowait
+    calls = {"n": 0}
+
+    def failing_once(item: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated failure inside on_message")
+        real_put(item)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.inbox, "put_nowait", failing_once)
+    publisher = machine_publisher(mosquitto, "test-005")
+    try:
+        publisher.publish_all((events_topic("test-005"), vend("test-005", s).to_bytes())
+                              for s in range(1, 11))
+    finally:
+        publisher.close()
+    stored = select(func.count()).select_from(DispenseEvent)
+    # The first message was lost inside the callback (never acked, so the broker
+    # keeps it for the next connection); the network loop kept delivering the rest.
+    wait_until(lambda: _count(session, stored) == 9, what="the nine after the failure")
+    assert worker.client.connected.is_set()

@@ -1,0 +1,107 @@
+"""Migrations, the schema check, and the database-enforced alert rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from backend.db import (
+    SchemaOutOfDateError,
+    alembic_config,
+    check_schema,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+)
+from backend.models import Alert, Product
+from tests.backend.helpers import fresh
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_migrate_from_empty_to_head_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(SchemaOutOfDateError, match="nx-backend migrate"):
+            check_schema(engine)
+        migrate(db_url)
+        check_schema(engine)
+        assert current_revision(engine) == head_revision()
+        with Session(engine) as session:
+            naloxone = session.execute(
+                select(func.count()).select_from(Product).where(Product.is_naloxone)
+            ).scalar_one()
+            assert naloxone >= 3
+        with engine.begin() as connection:
+            config = alembic_config(db_url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+        with pytest.raises(SchemaOutOfDateError, match="0001"):
+            check_schema(engine)
+        migrate(db_url)
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def _alert(status: str = "open") -> Alert:
+    return Alert(type="low_stock", severity="warning", subject="m-1/slot/1", machine_id="m-1",
+                 message="low", status=status, opened_at=NOW)
+
+
+def test_one_unresolved_alert_per_type_and_subject(migrated_url: str) -> None:
+    engine = make_engine(migrated_url)
+    try:
+        with Session(engine) as session:
+            session.add(_alert("acknowledged"))
+            session.commit()
+            session.add(_alert())
+            with pytest.raises(IntegrityError):
+                session.commit()
+            fresh(session)
+            first = session.execute(select(Alert)).scalars().one()
+            first.status = "resolved"
+            session.commit()
+            session.add(_alert())  # a new episode after the old one was resolved
+            session.commit()
+            count = session.execute(select(func.count()).select_from(Alert)).scalar_one()
+            assert count == 2
+    finally:
+        engine.dispose()
+
+
+def test_cli_migrate_works_from_any_directory(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", "from backend.cli import main; main()", "migrate",
+         "--database-url", url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = make_engine(url)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_models_and_migrations_agree(migrated_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    engine = make_engine(migrated_url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
