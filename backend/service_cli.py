@@ -39,6 +39,9 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     ingest: Annotated[bool, typer.Option(help="Run ingest worker 0 in this process")] = True,
+    hotspots: Annotated[
+        bool, typer.Option(help="Run the scheduled hotspot scan (NX_HOTSPOT_*) in this process")
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve the HTTP API (and, by default, an ingest worker)."""
@@ -58,9 +61,18 @@ def serve_command(
     except SchemaOutOfDateError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    scheduler = None
+    if hotspots:
+        from backend.hotspots.settings import HotspotSettings
+        from backend.hotspots.store import HotspotScheduler
+
+        scheduler = HotspotScheduler(app.state.engine, HotspotSettings())
+        scheduler.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         if worker is not None:
             worker.stop()
 
