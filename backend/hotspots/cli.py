@@ -10,6 +10,7 @@ from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import Engine
@@ -129,6 +130,8 @@ def _engine() -> Engine:
 @app.command("job")
 def job_command(
     once: Annotated[bool, typer.Option(help="Run one scan and exit.")] = False,
+    day: Annotated[str | None, typer.Option(
+        help="With --once: scan as at the end of this day, YYYY/MM/DD (default now).")] = None,
 ) -> None:
     """Run the scheduled hotspot scan over the database (settings: NX_HOTSPOT_*)."""
     from backend.db import SchemaOutOfDateError
@@ -143,7 +146,13 @@ def job_command(
         raise _fail(str(exc)) from None
     settings = HotspotSettings()
     if once:
-        typer.echo(json.dumps(asdict(run_hotspot_job(engine, settings))))
+        as_of = _date(day, "--day")
+        now = None
+        if as_of is not None:
+            midnight = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.min,
+                                           ZoneInfo(settings.timezone))
+            now = midnight - dt.timedelta(seconds=1)
+        typer.echo(json.dumps(asdict(run_hotspot_job(engine, settings, now=now))))
         return
     scheduler = HotspotScheduler(engine, settings)
     scheduler.start()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +218,26 @@ def test_export_writes_satscan_files_that_find_the_surge(engine: Engine, tmp_pat
                   ScanSettings(replicates=99, seed=2))
     top = result.clusters[0]
     assert set(SURGE) <= {locations[i].location_id for i in top.locations}
+
+
+def test_job_and_export_commands(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    seed_fleet(engine, days=30)
+    env = {**os.environ, "NX_DATABASE_URL": db_url, "NX_HOTSPOT_STUDY_DAYS": "28",
+           "NX_HOTSPOT_REPLICATES": "199", "NX_HOTSPOT_WORKERS": "1"}
+    nx_backend = [sys.executable, "-c", "from backend.cli import main; main()", "hotspots"]
+    last_day = NOW.date().strftime("%Y/%m/%d")
+    done = subprocess.run([*nx_backend, "export", "--out", str(tmp_path), "--end", last_day],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "naloxnet.cas").read_text().count("\n") > 36
+    assert len((tmp_path / "naloxnet.geo").read_text().splitlines()) == 36
+    job = [*nx_backend, "job", "--once", "--day", last_day]
+    done = subprocess.run(job, capture_output=True, text=True, timeout=120, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["opened"], report["updated"], report["resolved"]) == (1, 0, 0)
+    again = subprocess.run(job, capture_output=True, text=True, timeout=120, env=env,
+                           check=False)
+    assert json.loads(again.stdout)["opened"] == 0
+    assert len(hotspot_alerts(engine)) == 1
