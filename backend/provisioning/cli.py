@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,9 @@ ca_app = typer.Typer(help="The deployment's certificate authority for TLS.",
 app.add_typer(ca_app, name="ca")
 
 DEFAULT_CA_DIR = Path("var/ca")
+RELOAD_SETTLE_S = 1.0
+"""Mosquitto acts on SIGHUP at its next loop turn; kick only after the new CRL is in force,
+or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
 
@@ -216,6 +220,8 @@ def revoke(
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
     _reload(settings, no_reload)
     if kick:
+        if not no_reload and settings.broker_pid_file is not None:
+            time.sleep(RELOAD_SETTLE_S)
         _kick(settings, machine_id)
 
 

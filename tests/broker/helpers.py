@@ -15,6 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.waiting import wait_until as shared_wait_until
+
 WAIT_S = 15.0
 """Generous deadline: the test machine has 2 cores shared with other test runs."""
 
@@ -22,12 +24,7 @@ WAIT_S = 15.0
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S,
                message: str = "condition") -> None:
     """Poll ``predicate`` until it is true, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # ok: polling a condition with a deadline
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    shared_wait_until(predicate, timeout, what=message)
 
 
 @dataclass
