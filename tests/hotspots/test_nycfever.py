@@ -12,6 +12,7 @@ import pytest
 
 from backend.hotspots import satscan_io
 from backend.hotspots.geometry import CoordinateSystem, to_points
+from backend.hotspots.report import cluster_dict, clusters_text
 from backend.hotspots.stpscan import ScanResult, ScanSettings, scan
 
 DATA = Path(__file__).parent.parent / "data" / "satscan-nycfever"
@@ -133,3 +134,18 @@ def test_cli_takes_the_study_from_the_parameter_file() -> None:
     assert doc["study"]["start"] == "2001/11/01"
     assert doc["study"]["max_radius_km"] == 3.0
     assert f"{doc['clusters'][0]['test_statistic']:.6f}" == "3.845418"
+
+
+def test_text_report_reads_like_satscan(
+    nyc: tuple[list[satscan_io.Location], ScanResult, dt.date],
+) -> None:
+    locations, result, start = nyc
+    rows = [cluster_dict(c, locations, start, i + 1) for i, c in enumerate(result.clusters)]
+    text = clusters_text(rows)
+    first = text.split("\n\n")[0]
+    assert first.startswith("1. Most likely cluster")
+    assert "Location IDs included.: " + ", ".join(NYC_11418) in first
+    assert "Time frame............: 2001/11/22 to 2001/11/24" in first
+    assert "Test statistic........: 3.845418" in first
+    assert "2. Secondary cluster" in text
+    assert clusters_text([]) == "No clusters were found.\n"
