@@ -54,11 +54,17 @@ class Area:
     def details(self) -> dict[str, Any]:
         """Return the JSON stored with the alert (no individual dispenses)."""
         return {
-            "detector": self.detector, "centre_machine": self.centre_machine,
-            "lat": self.lat, "lon": self.lon, "radius_km": round(self.radius_km, 3),
-            "machines": self.machines, "start": self.start.isoformat(),
-            "end": self.end.isoformat(), "observed": self.observed,
-            "expected": round(self.expected, 4), "p_value": self.p_value,
+            "detector": self.detector,
+            "centre_machine": self.centre_machine,
+            "lat": self.lat,
+            "lon": self.lon,
+            "radius_km": round(self.radius_km, 3),
+            "machines": self.machines,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "observed": self.observed,
+            "expected": round(self.expected, 4),
+            "p_value": self.p_value,
             "recurrence_interval_days": self.recurrence_days,
             "statistic": round(self.statistic, 6),
         }
@@ -66,30 +72,46 @@ class Area:
     def message(self) -> str:
         """Return a one-line summary for people."""
         if self.detector == SCAN_DETECTOR:
-            rarity = (f", expected by chance once in {self.recurrence_days:.0f} days"
-                      if self.recurrence_days else "")
-            return (f"Naloxone dispense cluster around {self.centre_machine} "
-                    f"({self.radius_km:.1f} km, {len(self.machines)} machines), {self.start} "
-                    f"to {self.end}: {self.observed} observed, {self.expected:.1f} "
-                    f"expected{rarity}")
-        where = {CITYWIDE_DETECTOR: "across the fleet",
-                 THRESHOLD_DETECTOR: f"within {self.radius_km:.1f} km of {self.centre_machine}"}
+            rarity = (
+                f", expected by chance once in {self.recurrence_days:.0f} days"
+                if self.recurrence_days
+                else ""
+            )
+            return (
+                f"Naloxone dispense cluster around {self.centre_machine} "
+                f"({self.radius_km:.1f} km, {len(self.machines)} machines), {self.start} "
+                f"to {self.end}: {self.observed} observed, {self.expected:.1f} "
+                f"expected{rarity}"
+            )
+        where = {
+            CITYWIDE_DETECTOR: "across the fleet",
+            THRESHOLD_DETECTOR: f"within {self.radius_km:.1f} km of {self.centre_machine}",
+        }
         place = where.get(self.detector, f"in {self.subject.removeprefix('site:')}")
-        return (f"Naloxone dispenses surged {place} on {self.end}: {self.observed} against "
-                f"about {self.expected:.1f} usually")
+        return (
+            f"Naloxone dispenses surged {place} on {self.end}: {self.observed} against "
+            f"about {self.expected:.1f} usually"
+        )
 
 
 def cluster_area(cluster: Cluster, sites: Sequence[Site], start: dt.date) -> Area:
     """Describe a permutation-scan cluster as an area."""
     centre = sites[cluster.centre]
     return Area(
-        subject=f"area:{centre.machine_id}", detector=SCAN_DETECTOR,
-        centre_machine=centre.machine_id, lat=centre.lat, lon=centre.lon,
-        radius_km=cluster.radius_km, machines=[sites[i].machine_id for i in cluster.locations],
+        subject=f"area:{centre.machine_id}",
+        detector=SCAN_DETECTOR,
+        centre_machine=centre.machine_id,
+        lat=centre.lat,
+        lon=centre.lon,
+        radius_km=cluster.radius_km,
+        machines=[sites[i].machine_id for i in cluster.locations],
         start=start + dt.timedelta(days=cluster.start_day),
-        end=start + dt.timedelta(days=cluster.end_day), observed=cluster.observed,
-        expected=cluster.expected, p_value=cluster.p_value,
-        recurrence_days=cluster.recurrence_days, statistic=cluster.llr,
+        end=start + dt.timedelta(days=cluster.end_day),
+        observed=cluster.observed,
+        expected=cluster.expected,
+        p_value=cluster.p_value,
+        recurrence_days=cluster.recurrence_days,
+        statistic=cluster.llr,
     )
 
 
@@ -102,8 +124,14 @@ def _footprint(members: Sequence[int], points: FloatArray) -> tuple[int, float]:
 
 
 def c2_area(
-    subject: str, detector: str, members: Sequence[int], counts: IntMatrix,
-    points: FloatArray, sites: Sequence[Site], today: dt.date, c2: C2Settings,
+    subject: str,
+    detector: str,
+    members: Sequence[int],
+    counts: IntMatrix,
+    points: FloatArray,
+    sites: Sequence[Site],
+    today: dt.date,
+    c2: C2Settings,
 ) -> Area | None:
     """Return an area when EARS C2 flags today's total over `members`, else None."""
     if not members:
@@ -113,26 +141,45 @@ def c2_area(
     if not result.alarm[0, -1]:
         return None
     lag = c2.baseline_days + c2.guard_days
-    baseline = total[0, -lag:total.shape[1] - c2.guard_days]
+    baseline = total[0, -lag : total.shape[1] - c2.guard_days]
     centre, radius = _footprint(members, points)
     return Area(
-        subject=subject, detector=detector, centre_machine=sites[centre].machine_id,
-        lat=sites[centre].lat, lon=sites[centre].lon, radius_km=radius,
-        machines=[sites[i].machine_id for i in members], start=today, end=today,
-        observed=int(total[0, -1]), expected=float(baseline.mean()), p_value=None,
-        recurrence_days=None, statistic=float(result.statistic[0, -1]),
+        subject=subject,
+        detector=detector,
+        centre_machine=sites[centre].machine_id,
+        lat=sites[centre].lat,
+        lon=sites[centre].lon,
+        radius_km=radius,
+        machines=[sites[i].machine_id for i in members],
+        start=today,
+        end=today,
+        observed=int(total[0, -1]),
+        expected=float(baseline.mean()),
+        p_value=None,
+        recurrence_days=None,
+        statistic=float(result.statistic[0, -1]),
     )
 
 
-def threshold_area(hit: ThresholdHit, counts: IntMatrix, sites: Sequence[Site],
-                   radius_km: float, today: dt.date) -> Area:
+def threshold_area(
+    hit: ThresholdHit, counts: IntMatrix, sites: Sequence[Site], radius_km: float, today: dt.date
+) -> Area:
     """Describe a fixed-threshold hit; expected is the area's mean daily count so far."""
     centre = sites[hit.centre]
     usual = float(counts[hit.machines, :-1].sum(axis=0).mean()) if counts.shape[1] > 1 else 0.0
     return Area(
-        subject=f"threshold:{centre.machine_id}", detector=THRESHOLD_DETECTOR,
-        centre_machine=centre.machine_id, lat=centre.lat, lon=centre.lon,
-        radius_km=radius_km, machines=[sites[i].machine_id for i in hit.machines],
-        start=today, end=today, observed=hit.dispenses, expected=usual, p_value=None,
-        recurrence_days=None, statistic=float(hit.dispenses),
+        subject=f"threshold:{centre.machine_id}",
+        detector=THRESHOLD_DETECTOR,
+        centre_machine=centre.machine_id,
+        lat=centre.lat,
+        lon=centre.lon,
+        radius_km=radius_km,
+        machines=[sites[i].machine_id for i in hit.machines],
+        start=today,
+        end=today,
+        observed=hit.dispenses,
+        expected=usual,
+        p_value=None,
+        recurrence_days=None,
+        statistic=float(hit.dispenses),
     )

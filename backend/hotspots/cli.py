@@ -52,19 +52,27 @@ def scan_command(
     geo: Annotated[Path, typer.Option(help="SaTScan coordinates file.")],
     start: Annotated[str | None, typer.Option(help="Study start, YYYY/MM/DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Study end, YYYY/MM/DD.")] = None,
-    prm: Annotated[Path | None, typer.Option(
-        help="SaTScan parameter file giving defaults for the study period and windows.")] = None,
+    prm: Annotated[
+        Path | None,
+        typer.Option(
+            help="SaTScan parameter file giving defaults for the study period and windows."
+        ),
+    ] = None,
     radius_km: Annotated[float | None, typer.Option(help="Largest circle radius, km.")] = None,
-    max_share: Annotated[float | None, typer.Option(
-        help="Largest share of all cases inside one circle, percent (at most 50).")] = None,
+    max_share: Annotated[
+        float | None,
+        typer.Option(help="Largest share of all cases inside one circle, percent (at most 50)."),
+    ] = None,
     max_days: Annotated[int | None, typer.Option(help="Longest time window, days.")] = None,
     replicates: Annotated[int, typer.Option(help="Monte Carlo replicates.")] = 999,
     seed: Annotated[int, typer.Option(help="Seed of the date permutations.")] = 12345,
-    retrospective: Annotated[bool, typer.Option(
-        help="Scan all windows, not only those ending on the last day.")] = False,
-    coordinates: Annotated[CoordinateSystem, typer.Option(
-        help="latlon: latitude then longitude in degrees; cartesian: x y in km.")]
-        = CoordinateSystem.LATLON,
+    retrospective: Annotated[
+        bool, typer.Option(help="Scan all windows, not only those ending on the last day.")
+    ] = False,
+    coordinates: Annotated[
+        CoordinateSystem,
+        typer.Option(help="latlon: latitude then longitude in degrees; cartesian: x y in km."),
+    ] = CoordinateSystem.LATLON,
     max_clusters: Annotated[int, typer.Option(help="Most clusters to report.")] = 10,
     workers: Annotated[int, typer.Option(help="Threads for the replicates.")] = 1,
     output_format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TEXT,
@@ -79,13 +87,21 @@ def scan_command(
         radius = radius_km
         if radius is None and params.get("UseDistanceFromCenterOption", "n") == "y":
             radius = float(params["MaxSpatialSizeInDistanceFromCenter"])
-        share = max_share if max_share is not None else float(
-            params.get("MaxSpatialSizeInPopulationAtRisk", "50"))
+        share = (
+            max_share
+            if max_share is not None
+            else float(params.get("MaxSpatialSizeInPopulationAtRisk", "50"))
+        )
         days = max_days if max_days is not None else int(params.get("MaxTemporalSize", "7"))
         settings = ScanSettings(
-            max_radius_km=radius, max_share=share / 100.0, max_days=days,
-            prospective=not retrospective, replicates=replicates, seed=seed,
-            max_clusters=max_clusters, workers=workers,
+            max_radius_km=radius,
+            max_share=share / 100.0,
+            max_days=days,
+            prospective=not retrospective,
+            replicates=replicates,
+            seed=seed,
+            max_clusters=max_clusters,
+            workers=workers,
         )
         locations = satscan_io.read_geo(geo, coordinates)
         matrix = satscan_io.case_matrix(satscan_io.read_cas(cas), locations, start_day, end_day)
@@ -130,16 +146,19 @@ def _engine() -> Engine:
 @app.command("job")
 def job_command(
     once: Annotated[bool, typer.Option(help="Run one scan and exit.")] = False,
-    day: Annotated[str | None, typer.Option(
-        help="With --once: scan as at the end of this day, YYYY/MM/DD (default now).")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(help="With --once: scan as at the end of this day, YYYY/MM/DD (default now)."),
+    ] = None,
 ) -> None:
     """Run the scheduled hotspot scan over the database (settings: NX_HOTSPOT_*)."""
     from backend.db import SchemaOutOfDateError
     from backend.hotspots.settings import HotspotSettings
     from backend.hotspots.store import HotspotScheduler, run_hotspot_job
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         engine = _engine()
     except SchemaOutOfDateError as exc:
@@ -149,8 +168,9 @@ def job_command(
         as_of = _date(day, "--day")
         now = None
         if as_of is not None:
-            midnight = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.min,
-                                           ZoneInfo(settings.timezone))
+            midnight = dt.datetime.combine(
+                as_of + dt.timedelta(days=1), dt.time.min, ZoneInfo(settings.timezone)
+            )
             now = midnight - dt.timedelta(seconds=1)
         typer.echo(json.dumps(asdict(run_hotspot_job(engine, settings, now=now))))
         return
@@ -165,8 +185,7 @@ def job_command(
 @app.command("export")
 def export_command(
     out: Annotated[Path, typer.Option(help="Folder for <prefix>.cas and <prefix>.geo.")],
-    end: Annotated[str | None, typer.Option(help="Last day, YYYY/MM/DD (default today).")]
-        = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY/MM/DD (default today).")] = None,
     prefix: Annotated[str, typer.Option(help="File name stem.")] = "naloxnet",
 ) -> None:
     """Write the study period's naloxone dispenses as SaTScan case and coordinate files."""

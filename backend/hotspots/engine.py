@@ -105,7 +105,8 @@ class ScanEngine:
             raise ValueError(
                 f"this scan has {cells:,} cylinders ({cylinders.rows:,} circles x "
                 f"{starts.shape[0]:,} time windows), more than the {MAX_CYLINDERS:,} it can "
-                "hold: lower the radius or the longest window, or scan prospectively")
+                "hold: lower the radius or the longest window, or scan prospectively"
+            )
         total = int(day_totals.sum())
         cum_days = np.concatenate(([0], np.cumsum(day_totals)))
         window_totals = (cum_days[ends + 1] - cum_days[starts]).astype(np.float64)
@@ -123,9 +124,16 @@ class ScanEngine:
         n_loc = int(cylinders.centre_starts.shape[0] - 1)
         small = total * max(n_loc, 1) < 2**31 - 1
         return cls(
-            cylinders=cylinders, starts=starts, ends=ends, total=total,
-            first_day=int(starts.min()), expected=expected, threshold=threshold,
-            slope=slope, offset=offset, table=xlogx_table(total),
+            cylinders=cylinders,
+            starts=starts,
+            ends=ends,
+            total=total,
+            first_day=int(starts.min()),
+            expected=expected,
+            threshold=threshold,
+            slope=slope,
+            offset=offset,
+            table=xlogx_table(total),
             count_dtype=np.int32 if small else np.int64,
         )
 

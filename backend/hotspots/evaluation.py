@@ -51,7 +51,12 @@ class Evaluation:
 
 
 def evaluate(
-    scenario: Scenario, *, runs: int, replicates: int, seed: int, alpha: float = 0.05,
+    scenario: Scenario,
+    *,
+    runs: int,
+    replicates: int,
+    seed: int,
+    alpha: float = 0.05,
     settings: ScanSettings | None = None,
 ) -> Evaluation:
     """Run the scan on `runs` fresh fleets and count the significant most likely clusters.
@@ -63,19 +68,36 @@ def evaluate(
     rng = np.random.default_rng(seed)
     flagged = found = 0
     for run in range(runs):
-        fleet = make_fleet(rng, machines=scenario.machines, days=scenario.days,
-                           extent_km=scenario.extent_km, mean_daily=scenario.mean_daily)
+        fleet = make_fleet(
+            rng,
+            machines=scenario.machines,
+            days=scenario.days,
+            extent_km=scenario.extent_km,
+            mean_daily=scenario.mean_daily,
+        )
         surge = None
         if scenario.relative_risk is not None:
-            surge = Surge(centre=int(rng.integers(scenario.machines)),
-                          radius_km=scenario.surge_radius_km, days=scenario.surge_days,
-                          relative_risk=scenario.relative_risk)
+            surge = Surge(
+                centre=int(rng.integers(scenario.machines)),
+                radius_km=scenario.surge_radius_km,
+                days=scenario.surge_days,
+                relative_risk=scenario.relative_risk,
+            )
         counts = draw_counts(rng, fleet, surge)
-        result = scan(counts, fleet.points, ScanSettings(
-            max_radius_km=base.max_radius_km, max_share=base.max_share,
-            max_days=base.max_days, prospective=base.prospective, min_cases=base.min_cases,
-            replicates=replicates, seed=seed * 100_003 + run, max_clusters=1,
-        ))
+        result = scan(
+            counts,
+            fleet.points,
+            ScanSettings(
+                max_radius_km=base.max_radius_km,
+                max_share=base.max_share,
+                max_days=base.max_days,
+                prospective=base.prospective,
+                min_cases=base.min_cases,
+                replicates=replicates,
+                seed=seed * 100_003 + run,
+                max_clusters=1,
+            ),
+        )
         if not result.clusters or (result.clusters[0].p_value or 1.0) > alpha:
             continue
         flagged += 1
@@ -87,8 +109,14 @@ def evaluate(
     hits = found if scenario.relative_risk is not None else flagged
     interval = binomtest(hits, runs).proportion_ci(confidence_level=0.95, method="wilson")
     return Evaluation(
-        runs=runs, alpha=alpha, flagged=flagged, found=found, share=hits / runs,
-        ci_low=float(interval.low), ci_high=float(interval.high), ci_method="wilson",
+        runs=runs,
+        alpha=alpha,
+        flagged=flagged,
+        found=found,
+        share=hits / runs,
+        ci_low=float(interval.low),
+        ci_high=float(interval.high),
+        ci_method="wilson",
         replicates=replicates,
     )
 
@@ -106,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     null = evaluate(Scenario(), runs=args.runs, replicates=args.replicates, seed=args.seed)
     figures["null"] = asdict(null)
     for rr in args.relative_risk or [2.0, 3.0, 4.0]:
-        power = evaluate(Scenario(relative_risk=rr), runs=args.runs,
-                         replicates=args.replicates, seed=args.seed + 1)
+        power = evaluate(
+            Scenario(relative_risk=rr),
+            runs=args.runs,
+            replicates=args.replicates,
+            seed=args.seed + 1,
+        )
         figures[f"power_rr_{rr:g}"] = asdict(power)
     text = json.dumps(figures, indent=2)
     sys.stdout.write(text + "\n")

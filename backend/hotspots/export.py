@@ -18,7 +18,8 @@ from backend.hotspots.store import load_dispenses, load_sites, naloxone_products
 
 
 def satscan_records(
-    sites: Sequence[Site], dispense_days: Iterable[tuple[str, dt.date]],
+    sites: Sequence[Site],
+    dispense_days: Iterable[tuple[str, dt.date]],
 ) -> tuple[list[CaseRecord], list[Location]]:
     """Aggregate dispenses to one case record per machine and day, plus the coordinates."""
     known = {s.machine_id for s in sites}
@@ -29,7 +30,11 @@ def satscan_records(
 
 
 def export_satscan(
-    engine: Engine, settings: HotspotSettings, out_dir: Path, *, today: dt.date,
+    engine: Engine,
+    settings: HotspotSettings,
+    out_dir: Path,
+    *,
+    today: dt.date,
     prefix: str = "naloxnet",
 ) -> tuple[Path, Path, int]:
     """Write <prefix>.cas and <prefix>.geo for the study period ending `today`."""
@@ -37,8 +42,9 @@ def export_satscan(
     with session_scope(engine) as session:
         sites = load_sites(session)
         zone = ZoneInfo(settings.timezone)
-        dispenses = load_dispenses(session, naloxone_products(session, settings), first, today,
-                                   zone)
+        dispenses = load_dispenses(
+            session, naloxone_products(session, settings), first, today, zone
+        )
     days = [(m, t.astimezone(zone).date()) for m, t in dispenses]
     cases, locations = satscan_records(sites, days)
     out_dir.mkdir(parents=True, exist_ok=True)

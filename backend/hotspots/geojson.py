@@ -8,8 +8,17 @@ from typing import Any
 from backend.models import Alert
 
 AREA_FIELDS = (
-    "detector", "centre_machine", "radius_km", "machines", "start", "end", "observed",
-    "expected", "p_value", "recurrence_interval_days", "statistic",
+    "detector",
+    "centre_machine",
+    "radius_km",
+    "machines",
+    "start",
+    "end",
+    "observed",
+    "expected",
+    "p_value",
+    "recurrence_interval_days",
+    "statistic",
 )
 
 
@@ -20,8 +29,11 @@ def hotspot_feature(alert: Alert) -> dict[str, Any] | None:
     if not isinstance(lat, int | float) or not isinstance(lon, int | float):
         return None
     properties: dict[str, Any] = {
-        "alert_id": alert.id, "subject": alert.subject, "status": alert.status,
-        "severity": alert.severity, "message": alert.message,
+        "alert_id": alert.id,
+        "subject": alert.subject,
+        "status": alert.status,
+        "severity": alert.severity,
+        "message": alert.message,
         "opened_at": alert.opened_at.isoformat() if alert.opened_at else None,
     }
     properties.update({k: details.get(k) for k in AREA_FIELDS})

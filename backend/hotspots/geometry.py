@@ -38,11 +38,13 @@ def to_points(coords: FloatArray, system: CoordinateSystem) -> FloatArray:
         raise ValueError("latitude/longitude coordinates need exactly two columns")
     lat = np.radians(coords[:, 0])
     lon = np.radians(coords[:, 1])
-    return np.column_stack((
-        EARTH_RADIUS_KM * np.cos(lon) * np.cos(lat),
-        EARTH_RADIUS_KM * np.sin(lon) * np.cos(lat),
-        EARTH_RADIUS_KM * np.sin(lat),
-    ))
+    return np.column_stack(
+        (
+            EARTH_RADIUS_KM * np.cos(lon) * np.cos(lat),
+            EARTH_RADIUS_KM * np.sin(lon) * np.cos(lat),
+            EARTH_RADIUS_KM * np.sin(lat),
+        )
+    )
 
 
 def neighbour_order(
@@ -97,7 +99,7 @@ class Cylinders:
 
     def locations(self, row: int) -> list[int]:
         """Return the locations of the circle at `row`, in the order they joined."""
-        return [int(x) for x in self.members[int(self.segment_start[row]): row + 1]]
+        return [int(x) for x in self.members[int(self.segment_start[row]) : row + 1]]
 
 
 def build_cylinders(

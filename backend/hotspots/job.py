@@ -34,15 +34,25 @@ from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.stpscan import ScanSettings, scan
 from backend.hotspots.surge import C2Settings
 
-__all__ = ["CITYWIDE_SUBJECT", "ActiveAlert", "Area", "Plan", "Site", "compute_areas",
-           "count_matrix", "reconcile"]
+__all__ = [
+    "CITYWIDE_SUBJECT",
+    "ActiveAlert",
+    "Area",
+    "Plan",
+    "Site",
+    "compute_areas",
+    "count_matrix",
+    "reconcile",
+]
 
 Dispense = tuple[str, dt.datetime]
 """(machine id, aware time) of one naloxone dispense."""
 
 
 def count_matrix(
-    sites: Sequence[Site], dispense_days: Sequence[tuple[str, dt.date]], start: dt.date,
+    sites: Sequence[Site],
+    dispense_days: Sequence[tuple[str, dt.date]],
+    start: dt.date,
     days: int,
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Tally (machine id, day) dispenses into a machine x day matrix; others are skipped."""
@@ -57,7 +67,9 @@ def count_matrix(
 
 
 def compute_areas(
-    sites: Sequence[Site], dispenses: Sequence[Dispense], now: dt.datetime,
+    sites: Sequence[Site],
+    dispenses: Sequence[Dispense],
+    now: dt.datetime,
     settings: HotspotSettings,
 ) -> list[Area]:
     """Run every detector over the study period ending today (in the city's time zone)."""
@@ -68,37 +80,50 @@ def compute_areas(
     start = today - dt.timedelta(days=settings.study_days - 1)
     days = [(m, t.astimezone(zone).date()) for m, t in dispenses]
     counts = count_matrix(sites, days, start, settings.study_days)
-    points = to_points(np.array([[s.lat, s.lon] for s in sites], dtype=np.float64),
-                       CoordinateSystem.LATLON)
-    result = scan(counts, points, ScanSettings(
-        max_radius_km=settings.max_radius_km, max_share=settings.max_share,
-        max_days=settings.max_days, prospective=True, replicates=settings.replicates,
-        seed=settings.seed, workers=settings.workers,
-    ))
+    points = to_points(
+        np.array([[s.lat, s.lon] for s in sites], dtype=np.float64), CoordinateSystem.LATLON
+    )
+    result = scan(
+        counts,
+        points,
+        ScanSettings(
+            max_radius_km=settings.max_radius_km,
+            max_share=settings.max_share,
+            max_days=settings.max_days,
+            prospective=True,
+            replicates=settings.replicates,
+            seed=settings.seed,
+            workers=settings.workers,
+        ),
+    )
     areas = [cluster_area(c, sites, start) for c in result.clusters]
     # The count-series detectors look past local clusters already alarming, so
     # one neighbourhood's surge does not raise a second, fleet-wide alert.
-    local = {i for c in result.clusters
-             if (c.recurrence_days or 0.0) >= settings.alert_recurrence_days
-             for i in c.locations}
+    local = {
+        i
+        for c in result.clusters
+        if (c.recurrence_days or 0.0) >= settings.alert_recurrence_days
+        for i in c.locations
+    }
     rest = [i for i in range(len(sites)) if i not in local]
     c2 = C2Settings(threshold=settings.c2_threshold)
     labels = sorted({s.area for s in sites if s.area})
     for label in labels:
         members = [i for i in rest if sites[i].area == label]
-        found = c2_area(f"site:{label}", AREA_C2_DETECTOR, members, counts, points, sites,
-                        today, c2)
+        found = c2_area(
+            f"site:{label}", AREA_C2_DETECTOR, members, counts, points, sites, today, c2
+        )
         if found is not None:
             areas.append(found)
-    city = c2_area(CITYWIDE_SUBJECT, CITYWIDE_DETECTOR, rest, counts, points, sites, today,
-                   c2)
+    city = c2_area(CITYWIDE_SUBJECT, CITYWIDE_DETECTOR, rest, counts, points, sites, today, c2)
     if city is not None:
         areas.append(city)
     if settings.threshold_dispenses is not None:
         index = {s.machine_id: i for i, s in enumerate(sites)}
         known = [(index[m], t) for m, t in dispenses if m in index]
-        rule = ThresholdSettings(min_dispenses=settings.threshold_dispenses,
-                                 radius_km=settings.threshold_radius_km)
+        rule = ThresholdSettings(
+            min_dispenses=settings.threshold_dispenses, radius_km=settings.threshold_radius_km
+        )
         hits = threshold_hits(points, [i for i, _ in known], [t for _, t in known], now, rule)
         areas += [threshold_area(h, counts, sites, rule.radius_km, today) for h in hits]
     return areas
@@ -142,8 +167,9 @@ def _same_place(alert: ActiveAlert, area: Area) -> bool:
     return alert.subject == area.subject or bool(alert.machines.intersection(area.machines))
 
 
-def reconcile(active: Sequence[ActiveAlert], areas: Sequence[Area],
-              settings: HotspotSettings) -> Plan:
+def reconcile(
+    active: Sequence[ActiveAlert], areas: Sequence[Area], settings: HotspotSettings
+) -> Plan:
     """Open alerts for new rare areas, refresh those still there, resolve the rest.
 
     An open alert survives while an area sharing one of its machines stays at
@@ -157,8 +183,9 @@ def reconcile(active: Sequence[ActiveAlert], areas: Sequence[Area],
         keep = _alarming(area, settings.keep_recurrence_days)
         if not keep:
             continue
-        owner = next((a for a in active if a.alert_id not in matched and _same_place(a, area)),
-                     None)
+        owner = next(
+            (a for a in active if a.alert_id not in matched and _same_place(a, area)), None
+        )
         if owner is not None:
             matched.add(owner.alert_id)
             plan.update.append((owner.alert_id, area))

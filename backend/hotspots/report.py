@@ -11,7 +11,10 @@ from backend.hotspots.stpscan import Cluster
 
 
 def cluster_dict(
-    cluster: Cluster, locations: Sequence[Location], study_start: dt.date, rank: int,
+    cluster: Cluster,
+    locations: Sequence[Location],
+    study_start: dt.date,
+    rank: int,
 ) -> dict[str, Any]:
     """Describe one cluster by location ids, calendar dates and its statistics."""
     centre = locations[cluster.centre]

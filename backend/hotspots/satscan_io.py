@@ -79,8 +79,9 @@ def read_cas(path: Path) -> list[CaseRecord]:
         try:
             count = int(fields[1])
         except ValueError:
-            raise SatscanFormatError(f"{where}: case count {fields[1]!r} is not a whole number")\
-                from None
+            raise SatscanFormatError(
+                f"{where}: case count {fields[1]!r} is not a whole number"
+            ) from None
         if count < 0:
             raise SatscanFormatError(f"{where}: case count {count} is negative")
         try:
@@ -103,8 +104,7 @@ def read_geo(path: Path, system: CoordinateSystem = CoordinateSystem.LATLON) -> 
         try:
             coords = tuple(float(f) for f in fields[1:])
         except ValueError:
-            raise SatscanFormatError(f"{where}: coordinates {fields[1:]} are not numbers")\
-                from None
+            raise SatscanFormatError(f"{where}: coordinates {fields[1:]} are not numbers") from None
         if not all(math.isfinite(c) for c in coords):
             raise SatscanFormatError(f"{where}: coordinates must be finite")
         if system is CoordinateSystem.LATLON:
@@ -118,7 +118,8 @@ def read_geo(path: Path, system: CoordinateSystem = CoordinateSystem.LATLON) -> 
             raise SatscanFormatError(f"{where}: {len(coords)} coordinates, earlier lines {dims}")
         if fields[0] in seen:
             raise SatscanFormatError(
-                f"{where}: location {fields[0]!r} already given on line {seen[fields[0]]}")
+                f"{where}: location {fields[0]!r} already given on line {seen[fields[0]]}"
+            )
         seen[fields[0]] = number
         out.append(Location(fields[0], coords))
     if not out:
@@ -178,7 +179,10 @@ class CaseMatrix:
 
 
 def case_matrix(
-    records: Iterable[CaseRecord], locations: list[Location], start: dt.date, end: dt.date,
+    records: Iterable[CaseRecord],
+    locations: list[Location],
+    start: dt.date,
+    end: dt.date,
 ) -> CaseMatrix:
     """Tally case records by location and day; an unknown location is an error."""
     if end < start:
@@ -191,7 +195,8 @@ def case_matrix(
         if rec.location_id not in index:
             raise SatscanFormatError(
                 f"case file, line {rec.line}: location {rec.location_id!r} is not in the "
-                "coordinates file")
+                "coordinates file"
+            )
         offset = (rec.day - start).days
         if not 0 <= offset < n_days:
             outside += rec.count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,5 +34,7 @@ class HotspotSettings(BaseSettings):
     threshold_radius_km: float = Field(default=1.6, gt=0)
     timezone: str = "UTC"
     """Time zone whose calendar days the scan counts in (the city's)."""
+    clock: Literal["wall", "data"] = "wall"
+    """"data": take "now" from the newest dispense (replays and accelerated demos)."""
     interval_s: float = Field(default=3600.0, gt=0)
     """How often the scheduler runs the job."""

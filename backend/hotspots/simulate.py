@@ -40,7 +40,11 @@ class Surge:
 
 
 def make_fleet(
-    rng: np.random.Generator, *, machines: int, days: int, extent_km: float = 20.0,
+    rng: np.random.Generator,
+    *,
+    machines: int,
+    days: int,
+    extent_km: float = 20.0,
     mean_daily: float = 0.5,
 ) -> Fleet:
     """Scatter machines over a square city with lognormal base rates."""
@@ -57,7 +61,9 @@ def surge_members(fleet: Fleet, surge: Surge) -> IntArray:
 
 
 def draw_counts(
-    rng: np.random.Generator, fleet: Fleet, surge: Surge | None = None,
+    rng: np.random.Generator,
+    fleet: Fleet,
+    surge: Surge | None = None,
 ) -> IntMatrix:
     """Draw Poisson dispense counts, with the surge's extra rate if one is planted."""
     rates = fleet.rates
@@ -65,12 +71,14 @@ def draw_counts(
         rates = rates.copy()
         members = surge_members(fleet, surge)
         rates[np.ix_(members, np.arange(rates.shape[1] - surge.days, rates.shape[1]))] *= (
-            surge.relative_risk)
+            surge.relative_risk
+        )
     return rng.poisson(rates).astype(np.int64)
 
 
-def plant_city_wide(counts: IntMatrix, rng: np.random.Generator, *, days: int,
-                    relative_risk: float, fleet: Fleet) -> IntMatrix:
+def plant_city_wide(
+    counts: IntMatrix, rng: np.random.Generator, *, days: int, relative_risk: float, fleet: Fleet
+) -> IntMatrix:
     """Add a surge that hits every machine at once over the last `days` days."""
     extra = fleet.rates[:, -days:] * (relative_risk - 1.0)
     out = counts.copy()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from backend.alerts.rules import AlertSpec
 from backend.alerts.store import SYSTEM_ACTOR, open_alert
@@ -50,7 +50,11 @@ def naloxone_products(session: Session, settings: HotspotSettings) -> list[str]:
 
 
 def load_dispenses(
-    session: Session, products: list[str], first: dt.date, last: dt.date, zone: ZoneInfo,
+    session: Session,
+    products: list[str],
+    first: dt.date,
+    last: dt.date,
+    zone: ZoneInfo,
 ) -> list[tuple[str, dt.datetime]]:
     """Return (machine id, time) of every successful dispense of `products` on those days."""
     lo = dt.datetime.combine(first, dt.time.min, zone)
@@ -66,14 +70,30 @@ def load_dispenses(
     return [(machine_id, when) for machine_id, when in rows]
 
 
+def newest_dispense(session: Session) -> dt.datetime | None:
+    """Return the device time of the newest successful dispense, if any."""
+    newest = session.exec(
+        select(func.max(DispenseEvent.device_time)).where(DispenseEvent.result == "ok")
+    ).one()
+    if newest is None:
+        return None
+    if isinstance(newest, str):  # SQLite's max() hands back the stored text
+        newest = dt.datetime.fromisoformat(newest)
+    return newest if newest.tzinfo else newest.replace(tzinfo=dt.UTC)
+
+
 def active_hotspot_alerts(session: Session) -> list[Alert]:
     """Return hotspot alerts not yet resolved, oldest first."""
-    return list(session.exec(
-        select(Alert).where(
-            Alert.type == AlertType.OVERDOSE_HOTSPOT.value,
-            Alert.status != AlertStatus.RESOLVED.value,
-        ).order_by(col(Alert.id))
-    ))
+    return list(
+        session.exec(
+            select(Alert)
+            .where(
+                Alert.type == AlertType.OVERDOSE_HOTSPOT.value,
+                Alert.status != AlertStatus.RESOLVED.value,
+            )
+            .order_by(col(Alert.id))
+        )
+    )
 
 
 def _severity(area: Area) -> Severity:
@@ -87,8 +107,9 @@ def apply_plan(session: Session, plan: Plan, now: dt.datetime) -> tuple[int, int
     """Open, refresh and resolve hotspot alerts; return how many of each."""
     opened = 0
     for area in plan.open:
-        spec = AlertSpec(AlertType.OVERDOSE_HOTSPOT, _severity(area), area.subject, None,
-                         area.message())
+        spec = AlertSpec(
+            AlertType.OVERDOSE_HOTSPOT, _severity(area), area.subject, None, area.message()
+        )
         opened += open_alert(session, spec, details=area.details(), now=now)
     for alert_id, area in plan.update:
         alert = session.get(Alert, alert_id)
@@ -108,24 +129,37 @@ def apply_plan(session: Session, plan: Plan, now: dt.datetime) -> tuple[int, int
 
 
 def run_hotspot_job(
-    engine: Engine, settings: HotspotSettings, *, now: dt.datetime | None = None,
+    engine: Engine,
+    settings: HotspotSettings,
+    *,
+    now: dt.datetime | None = None,
 ) -> JobReport:
     """Scan the study period ending today and bring hotspot alerts up to date."""
-    now = now or utcnow()
+    if now is None:
+        now = utcnow()
+        if settings.clock == "data":
+            with session_scope(engine) as session:
+                now = newest_dispense(session) or now
     zone = ZoneInfo(settings.timezone)
     today = now.astimezone(zone).date()
     first = today - dt.timedelta(days=settings.study_days - 1)
     with session_scope(engine) as session:
         sites = load_sites(session)
-        dispenses = load_dispenses(session, naloxone_products(session, settings), first, today,
-                                   zone)
+        dispenses = load_dispenses(
+            session, naloxone_products(session, settings), first, today, zone
+        )
     # The scan runs outside any transaction: it takes seconds on a large fleet.
     areas = compute_areas(sites, dispenses, now, settings)
     with session_scope(engine) as session:
         active = [
-            ActiveAlert(a.id, a.subject, frozenset(a.details.get("machines", [])),
-                        str(a.details.get("detector", SCAN_DETECTOR)))
-            for a in active_hotspot_alerts(session) if a.id is not None
+            ActiveAlert(
+                a.id,
+                a.subject,
+                frozenset(a.details.get("machines", [])),
+                str(a.details.get("detector", SCAN_DETECTOR)),
+            )
+            for a in active_hotspot_alerts(session)
+            if a.id is not None
         ]
         opened, updated, resolved = apply_plan(session, reconcile(active, areas, settings), now)
     return JobReport(areas=len(areas), opened=opened, updated=updated, resolved=resolved)

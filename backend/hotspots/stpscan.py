@@ -99,13 +99,18 @@ def scan(counts: IntMatrix, points: FloatArray, settings: ScanSettings) -> ScanR
     if (counts < 0).any():
         raise ValueError("case counts cannot be negative")
     cylinders = build_cylinders(
-        points, counts.sum(axis=1), max_radius=settings.max_radius_km,
+        points,
+        counts.sum(axis=1),
+        max_radius=settings.max_radius_km,
         max_share=settings.max_share,
     )
     engine = ScanEngine.build(
         # A study shorter than the longest window is scanned over all its days.
-        cylinders, counts.sum(axis=0), max_days=min(settings.max_days, counts.shape[1]),
-        prospective=settings.prospective, min_cases=settings.min_cases,
+        cylinders,
+        counts.sum(axis=0),
+        max_days=min(settings.max_days, counts.shape[1]),
+        prospective=settings.prospective,
+        min_cases=settings.min_cases,
     )
     total = engine.total
     if total == 0 or cylinders.rows == 0:
@@ -141,6 +146,7 @@ def _non_overlapping(
     candidates: list[tuple[int, int, float]], cyl: Cylinders, limit: int
 ) -> list[tuple[int, int, float]]:
     """Keep clusters best first, dropping any that shares a location with a kept one."""
+
     def rank(a: tuple[int, int, float], b: tuple[int, int, float]) -> int:
         # SaTScan's order: higher LLR; on a tie, fewer locations, then lower centre.
         if abs(a[2] - b[2]) >= TIE_TOLERANCE:
@@ -165,7 +171,11 @@ def _non_overlapping(
 
 
 def _report(
-    row: int, win: int, observed: IntMatrix, engine: ScanEngine, maxima: FloatArray,
+    row: int,
+    win: int,
+    observed: IntMatrix,
+    engine: ScanEngine,
+    maxima: FloatArray,
     settings: ScanSettings,
 ) -> Cluster:
     """Describe one chosen cylinder, its statistic computed directly for full precision."""

@@ -241,3 +241,13 @@ def test_job_and_export_commands(engine: Engine, db_url: str, tmp_path: Path) ->
                            check=False)
     assert json.loads(again.stdout)["opened"] == 0
     assert len(hotspot_alerts(engine)) == 1
+
+
+def test_data_clock_scans_as_of_the_newest_dispense(engine: Engine) -> None:
+    """Accelerated demos and replays run ahead of (or behind) the wall clock."""
+    seed_fleet(engine)
+    cfg = hotspot_settings().model_copy(update={"clock": "data"})
+    report = run_hotspot_job(engine, cfg)
+    assert report.opened == 1
+    (alert,) = hotspot_alerts(engine)
+    assert alert.details["end"] == NOW.date().isoformat()
