@@ -16,6 +16,16 @@ from simulators.clock import SimClock
 from simulators.demand import DemandModel, choose_slots
 from simulators.fleet_plan import MachineSpec
 from simulators.restock import RestockPolicy
+from simulators.scenario import (
+    Event,
+    GoDark,
+    HeatWave,
+    Jams,
+    Scenario,
+    Surge,
+    Tamper,
+    Transition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,22 @@ class Machine(Protocol):
 
     def refill(self) -> None:
         """Fill every slot."""
+        ...
+
+    def set_temperature(self, celsius: float) -> None:
+        """Make the cabinet read ``celsius``."""
+        ...
+
+    def set_door_open(self, is_open: bool) -> None:
+        """Open or close the service door."""
+        ...
+
+    def jam(self, count: int) -> None:
+        """Make the next ``count`` vends jam."""
+        ...
+
+    def set_dark(self, dark: bool) -> None:
+        """Cut the machine off the network, or bring it back."""
         ...
 
     def stop(self) -> None:
@@ -71,6 +97,7 @@ class FleetStats:
     refused: dict[str, int] = field(default_factory=dict)
     refills: int = 0
     errors: int = 0
+    scenario_steps: int = 0
 
 
 class Fleet:
@@ -82,11 +109,15 @@ class Fleet:
         machine_factory: Callable[[MachineSpec], Machine],
         settings: FleetSettings | None = None,
         model: DemandModel | None = None,
+        scenario: Scenario | None = None,
     ) -> None:
         settings = settings or FleetSettings()
         self.specs = {spec.machine_id: spec for spec in specs}
         self.settings = settings
         self.model = model or DemandModel()
+        self.scenario = scenario
+        if scenario is not None:
+            scenario.check_targets(specs)
         self.stats = FleetStats()
         self.policy = RestockPolicy(delay=settings.restock_after)
         self._factory = machine_factory
@@ -161,8 +192,16 @@ class Fleet:
     def step(self, start: datetime, end: datetime) -> int:
         """Play the demand between two simulated times, then the due refills; return vends."""
         with self._lock:
+            start_h, end_h = self._hours(start), self._hours(end)
+            if self.scenario is not None:
+                for transition in self.scenario.transitions(start_h, end_h):
+                    self._apply(transition)
             ids = list(self._machines)
-            rates = [self.specs[mid].per_day for mid in ids]
+            middle_h = (start_h + end_h) / 2
+            rates = [
+                self.specs[mid].per_day * self._multiplier(self.specs[mid], middle_h)
+                for mid in ids
+            ]
             visitors = self.model.draw(self._rng, rates, start, end)
             vends = 0
             for machine_id, count in zip(ids, visitors, strict=True):
@@ -171,6 +210,31 @@ class Fleet:
             for machine_id in self.policy.due(end):
                 self._refill(machine_id)
             return vends
+
+    def _hours(self, when: datetime) -> float:
+        return (when - self._clock.start) / timedelta(hours=1)
+
+    def _multiplier(self, spec: MachineSpec, hours: float) -> float:
+        return 1.0 if self.scenario is None else self.scenario.multiplier(spec, hours)
+
+    def _apply(self, transition: Transition) -> None:
+        event = transition.event
+        targets = [mid for mid in self._machines if event.applies_to(self.specs[mid])]
+        log.info(
+            "scenario: %s %s at %.1f h for %d machines",
+            event.kind,
+            "begins" if transition.begins else "ends",
+            transition.at_h,
+            len(targets),
+        )
+        for machine_id in targets:
+            machine = self._machines[machine_id]
+            try:
+                _act(machine, event, transition.begins)
+            except Exception as exc:
+                self.stats.errors += 1
+                log.warning("scenario %s on %s failed: %s", event.kind, machine_id, exc)
+        self.stats.scenario_steps += 1
 
     def _serve(self, machine_id: str, visitors: int, when: datetime) -> int:
         spec = self.specs[machine_id]
@@ -218,3 +282,19 @@ class Fleet:
     def stock(self, machine_id: str) -> dict[int, int]:
         """Return the fleet's own view of a machine's stock, slot -> count."""
         return {slot: n for (mid, slot), n in self._counts.items() if mid == machine_id}
+
+
+def _act(machine: Machine, event: Event, begins: bool) -> None:
+    """Make one machine live through the beginning or the end of a scenario event."""
+    match event:
+        case HeatWave():
+            machine.set_temperature(event.celsius if begins else event.normal_c)
+        case GoDark():
+            machine.set_dark(begins)
+        case Tamper():
+            machine.set_door_open(begins)
+        case Jams():
+            if begins:
+                machine.jam(event.count)
+        case Surge():
+            pass  # demand follows Scenario.multiplier; nothing to tell the machine

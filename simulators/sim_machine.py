@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from simulators.fleet_plan import MachineSpec
 from simulators.virtual_controller import VirtualController
 
 log = logging.getLogger(__name__)
+
+LINK_UP_TIMEOUT_S = 15.0
+LINK_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class SimMachine:
         self._timings = timings
         self.controller: VirtualController | None = None
         self.agent: Agent | None = None
+        self._settings: AgentSettings | None = None
+        self._idle = threading.Event()  # never set: a sleep that is not time.sleep
 
     @property
     def machine_id(self) -> str:
@@ -67,24 +74,70 @@ class SimMachine:
             heartbeat_s=self._timings.heartbeat_s,
             read_timeout_s=self._timings.read_timeout_s,
         )
+        self._settings = settings
         self.agent = Agent(settings)
         self.agent.start()
         # A controller that senses its stock reports it at power-up, so the
         # agent's ledger starts from the machine's real counts, not from zero.
         self.controller.report_stock()
+        self._wait_link_up()
+
+    def _wait_link_up(self) -> None:
+        # Nobody walks up to a machine in the first instant after power-up; waiting
+        # until the agent has acknowledged HELLO and STOCK keeps the start orderly.
+        controller = self._controller()
+        deadline = time.monotonic() + LINK_UP_TIMEOUT_S
+        while controller.unacked and time.monotonic() < deadline:
+            self._idle.wait(LINK_POLL_S)
+        if controller.unacked:
+            log.warning("%s: agent has not acknowledged the controller's greeting after %.0fs",
+                        self.machine_id, LINK_UP_TIMEOUT_S)
+
+    def _controller(self) -> VirtualController:
+        if self.controller is None:
+            raise RuntimeError(f"machine {self.machine_id} is not started")
+        return self.controller
 
     def vend(self, slot: int) -> VendResult:
         """Have a visitor take an item from ``slot``."""
-        if self.controller is None:
-            raise RuntimeError(f"machine {self.machine_id} is not started")
-        return self.controller.vend(slot)
+        return self._controller().vend(slot)
 
     def refill(self) -> None:
         """Fill every slot to capacity, as an outreach visit does."""
-        if self.controller is None:
-            raise RuntimeError(f"machine {self.machine_id} is not started")
+        controller = self._controller()
         for slot in self.spec.slots:
-            self.controller.restock(slot.slot, slot.capacity)
+            controller.restock(slot.slot, slot.capacity)
+
+    def set_temperature(self, celsius: float) -> None:
+        """Make the cabinet read ``celsius``."""
+        self._controller().set_temperature(celsius)
+
+    def set_door_open(self, is_open: bool) -> None:
+        """Open or close the service door."""
+        controller = self._controller()
+        if is_open:
+            controller.open_door()
+        else:
+            controller.close_door()
+
+    def jam(self, count: int) -> None:
+        """Make the next ``count`` vends jam."""
+        self._controller().jam_next(count)
+
+    def set_dark(self, dark: bool) -> None:
+        """Cut the Pi off (its agent stops) or bring it back (a new agent boot).
+
+        The controller keeps vending meanwhile and holds its unacknowledged
+        events, as real firmware does, so nothing sold in the dark is lost.
+        """
+        if dark:
+            if self.agent is not None:
+                self.agent.stop()
+                self.agent = None
+            return
+        if self.agent is None and self._settings is not None:
+            self.agent = Agent(self._settings)
+            self.agent.start()
 
     def stop(self) -> None:
         """Stop the agent first (it publishes nothing more), then close the pty."""

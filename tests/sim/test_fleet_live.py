@@ -9,6 +9,7 @@ from firmware_agent.wire.payloads import (
     MachineState,
     Status,
     StockSnapshot,
+    TemperatureEvent,
     VendEvent,
     VendResult,
     parse_event,
@@ -105,3 +106,41 @@ def test_fleet_vends_reach_the_broker_with_matching_stock(
 def _vends(watch: FleetWatch, machine_id: str) -> list[VendEvent]:
     events = [parse_event(raw) for raw in watch.payloads(Channel.EVENTS, machine_id)]
     return [e for e in events if isinstance(e, VendEvent)]
+
+
+def test_a_machine_that_goes_dark_loses_nothing_and_reports_heat(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    spec = plan_fleet(1, seed=8, prefix="test")[0]
+    machine = SimMachine(
+        spec,
+        password=TEST_MACHINES[spec.machine_id],
+        mqtt_host=mosquitto.host,
+        mqtt_port=mosquitto.port,
+        data_dir=tmp_path,
+        timings=AgentTimings(heartbeat_s=1.0),
+    )
+    with FleetWatch(mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD) as watch:
+        machine.start()
+        try:
+            machine.vend(1)
+            wait_until(lambda: len(_vends(watch, spec.machine_id)) == 1, LIVE_WAIT_S, "a vend")
+            machine.set_dark(True)
+            for slot in (1, 2, 3):  # sold while the Pi is dark
+                machine.vend(slot)
+            machine.set_temperature(43.0)
+            machine.set_dark(False)
+            wait_until(
+                lambda: len(_vends(watch, spec.machine_id)) == 4, LIVE_WAIT_S, "the dark vends"
+            )
+            assert [e.slot for e in _vends(watch, spec.machine_id)] == [1, 1, 2, 3]
+
+            def heat_reported() -> bool:
+                events = [parse_event(r) for r in watch.payloads(Channel.EVENTS, spec.machine_id)]
+                return any(isinstance(e, TemperatureEvent) and e.excursion for e in events)
+
+            wait_until(heat_reported, LIVE_WAIT_S, "a temperature excursion event")
+            boots = {parse_model(Status, r).boot_id for r in watch.payloads(Channel.STATUS)}
+            assert len(boots) == 2  # the agent came back as a new boot
+        finally:
+            machine.stop()

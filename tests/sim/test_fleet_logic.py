@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from firmware_agent.wire.payloads import VendResult
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.scenario import Scenario, ScenarioError, parse_scenario
 from tests.sim.helpers import wait_until
 
 START = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -22,6 +25,10 @@ class CountingMachine:
         self.refills = 0
         self.started = False
         self.broken = False
+        self.temperatures: list[float] = []
+        self.door_open = False
+        self.dark = False
+        self.jams = 0
 
     @property
     def machine_id(self) -> str:
@@ -43,12 +50,24 @@ class CountingMachine:
         self.counts = {s.slot: s.capacity for s in self.spec.slots}
         self.refills += 1
 
+    def set_temperature(self, celsius: float) -> None:
+        self.temperatures.append(celsius)
+
+    def set_door_open(self, is_open: bool) -> None:
+        self.door_open = is_open
+
+    def jam(self, count: int) -> None:
+        self.jams += count
+
+    def set_dark(self, dark: bool) -> None:
+        self.dark = dark
+
     def stop(self) -> None:
         self.started = False
 
 
 def _fleet(
-    n: int = 6, *, started: bool = True, **settings: object
+    n: int = 6, *, started: bool = True, scenario: Scenario | None = None, **settings: object
 ) -> tuple[Fleet, dict[str, CountingMachine]]:
     made: dict[str, CountingMachine] = {}
 
@@ -56,7 +75,12 @@ def _fleet(
         made[spec.machine_id] = CountingMachine(spec)
         return made[spec.machine_id]
 
-    fleet = Fleet(plan_fleet(n, seed=9), factory, FleetSettings(start=START, **settings))  # type: ignore[arg-type]
+    fleet = Fleet(
+        plan_fleet(n, seed=9),
+        factory,
+        FleetSettings(start=START, **settings),  # type: ignore[arg-type]
+        scenario=scenario,
+    )
     if started:
         fleet.start_machines()
     return fleet, made
@@ -111,3 +135,71 @@ def test_the_demand_thread_runs_on_the_accelerated_clock_and_stops() -> None:
     assert len(made) == 4
     assert not any(m.started for m in made.values())
     assert fleet.machines == {}
+
+
+STORY = """
+name = "story"
+[[event]]
+kind = "heat"
+start_h = 1
+duration_h = 2
+celsius = 41
+sites = ["Kensington"]
+
+[[event]]
+kind = "dark"
+start_h = 1
+duration_h = 3
+machines = ["phl-002"]
+
+[[event]]
+kind = "tamper"
+start_h = 2
+duration_h = 1
+
+[[event]]
+kind = "jam"
+start_h = 0
+duration_h = 1
+count = 2
+machines = ["phl-003"]
+"""
+
+
+def test_scenario_events_reach_their_machines_at_their_times() -> None:
+    fleet, made = _fleet(n=3, scenario=parse_scenario(STORY))
+    kensington, dark, jammed = made["phl-001"], made["phl-002"], made["phl-003"]
+    fleet.step(START, START + timedelta(minutes=30))
+    assert jammed.jams == 2
+    fleet.step(START + timedelta(minutes=30), START + timedelta(hours=1, minutes=30))
+    assert kensington.temperatures == [41.0]
+    assert dark.dark
+    assert jammed.temperatures == []  # not in Kensington
+    fleet.step(START + timedelta(hours=1, minutes=30), START + timedelta(hours=2, minutes=30))
+    assert all(m.door_open for m in made.values())  # a tamper with no target hits all
+    fleet.step(START + timedelta(hours=2, minutes=30), START + timedelta(hours=5))
+    assert kensington.temperatures == [41.0, 20.0]
+    assert not dark.dark
+    assert not any(m.door_open for m in made.values())
+    assert fleet.stats.scenario_steps == 8  # four events, each begins and ends
+
+
+def test_a_surge_multiplies_demand_where_it_applies() -> None:
+    surge = parse_scenario(
+        'name = "s"\n[[event]]\nkind = "surge"\nstart_h = 0\nduration_h = 48\n'
+        'multiplier = 6\nmachines = ["phl-001"]'
+    )
+    calm, calm_made = _fleet(n=2, restock_after=timedelta(days=30))
+    busy, busy_made = _fleet(n=2, scenario=surge, restock_after=timedelta(days=30))
+    for fleet in (calm, busy):
+        fleet.step(START, START + timedelta(days=1))
+    assert len(busy_made["phl-001"].vends) > 3 * len(calm_made["phl-001"].vends)
+
+
+def test_a_scenario_naming_absent_machines_is_refused() -> None:
+    bad = parse_scenario(
+        'name = "b"\n[[event]]\nkind = "dark"\nstart_h = 0\nduration_h = 1\n'
+        'machines = ["phl-099"]'
+    )
+    with pytest.raises(ScenarioError, match="phl-099"):
+        _fleet(n=2, scenario=bad)
