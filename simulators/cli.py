@@ -14,6 +14,7 @@ import typer
 from simulators.broker import BrokerError
 from simulators.demo import Demo, DemoConfig, DemoError, DemoUrls
 from simulators.processes import ChildFailedError
+from simulators.scenario import ScenarioError, available, load_scenario
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ def _banner(urls: DemoUrls, machines: int) -> str:
 
 
 @app.command()
+def scenarios() -> None:
+    """List the scenarios shipped with the simulators."""
+    for name in available():
+        typer.echo(f"{name:20} {load_scenario(name).description}")
+
+
+@app.command()
 def demo(
     machines: Annotated[int, typer.Option(min=1, max=500, help="simulated machines")] = 24,
     api_port: Annotated[int, typer.Option(min=1, max=65535, help="backend API port")] = 8000,
@@ -64,6 +72,10 @@ def demo(
     ] = Path("var/demo"),
     console: Annotated[bool, typer.Option(help="start the Streamlit console")] = True,
     heartbeat_s: Annotated[float, typer.Option(min=0.5, help="agent heartbeat period")] = 10.0,
+    scenario: Annotated[
+        str,
+        typer.Option(help="shipped scenario name or TOML file; 'none' for plain demand"),
+    ] = "demo",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every agent")] = False,
 ) -> None:
     """Run broker, backend, a simulated fleet and the console until Ctrl-C or SIGTERM."""
@@ -81,6 +93,7 @@ def demo(
         workdir=workdir,
         console=console,
         heartbeat_s=heartbeat_s,
+        scenario=None if scenario.lower() == "none" else scenario,
     )
     started = threading.Event()
     stopping = threading.Event()
@@ -112,7 +125,7 @@ def demo(
                 )
     except _Interrupted:
         log.info("stopped while starting")
-    except (DemoError, ChildFailedError, BrokerError) as exc:
+    except (DemoError, ScenarioError, ChildFailedError, BrokerError) as exc:
         typer.echo(f"nx-sim demo: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:

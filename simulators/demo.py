@@ -23,11 +23,13 @@ from simulators.broker import MosquittoBroker
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.processes import Child, entry_point
+from simulators.scenario import ScenarioError, load_scenario
 from simulators.sim_machine import AgentTimings, SimMachine
 
 log = logging.getLogger(__name__)
 
 BACKEND_USER = "nx-backend"
+DEFAULT_SCENARIO = "demo"
 API_START_S = 90.0
 CONSOLE_START_S = 120.0
 """Start-up deadlines: generous, a laptop may be importing pandas for the first time."""
@@ -49,6 +51,8 @@ class DemoConfig:
     """The backend calls a machine offline after this long without a heartbeat."""
     restock_after_h: float = 6.0
     mean_per_day: float = 6.0
+    scenario: str | None = DEFAULT_SCENARIO
+    """A shipped scenario name or a TOML path; None for plain demand."""
 
 
 class DemoError(RuntimeError):
@@ -105,11 +109,21 @@ class Demo:
     def _start(self) -> DemoUrls:
         cfg = self.config
         check_ports(cfg)
+        self.specs = plan_fleet(cfg.machines, seed=cfg.seed, mean_per_day=cfg.mean_per_day)
+        scenario = load_scenario(cfg.scenario) if cfg.scenario else None
+        if scenario is not None:
+            try:
+                scenario.check_targets(self.specs)  # refuse before starting anything
+            except ScenarioError as exc:
+                if cfg.scenario != DEFAULT_SCENARIO:
+                    raise
+                # The default story is written for the default fleet; a smaller
+                # fleet just lives through the parts that concern it.
+                log.warning("%s; those events will touch nothing", exc)
         workdir = cfg.workdir.resolve()
         # The demo owns this directory: a fresh database and broker every run.
         shutil.rmtree(workdir, ignore_errors=True)
         (workdir / "logs").mkdir(parents=True)
-        self.specs = plan_fleet(cfg.machines, seed=cfg.seed, mean_per_day=cfg.mean_per_day)
         passwords = {spec.machine_id: new_password() for spec in self.specs}
         backend_password = new_password()
 
@@ -157,6 +171,8 @@ class Demo:
                 seed=cfg.seed,
                 restock_after=timedelta(hours=cfg.restock_after_h),
             ),
+            scenario=scenario,
+            check_targets=False,
         )
         self.fleet.start()
 

@@ -110,13 +110,15 @@ class Fleet:
         settings: FleetSettings | None = None,
         model: DemandModel | None = None,
         scenario: Scenario | None = None,
+        *,
+        check_targets: bool = True,
     ) -> None:
         settings = settings or FleetSettings()
         self.specs = {spec.machine_id: spec for spec in specs}
         self.settings = settings
         self.model = model or DemandModel()
         self.scenario = scenario
-        if scenario is not None:
+        if scenario is not None and check_targets:
             scenario.check_targets(specs)
         self.stats = FleetStats()
         self.policy = RestockPolicy(delay=settings.restock_after)

@@ -136,3 +136,25 @@ def test_check_ports_wants_two_different_ports() -> None:
     with pytest.raises(DemoError, match="must differ"):
         check_ports(DemoConfig(api_port=port, console_port=port))
     check_ports(DemoConfig(api_port=port, console_port=port, console=False))
+
+
+def test_demo_refuses_a_scenario_that_names_absent_machines(tmp_path: Path) -> None:
+    scenario = tmp_path / "outage.toml"
+    scenario.write_text(
+        'name = "outage"\n[[event]]\nkind = "dark"\nstart_h = 1\nduration_h = 2\n'
+        'machines = ["phl-099"]\n',
+        encoding="utf-8",
+    )
+    command = [
+        str(Path(sys.executable).with_name("nx-sim")),
+        "demo",
+        "--machines", "2",
+        "--api-port", str(free_port()),
+        "--console-port", str(free_port()),
+        "--scenario", str(scenario),
+        "--workdir", str(tmp_path / "demo"),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "phl-099, which this fleet does not have" in result.stderr
+    assert not (tmp_path / "demo").exists()
