@@ -10,13 +10,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend import stock
+from backend.alerts.book import AlertBook
 from backend.alerts.rules import (
     slot_alert_spec,
     slot_alert_types,
     slot_subject,
     vend_failure_spec,
 )
-from backend.alerts.store import open_alert, resolve_alerts
 from backend.models import AlertType, Machine, Slot, StockDiscrepancy
 from backend.stock import Change, StockSource
 from firmware_agent.wire import payloads
@@ -100,7 +100,12 @@ def _time_of(item: StockItem) -> datetime:
 
 
 def apply_stock(
-    session: Session, book: SlotBook, machine: Machine, items: list[StockItem], now: datetime
+    session: Session,
+    book: SlotBook,
+    alerts: AlertBook,
+    machine: Machine,
+    items: list[StockItem],
+    now: datetime,
 ) -> None:
     """Apply a machine's new vends, restocks and snapshots to its slots."""
     for item in sorted(items, key=_time_of):
@@ -112,16 +117,21 @@ def apply_stock(
             slot = book.get(session, machine.id, item.slot, None)
             book.apply(slot, stock.restock(slot.count, item.count), now, item.device_time)
         else:
-            _apply_vend(session, book, machine, item, now)
+            _apply_vend(session, book, alerts, machine, item, now)
 
 
 def _apply_vend(
-    session: Session, book: SlotBook, machine: Machine, event: payloads.VendEvent, now: datetime
+    session: Session,
+    book: SlotBook,
+    alerts: AlertBook,
+    machine: Machine,
+    event: payloads.VendEvent,
+    now: datetime,
 ) -> None:
     slot = book.get(session, machine.id, event.slot, event.product)
     subject = slot_subject(machine.id, event.slot)
     if event.result is payloads.VendResult.OK:
-        resolve_alerts(session, AlertType.VEND_FAILURE, subject, now=now)
+        alerts.resolve(AlertType.VEND_FAILURE, subject)
         if not stock.already_counted(event.device_time, machine.stock_as_of):
             book.apply(slot, stock.vend(slot.count), now, event.device_time)
     elif event.result is payloads.VendResult.EMPTY:
@@ -131,7 +141,7 @@ def _apply_vend(
             book.apply(slot, change, now, event.device_time)
     else:
         spec = vend_failure_spec(machine.id, event.slot, event.result.value)
-        open_alert(session, spec, details={"result": event.result.value, "seq": event.seq}, now=now)
+        alerts.open(spec, {"result": event.result.value, "seq": event.seq})
 
 
 def _apply_snapshot(
@@ -154,26 +164,22 @@ def _apply_snapshot(
     machine.stock_as_of = snapshot.device_time
 
 
-def settle_alerts(session: Session, book: SlotBook, now: datetime) -> None:
-    """Open or resolve stock alerts for the slots whose count crossed a threshold."""
+def settle_alerts(book: SlotBook, alerts: AlertBook) -> None:
+    """Want stock alerts open or resolved for the slots whose count changed."""
     for key, slot in book.slots.items():
         before = book.before.get(key)
         if before is not None and before == slot.count:
             continue
         threshold = book.threshold(slot)
-        had = slot_alert_types(before, threshold) if before is not None else frozenset()
         has = slot_alert_types(slot.count, threshold)
-        for kind in sorted(has - had):
-            open_alert(
-                session,
-                slot_alert_spec(
+        for kind in (AlertType.LOW_STOCK, AlertType.EMPTY_SLOT):
+            if kind in has:
+                spec = slot_alert_spec(
                     kind, slot.machine_id, slot.slot, slot.product, slot.count, threshold
-                ),
-                details={"count": slot.count, "threshold": threshold},
-                now=now,
-            )
-        for kind in sorted(had - has):
-            resolve_alerts(session, kind, slot_subject(slot.machine_id, slot.slot), now=now)
+                )
+                alerts.open(spec, {"count": slot.count, "threshold": threshold})
+            else:
+                alerts.resolve(kind, slot_subject(slot.machine_id, slot.slot))
 
 
 def insert_discrepancies(session: Session, book: SlotBook) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from backend.alerts.book import AlertBook
 from backend.alerts.rules import machine_alert_spec
-from backend.alerts.store import open_alert, resolve_alerts
 from backend.dbutil import insert_ignore
 from backend.ingest.ledger import (
     StockItem,
@@ -121,10 +121,11 @@ class BatchWriter:
                 known.append(item)
         for r in rejected:
             log.warning("dead letter on %s: %s", r.message.topic[:200], r.reason)
+        alerts = AlertBook(session, {item.machine_id for item in known})
         stock_items: dict[str, list[StockItem]] = defaultdict(list)
         new_events, result.duplicates = self._insert_events(session, known)
         for item in new_events:
-            self._on_event(session, machines[item.machine_id], item, now, stock_items)
+            self._on_event(alerts, machines[item.machine_id], item, stock_items)
         for item in known:
             machine = machines[item.machine_id]
             body = item.body
@@ -132,18 +133,18 @@ class BatchWriter:
                 if self._insert_snapshot(session, body, item.message.received_at):
                     stock_items[machine.id].append(body)
             elif isinstance(body, payloads.Status):
-                self._on_status(session, machine, body, now)
+                self._on_status(alerts, machine, body)
             elif isinstance(body, payloads.Telemetry):
-                self._on_telemetry(session, machine, body, item.message.received_at, now)
+                self._on_telemetry(alerts, machine, body, item.message.received_at)
             elif isinstance(body, payloads.CommandResult):
                 self._on_command_result(session, machine, body, item.message.received_at)
         if stock_items:
             book = load_slots(session, stock_items, self.default_low_threshold)
             for machine_id, items in stock_items.items():
-                apply_stock(session, book, machines[machine_id], items, now)
-            session.flush()
-            settle_alerts(session, book, now)
+                apply_stock(session, book, alerts, machines[machine_id], items, now)
+            settle_alerts(book, alerts)
             insert_discrepancies(session, book)
+        alerts.flush(now)
         if rejected:
             insert_ignore(session, DeadLetter, dead_letter_rows(rejected))
         result.dead_letters = len(rejected)
@@ -203,10 +204,9 @@ class BatchWriter:
 
     @staticmethod
     def _on_event(
-        session: Session,
+        alerts: AlertBook,
         machine: Machine,
         item: Accepted,
-        now: datetime,
         stock_items: dict[str, list[StockItem]],
     ) -> None:
         event = item.body
@@ -219,58 +219,46 @@ class BatchWriter:
         elif isinstance(event, payloads.DoorEvent):
             machine.door = event.state.value
             if event.state is payloads.DoorState.OPEN:
-                open_alert(
-                    session,
+                alerts.open(
                     machine_alert_spec(AlertType.DOOR_OPEN, machine.id, f"{machine.id}: door open"),
-                    details={"seq": event.seq},
-                    now=now,
+                    {"seq": event.seq},
                 )
             else:
-                resolve_alerts(session, AlertType.DOOR_OPEN, machine.id, now=now)
+                alerts.resolve(AlertType.DOOR_OPEN, machine.id)
         elif isinstance(event, payloads.TemperatureEvent):
             machine.temperature_c = event.celsius
             if event.excursion:
-                open_alert(
-                    session,
+                alerts.open(
                     machine_alert_spec(
                         AlertType.TEMPERATURE,
                         machine.id,
                         f"{machine.id}: temperature {event.celsius:.1f} °C outside storage range",
                     ),
-                    details={"celsius": event.celsius, "since": event.device_time.isoformat()},
-                    now=now,
+                    {"celsius": event.celsius, "since": event.device_time.isoformat()},
                 )
             else:
-                resolve_alerts(session, AlertType.TEMPERATURE, machine.id, now=now)
+                alerts.resolve(AlertType.TEMPERATURE, machine.id)
 
     @staticmethod
-    def _on_status(
-        session: Session, machine: Machine, status: payloads.Status, now: datetime
-    ) -> None:
+    def _on_status(alerts: AlertBook, machine: Machine, status: payloads.Status) -> None:
         machine.status = status.state.value
         machine.status_source = "status"
         if status.state is payloads.MachineState.ONLINE:
             machine.boot_id = status.boot_id
             if status.firmware:
                 machine.firmware = status.firmware
-            resolve_alerts(session, AlertType.MACHINE_OFFLINE, machine.id, now=now)
+            alerts.resolve(AlertType.MACHINE_OFFLINE, machine.id)
         else:
-            open_alert(
-                session,
+            alerts.open(
                 machine_alert_spec(
                     AlertType.MACHINE_OFFLINE, machine.id, f"{machine.id} went offline"
                 ),
-                details={"reason": "last will or clean disconnect"},
-                now=now,
+                {"reason": "last will or clean disconnect"},
             )
 
     @staticmethod
     def _on_telemetry(
-        session: Session,
-        machine: Machine,
-        beat: payloads.Telemetry,
-        received: datetime,
-        now: datetime,
+        alerts: AlertBook, machine: Machine, beat: payloads.Telemetry, received: datetime
     ) -> None:
         _touch(machine, received)
         machine.temperature_c = beat.temperature_c
@@ -281,7 +269,7 @@ class BatchWriter:
             machine.firmware = beat.firmware
         if machine.status == "unknown" or machine.status_source == "timeout":
             machine.status, machine.status_source = "online", "telemetry"
-            resolve_alerts(session, AlertType.MACHINE_OFFLINE, machine.id, now=now)
+            alerts.resolve(AlertType.MACHINE_OFFLINE, machine.id)
 
     @staticmethod
     def _on_command_result(
