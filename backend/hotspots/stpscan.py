@@ -105,9 +105,9 @@ def scan(counts: IntMatrix, points: FloatArray, settings: ScanSettings) -> ScanR
         max_share=settings.max_share,
     )
     engine = ScanEngine.build(
-        # A study shorter than the longest window is scanned over all its days.
         cylinders,
         counts.sum(axis=0),
+        # A study shorter than the longest window is scanned over all its days.
         max_days=min(settings.max_days, counts.shape[1]),
         prospective=settings.prospective,
         min_cases=settings.min_cases,
