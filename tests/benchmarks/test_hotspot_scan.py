@@ -36,6 +36,10 @@ def test_hotspot_scan_2000_machines_90_days_999_replicates() -> None:
     started = time.perf_counter()
     result = scan(counts, fleet.points, settings)
     seconds = time.perf_counter() - started
+    one = time.perf_counter()
+    single = scan(counts, fleet.points, ScanSettings(
+        max_radius_km=3.0, max_days=7, replicates=REPLICATES, seed=1, workers=1))
+    one_worker_s = time.perf_counter() - one
     base = time.perf_counter()
     scan(counts, fleet.points, ScanSettings(max_radius_km=3.0, max_days=7, replicates=0))
     setup_s = time.perf_counter() - base
@@ -53,6 +57,10 @@ def test_hotspot_scan_2000_machines_90_days_999_replicates() -> None:
         "setup_seconds": round(setup_s, 3),
         "ms_per_replicate": round((seconds - setup_s) / REPLICATES * 1000, 3),
         "target_seconds": TARGET_S,
+        "seconds_one_worker": round(one_worker_s, 3),
+        "thread_speedup": round(one_worker_s / seconds, 2),
+        "same_p_values_any_threads": [c.p_value for c in single.clusters]
+        == [c.p_value for c in result.clusters],
         "planted_cluster_found": bool(0 in top.locations),
         "top_cluster_p_value": top.p_value,
     }
@@ -60,4 +68,5 @@ def test_hotspot_scan_2000_machines_90_days_999_replicates() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     assert figures["planted_cluster_found"]
+    assert figures["same_p_values_any_threads"]
     assert seconds < TARGET_S * 3, "far slower than the target even for a shared machine"
