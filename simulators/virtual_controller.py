@@ -73,6 +73,7 @@ class VirtualController:
         drop_rate: float = 0.0,
         duplicate_rate: float = 0.0,
         jam_rate: float = 0.0,
+        ack_loss_rate: float = 0.0,
         gated: bool = False,
         seed: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -89,6 +90,8 @@ class VirtualController:
         self.drop_rate = drop_rate
         self.duplicate_rate = duplicate_rate
         self.jam_rate = jam_rate
+        self.ack_loss_rate = ack_loss_rate
+        """Share of the agent's ACKs the controller misses, as if garbled on the way."""
         self.gated = gated
         self.locked = False
         self.door = DoorState.CLOSED
@@ -303,7 +306,8 @@ class VirtualController:
             acks: list[bytes] = []
             for packet in self._reader.feed(data):
                 if isinstance(packet, Ack):
-                    self._link.handle_ack(packet)
+                    if self._rng.random() >= self.ack_loss_rate:
+                        self._link.handle_ack(packet)
                     continue
                 acks.extend(self._on_frame(packet))
             self._output.extend(self._noisy(acks))

@@ -128,7 +128,7 @@ class NxlinkDriver(ControllerDriver):
             if self._clock() >= deadline:
                 break
         if seqs or batch.observations:
-            batch.state = self._link.rx_state()
+            batch.state = self._link.rx_state(seqs)
         return batch
 
     def _handle(self, data: bytes, observations: list[Observation], seqs: list[int]) -> None:
@@ -152,12 +152,15 @@ class NxlinkDriver(ControllerDriver):
             self.bad_messages += 1
             log.warning("controller sent a bad frame #%d (%s); acknowledging and ignoring it",
                         frame.seq, exc)
-        if isinstance(message, Hello) and self._link.peer_booted(message.boot_counter):
-            log.info("controller boot %d: new receive window", message.boot_counter)
-            # The rebooted controller forgot its old frames; ACKing them now could
-            # only collide with its new numbering.
-            seqs.clear()
-            self._submit(Hello(AGENT_FIRMWARE, 0, self.boot_counter), persistent=True)
+        if isinstance(message, Hello):
+            known = self._link.peer_boot
+            if self._link.peer_booted(message.boot_counter):
+                log.info("controller boot %d (was %s)", message.boot_counter, known)
+                if known is not None:
+                    # The rebooted controller forgot its old frames; ACKing them now
+                    # could only collide with its new numbering.
+                    seqs.clear()
+                self._submit(Hello(AGENT_FIRMWARE, 0, self.boot_counter), persistent=True)
         reception = self._link.receive(frame)
         if reception is Reception.DUPLICATE:
             acks_now.extend(self._link.mark_handled([frame.seq]))

@@ -12,12 +12,16 @@ duplicate: ACK it again, never act on it twice. The handled sequence numbers
 form a bounded window (``dedupe_window``), which is safe because a sender
 never has more than ``window`` frames outstanding. A HELLO with a new boot
 counter means the peer restarted its numbering: the receive window resets.
+A HELLO is also a barrier for its sender: nothing queued after it goes out
+until it is ACKed, so the peer never sees new numbers before it knows about
+the restart.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -65,10 +69,14 @@ class Reception(Enum):
     """Received and not yet durable: ignore, the ACK follows."""
 
 
+HELLO = "HELLO"
+
+
 @dataclass(slots=True)
 class _Outgoing:
     frame: Frame
     persistent: bool
+    barrier: bool = False
     tries: int = 0
     due: float = 0.0
 
@@ -114,7 +122,7 @@ class Link:
     def submit(self, kind: str, fields: tuple[str, ...] = (), *, persistent: bool) -> int:
         """Queue a frame for sending and return its sequence number."""
         seq = self.next_tx_seq
-        self._waiting.append(_Outgoing(Frame(seq, kind, fields), persistent))
+        self._waiting.append(_Outgoing(Frame(seq, kind, fields), persistent, kind == HELLO))
         self.next_tx_seq = next_seq(seq)
         return seq
 
@@ -136,11 +144,16 @@ class Link:
                 continue
             self.counters.retransmits += 1
             out.append(self._send(item, now))
-        while self._waiting and len(self._inflight) < self.timing.window:
+        blocked = self._blocked()
+        while self._waiting and len(self._inflight) < self.timing.window and not blocked:
             item = self._waiting.popleft()
             self._inflight[item.frame.seq] = item
             out.append(self._send(item, now))
+            blocked = item.barrier
         return out
+
+    def _blocked(self) -> bool:
+        return any(item.barrier for item in self._inflight.values())
 
     def _send(self, item: _Outgoing, now: float) -> bytes:
         item.tries += 1
@@ -149,7 +162,7 @@ class Link:
 
     def next_deadline(self) -> float | None:
         """Return when ``due`` next has work, or ``None`` if nothing is outstanding."""
-        if self._waiting and len(self._inflight) < self.timing.window:
+        if self._waiting and len(self._inflight) < self.timing.window and not self._blocked():
             return 0.0
         return min((item.due for item in self._inflight.values()), default=None)
 
@@ -217,22 +230,32 @@ class Link:
         self._pending.difference_update(seqs)
 
     def peer_booted(self, boot_counter: int) -> bool:
-        """Note the peer's boot counter from a HELLO; return True if it restarted."""
+        """Note the peer's boot counter from a HELLO; return True if it is new to us.
+
+        Only a change from a known counter clears the receive window: with no
+        counter known yet, the frames handled so far are this boot's own.
+        """
         if boot_counter == self.peer_boot:
             return False
         if self.peer_boot is not None:
             self.counters.peer_restarts += 1
+            self._pending.clear()
+            self._handled.clear()
+            self._handled_set.clear()
         self.peer_boot = boot_counter
-        self._pending.clear()
-        self._handled.clear()
-        self._handled_set.clear()
         return True
 
     # --- durable receive state ------------------------------------------------------------
 
-    def rx_state(self) -> str:
-        """Return the receive window as text, to store with the data it covers."""
-        return json.dumps({"peer_boot": self.peer_boot, "handled": list(self._handled)})
+    def rx_state(self, about_to_handle: Sequence[int] = ()) -> str:
+        """Return the receive window as text, as it will be once ``about_to_handle`` is handled.
+
+        Stored in the same transaction as the data of those frames, so that after
+        a crash their retransmissions are recognised as duplicates.
+        """
+        handled = [*self._handled, *(s for s in about_to_handle if s not in self._handled_set)]
+        handled = handled[-self.timing.dedupe_window :]
+        return json.dumps({"peer_boot": self.peer_boot, "handled": handled})
 
     def restore_rx_state(self, text: str) -> None:
         """Resume the receive window saved by ``rx_state``; raise ``ValueError`` if corrupt."""

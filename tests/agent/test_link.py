@@ -103,6 +103,17 @@ def test_receive_state_survives_a_restart() -> None:
     assert again.receive(Frame(0, "KEY", ("1",))) is Reception.NEW
 
 
+def test_state_stored_with_a_batch_covers_that_batch() -> None:
+    link = Link(TIMING)
+    frame = Frame(5, "VEND", ("1", "ok", "1"))
+    assert link.receive(frame) is Reception.NEW
+    # Stored before the ACK goes out; a crash right after must not forget frame 5.
+    state = link.rx_state([5])
+    after_crash = Link(TIMING)
+    after_crash.restore_rx_state(state)
+    assert after_crash.receive(frame) is Reception.DUPLICATE
+
+
 def test_sequence_numbers_wrap() -> None:
     link = Link(TIMING, next_tx_seq=65534)
     seqs = [link.submit("PING", persistent=False) for _ in range(3)]
@@ -163,3 +174,24 @@ def test_next_good_frame_is_read_after_any_noise(noise: bytes, seq: int) -> None
     reader = FrameReader()
     list(reader.feed(noise))
     assert list(reader.feed(encode(good))) == [good]
+
+
+def test_hello_is_a_barrier_until_acked() -> None:
+    link = Link(TIMING)
+    hello = link.submit("HELLO", ("fw", "1", "3"), persistent=True)
+    link.submit("VEND", ("1", "ok", "1"), persistent=True)
+    assert [f.type for f in frames_of(link.due(0.0))] == ["HELLO"]
+    assert link.due(0.5) == []
+    assert link.next_deadline() == 1.0
+    link.handle_ack(Ack(hello))
+    assert [f.type for f in frames_of(link.due(0.6))] == ["VEND"]
+
+
+def test_first_hello_keeps_frames_already_handled() -> None:
+    # The HELLO was lost and retransmitted after later frames: they stay handled.
+    link = Link(TIMING)
+    vend = Frame(1, "VEND", ("1", "ok", "1"))
+    link.receive(vend)
+    link.mark_handled([1])
+    assert link.peer_booted(4)
+    assert link.receive(vend) is Reception.DUPLICATE
