@@ -19,6 +19,9 @@ from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
 from backend.provisioning.broker_monitor import BrokerMonitor
 from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
+from backend.provisioning.ca_cli import DEFAULT_CA_DIR, CaDir, ca_app
+from backend.provisioning.cli_common import fail as _fail
+from backend.provisioning.cli_common import say as _say
 from backend.provisioning.identity import (
     SERVICE_PREFIX,
     IdentityError,
@@ -33,30 +36,16 @@ from backend.provisioning.password_store import (
 )
 
 app = typer.Typer(help="Register machines and manage their credentials.", no_args_is_help=True)
-ca_app = typer.Typer(help="The deployment's certificate authority for TLS.",
-                     no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 
-DEFAULT_CA_DIR = Path("var/ca")
 RELOAD_SETTLE_S = 1.0
 """Mosquitto acts on SIGHUP at its next loop turn; kick only after the new CRL is in force,
 or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
 
-CaDir = Annotated[Path, typer.Option(envvar="NX_BROKER_CA_DIR",
-                                     help="Directory of the deployment CA.")]
 NoReload = Annotated[bool, typer.Option("--no-reload",
                                         help="Do not SIGHUP the broker (print how instead).")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
-def _say(message: str) -> None:
-    typer.echo(message, err=True)
 
 
 def _password_file(settings: Settings) -> Path:
@@ -175,9 +164,12 @@ def rotate(
     settings = get_settings()
     machine_id = _checked_id(machine_id)
     path = _password_file(settings)
-    if machine_id not in read_entries(path):
-        raise _fail(f"{machine_id} has no password in {path}; use `device add`")
-    password = set_password(path, machine_id, replace=True)
+    try:
+        if machine_id not in read_entries(path):
+            raise _fail(f"{machine_id} has no password in {path}; use `device add`")
+        password = set_password(path, machine_id, replace=True)
+    except CredentialError as exc:
+        raise _fail(str(exc)) from exc
     _say(f"password for {machine_id} replaced")
     _reload(settings, no_reload)
     config = AgentConfig(machine_id=machine_id, mqtt_host=broker_host or settings.mqtt_host,
@@ -202,7 +194,10 @@ def revoke(
     machine_id = _checked_id(machine_id)
     removed = False
     if settings.broker_password_file is not None:
-        removed = remove_password(settings.broker_password_file, machine_id)
+        try:
+            removed = remove_password(settings.broker_password_file, machine_id)
+        except CredentialError as exc:
+            raise _fail(str(exc)) from exc
         if removed:
             _say(f"password for {machine_id} removed")
     serials: list[int] = []
@@ -211,7 +206,10 @@ def revoke(
         if serials:
             _say(f"{len(serials)} certificate(s) of {machine_id} added to {ca_dir / 'crl.pem'}")
     if not removed and not serials:
-        raise _fail(f"{machine_id} has no password or certificate to revoke")
+        looked = [str(p) for p in (settings.broker_password_file, ca_dir / "issued.json")
+                  if p is not None and p.exists()]
+        raise _fail(f"{machine_id} has no password or certificate to revoke "
+                    f"(looked in: {', '.join(looked) or 'nothing: set NX_BROKER_PASSWORD_FILE'})")
     if deactivate:
         try:
             known = registry.deactivate(settings, machine_id=machine_id)
@@ -291,32 +289,9 @@ def watch_broker() -> None:
 @app.command("list")
 def list_credentials() -> None:
     """List the usernames that hold a broker password."""
-    for username in sorted(read_entries(_password_file(get_settings()))):
+    try:
+        entries = read_entries(_password_file(get_settings()))
+    except CredentialError as exc:
+        raise _fail(str(exc)) from exc
+    for username in sorted(entries):
         typer.echo(username)
-
-
-@ca_app.command("init")
-def ca_init(
-    ca_dir: CaDir = DEFAULT_CA_DIR,
-    common_name: Annotated[str, typer.Option(help="The CA's name.")] = "NaloxNet device CA",
-) -> None:
-    """Create the deployment CA (key, certificate, empty CRL)."""
-    try:
-        path = ca_store.init_ca(ca_dir, common_name)
-    except ca_store.CaError as exc:
-        raise _fail(str(exc)) from exc
-    _say(f"CA created: {path} (keep {ca_dir / 'ca.key'} secret and backed up)")
-
-
-@ca_app.command("server-cert")
-def ca_server_cert(
-    host: Annotated[list[str], typer.Option(help="Broker DNS name or IP; repeat for more.")],
-    ca_dir: CaDir = DEFAULT_CA_DIR,
-) -> None:
-    """Issue the broker's TLS certificate for the given host names."""
-    try:
-        cert_file, key_file = ca_store.issue_server(ca_dir, host)
-    except (ca_store.CaError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    _say(f"server certificate {cert_file} and key {key_file}: point the broker's "
-         "certfile/keyfile at them; the key must be readable by the broker's user")

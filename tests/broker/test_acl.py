@@ -12,6 +12,7 @@ from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 
 NOT_AUTHORIZED = 135
 BAD_USERNAME_OR_PASSWORD = 134
+PACKET_TOO_LARGE = 149
 A, B = "test-001", "test-002"
 SHARED_EVENTS = "$share/nx-ingest/nx/v1/machines/+/events"
 
@@ -201,3 +202,17 @@ def test_machine_joining_the_ingest_share_group_swallows_events(
     assert got[-1].payload == b"marker"
     assert len(got) - 1 == count // 2  # half the events were swallowed
     assert thief.messages.empty()  # and the thief never saw their content
+
+
+def test_oversized_packet_disconnects_only_its_sender(mosquitto: MosquittoBroker,
+                                                      probes: list[Probe]) -> None:
+    bystander = _connected(mosquitto, probes, B, TEST_MACHINES[B])
+    machine_a = _connected(mosquitto, probes, A, TEST_MACHINES[A])
+    machine_a.client.publish(f"nx/v1/machines/{A}/events", b"x" * 100_000, qos=0)
+    wait_until(machine_a.disconnected.is_set, message="oversized sender disconnected")
+    assert machine_a.disconnect_reason is not None
+    assert machine_a.disconnect_reason.value == PACKET_TOO_LARGE
+    machine_a.client.loop_stop()  # do not let paho reconnect during the rest of the test
+    code = bystander.publish(f"nx/v1/machines/{B}/events", b"{}")
+    assert code is not None
+    assert not code.is_failure
