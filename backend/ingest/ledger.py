@@ -32,6 +32,21 @@ class SlotBook:
     slots: dict[tuple[str, int], Slot] = field(default_factory=dict)
     before: dict[tuple[str, int], int | None] = field(default_factory=dict)
     discrepancies: list[dict[str, Any]] = field(default_factory=list)
+    # Counts live here during the batch and reach the ORM rows once, at the end:
+    # setting attributes on a mapped row per event costs more than the SQL.
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def count(self, slot: Slot) -> int:
+        """Return the slot's count as of the events applied so far."""
+        return self.counts.get((slot.machine_id, slot.slot), slot.count)
+
+    def write_back(self, now: datetime) -> None:
+        """Copy changed counts onto the slot rows."""
+        for key, value in self.counts.items():
+            slot = self.slots[key]
+            if slot.count != value or self.before.get(key) is None:
+                slot.count = value
+                slot.updated_at = now
 
     def threshold(self, slot: Slot) -> int:
         """Return the slot's low-stock threshold, or the default."""
@@ -57,8 +72,7 @@ class SlotBook:
 
     def apply(self, slot: Slot, change: Change, now: datetime, device_time: datetime) -> None:
         """Set the slot's count and keep any discrepancy for insertion."""
-        slot.count = change.after
-        slot.updated_at = now
+        self.counts[(slot.machine_id, slot.slot)] = change.after
         if change.discrepancy is not None:
             self.discrepancies.append(
                 {
@@ -115,7 +129,7 @@ def apply_stock(
             if stock.already_counted(item.device_time, machine.stock_as_of):
                 continue
             slot = book.get(session, machine.id, item.slot, None)
-            book.apply(slot, stock.restock(slot.count, item.count), now, item.device_time)
+            book.apply(slot, stock.restock(book.count(slot), item.count), now, item.device_time)
         else:
             _apply_vend(session, book, alerts, machine, item, now)
 
@@ -133,11 +147,11 @@ def _apply_vend(
     if event.result is payloads.VendResult.OK:
         alerts.resolve(AlertType.VEND_FAILURE, subject)
         if not stock.already_counted(event.device_time, machine.stock_as_of):
-            book.apply(slot, stock.vend(slot.count), now, event.device_time)
+            book.apply(slot, stock.vend(book.count(slot)), now, event.device_time)
     elif event.result is payloads.VendResult.EMPTY:
         # The controller found the slot empty: that is a stock report.
         if not stock.already_counted(event.device_time, machine.stock_as_of):
-            change = stock.reconcile(slot.count, 0, StockSource.CONTROLLER)
+            change = stock.reconcile(book.count(slot), 0, StockSource.CONTROLLER)
             book.apply(slot, change, now, event.device_time)
     else:
         spec = vend_failure_spec(machine.id, event.slot, event.result.value)
@@ -159,7 +173,7 @@ def _apply_snapshot(
             slot.product = reported.product
         if reported.capacity is not None:
             slot.capacity = reported.capacity
-        change = stock.reconcile(slot.count, reported.count, StockSource.CONTROLLER)
+        change = stock.reconcile(book.count(slot), reported.count, StockSource.CONTROLLER)
         book.apply(slot, change, now, snapshot.device_time)
     machine.stock_as_of = snapshot.device_time
 

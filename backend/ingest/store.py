@@ -124,6 +124,7 @@ class BatchWriter:
         alerts = AlertBook(session, {item.machine_id for item in known})
         stock_items: dict[str, list[StockItem]] = defaultdict(list)
         new_events, result.duplicates = self._insert_events(session, known)
+        _note_liveness(machines, known, new_events)
         for item in new_events:
             self._on_event(alerts, machines[item.machine_id], item, stock_items)
         for item in known:
@@ -142,6 +143,7 @@ class BatchWriter:
             book = load_slots(session, stock_items, self.default_low_threshold)
             for machine_id, items in stock_items.items():
                 apply_stock(session, book, alerts, machines[machine_id], items, now)
+            book.write_back(now)
             settle_alerts(book, alerts)
             insert_discrepancies(session, book)
         alerts.flush(now)
@@ -210,10 +212,6 @@ class BatchWriter:
         stock_items: dict[str, list[StockItem]],
     ) -> None:
         event = item.body
-        _touch(machine, item.message.received_at)
-        seq = getattr(event, "seq", None)
-        if seq is not None and (machine.max_seq is None or seq > machine.max_seq):
-            machine.max_seq = seq
         if isinstance(event, payloads.VendEvent | payloads.RestockEvent):
             stock_items[machine.id].append(event)
         elif isinstance(event, payloads.DoorEvent):
@@ -260,7 +258,6 @@ class BatchWriter:
     def _on_telemetry(
         alerts: AlertBook, machine: Machine, beat: payloads.Telemetry, received: datetime
     ) -> None:
-        _touch(machine, received)
         machine.temperature_c = beat.temperature_c
         machine.door = beat.door.value if beat.door else machine.door
         machine.outbox_depth = beat.outbox_depth
@@ -275,7 +272,6 @@ class BatchWriter:
     def _on_command_result(
         session: Session, machine: Machine, res: payloads.CommandResult, received: datetime
     ) -> None:
-        _touch(machine, received)
         session.add(
             CommandResultRecord(
                 machine_id=machine.id,
@@ -288,6 +284,29 @@ class BatchWriter:
         )
 
 
-def _touch(machine: Machine, received: datetime) -> None:
-    if machine.last_seen is None or received > machine.last_seen:
-        machine.last_seen = received
+LIVENESS_CHANNELS = frozenset({Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT})
+
+
+def _note_liveness(
+    machines: dict[str, Machine], known: list[Accepted], new_events: list[Accepted]
+) -> None:
+    """Advance each machine's last_seen and max_seq once per batch, not once per message."""
+    seen: dict[str, datetime] = {}
+    top: dict[str, int] = {}
+    for item in known:
+        # Retained status and stock come again on every new subscription: not a sign of life.
+        if item.channel in LIVENESS_CHANNELS:
+            at = item.message.received_at
+            if item.machine_id not in seen or at > seen[item.machine_id]:
+                seen[item.machine_id] = at
+    for item in new_events:
+        seq = _key(item.body)[2]
+        top[item.machine_id] = max(seq, top.get(item.machine_id, seq))
+    for machine_id, at in seen.items():
+        machine = machines[machine_id]
+        if machine.last_seen is None or at > machine.last_seen:
+            machine.last_seen = at
+    for machine_id, seq in top.items():
+        machine = machines[machine_id]
+        if machine.max_seq is None or seq > machine.max_seq:
+            machine.max_seq = seq
