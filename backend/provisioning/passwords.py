@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import hmac
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 # default; raising it slows every CONNECT on a small broker host.
 PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
+BROKER_GROUP = "mosquitto"
 
 
 def hash_password(password: str, *, salt: bytes | None = None,
@@ -48,16 +50,36 @@ def write_password_file(path: Path, users: Mapping[str, str]) -> None:
 
     The file is replaced atomically and made readable by the broker's user:
     Mosquitto started as root drops to ``mosquitto`` and then cannot read a
-    0600 root-owned file, which is the usual start-up trap.
+    0600 root-owned file, which is the usual start-up trap (see ``write_entries``).
     """
     lines = [f"{name}:{hash_password(password)}\n" for name, password in sorted(users.items())]
     write_entries(path, lines)
 
 
 def write_entries(path: Path, lines: list[str]) -> None:
-    """Atomically replace ``path`` with ``lines``, mode 0644."""
+    """Atomically replace ``path`` with ``lines``, readable by the broker's user only.
+
+    As root (production, CI) the file becomes ``root:mosquitto`` mode 0640:
+    the broker, which drops to ``mosquitto``, reads it through its group and
+    nobody else reads the hashes (newer Mosquitto 2.0 releases warn about a
+    world-readable password file). Without root, or without that group, the
+    broker runs as the writer or cannot be told apart, so 0644 is kept.
+    """
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(lines), encoding="utf-8")
-    # Hashes only, and the broker's own user must be able to read them.
-    os.chmod(tmp, 0o644)
+    group = _broker_group()
+    if group is not None:
+        os.chown(tmp, 0, group)
+        os.chmod(tmp, 0o640)
+    else:
+        os.chmod(tmp, 0o644)
     tmp.replace(path)
+
+
+def _broker_group() -> int | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        return grp.getgrnam(BROKER_GROUP).gr_gid
+    except KeyError:
+        return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import logging
+import os
 import stat
 import threading
 import tomllib
@@ -30,6 +32,15 @@ from backend.provisioning.password_store import (
 )
 from backend.provisioning.passwords import verify_password
 from firmware_agent.config import AgentSettings
+
+
+def _has_group(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
 
 # -- identities ----------------------------------------------------------------------------
 
@@ -64,8 +75,14 @@ def test_set_and_remove_password(tmp_path: Path) -> None:
     password = set_password(path, "site-001")
     assert len(password) >= 32
     assert verify_password(password, read_entries(path)["site-001"])
-    # The broker's own user must be able to read it (Mosquitto drops root).
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    # The broker's own user must be able to read it (Mosquitto drops root),
+    # through its group when we run as root, and nobody else need.
+    info = path.stat()
+    if os.geteuid() == 0 and _has_group("mosquitto"):
+        assert (info.st_uid, info.st_gid) == (0, grp.getgrnam("mosquitto").gr_gid)
+        assert stat.S_IMODE(info.st_mode) == 0o640
+    else:
+        assert stat.S_IMODE(info.st_mode) == 0o644
     with pytest.raises(CredentialError, match="already has"):
         set_password(path, "site-001")
     rotated = set_password(path, "site-001", replace=True)
