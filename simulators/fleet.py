@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 
@@ -15,62 +14,13 @@ from firmware_agent.wire.payloads import VendResult
 from simulators.clock import SimClock
 from simulators.demand import DemandModel, choose_slots
 from simulators.fleet_plan import MachineSpec
+from simulators.machine import Machine, live_through
 from simulators.restock import RestockPolicy
-from simulators.scenario import (
-    Event,
-    GoDark,
-    HeatWave,
-    Jams,
-    Scenario,
-    Surge,
-    Tamper,
-    Transition,
-)
+from simulators.scenario import Scenario, Transition
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
-
-
-class Machine(Protocol):
-    """What the fleet needs of one machine (``SimMachine`` in production)."""
-
-    @property
-    def machine_id(self) -> str:
-        """Return the machine id."""
-        ...
-
-    def start(self) -> None:
-        """Start the machine."""
-        ...
-
-    def vend(self, slot: int) -> VendResult:
-        """Attempt a vend."""
-        ...
-
-    def refill(self) -> None:
-        """Fill every slot."""
-        ...
-
-    def set_temperature(self, celsius: float) -> None:
-        """Make the cabinet read ``celsius``."""
-        ...
-
-    def set_door_open(self, is_open: bool) -> None:
-        """Open or close the service door."""
-        ...
-
-    def jam(self, count: int) -> None:
-        """Make the next ``count`` vends jam."""
-        ...
-
-    def set_dark(self, dark: bool) -> None:
-        """Cut the machine off the network, or bring it back."""
-        ...
-
-    def stop(self) -> None:
-        """Stop the machine."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +182,7 @@ class Fleet:
         for machine_id in targets:
             machine = self._machines[machine_id]
             try:
-                _act(machine, event, transition.begins)
+                live_through(machine, event, begins=transition.begins)
             except Exception as exc:
                 self.stats.errors += 1
                 log.warning("scenario %s on %s failed: %s", event.kind, machine_id, exc)
@@ -285,18 +235,3 @@ class Fleet:
         """Return the fleet's own view of a machine's stock, slot -> count."""
         return {slot: n for (mid, slot), n in self._counts.items() if mid == machine_id}
 
-
-def _act(machine: Machine, event: Event, begins: bool) -> None:
-    """Make one machine live through the beginning or the end of a scenario event."""
-    match event:
-        case HeatWave():
-            machine.set_temperature(event.celsius if begins else event.normal_c)
-        case GoDark():
-            machine.set_dark(begins)
-        case Tamper():
-            machine.set_door_open(begins)
-        case Jams():
-            if begins:
-                machine.jam(event.count)
-        case Surge():
-            pass  # demand follows Scenario.multiplier; nothing to tell the machine
