@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,6 +28,8 @@ class Fleet:
         self.events = events
         self.first_seq = first_seq
         self.errors: list[BaseException] = []
+        self.finished_at = 0.0
+        self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(m,), daemon=True)
                         for m in self.machines]
 
@@ -40,6 +43,8 @@ class Fleet:
                     for seq in range(self.first_seq, self.first_seq + self.events))
             finally:
                 publisher.close()
+            with self._lock:
+                self.finished_at = max(self.finished_at, time.time())
         except BaseException as exc:  # surfaced by join()
             self.errors.append(exc)
 
