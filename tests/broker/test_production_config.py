@@ -165,3 +165,31 @@ def test_device_revoke_ends_a_live_certificate_session(
     wait_until(live.disconnected.is_set, message="revoked machine disconnected")
     live.client.loop_stop()  # stop paho retrying in the background
     assert _refused(_probe(prod, probes, prod.machine_port, tls=tls))
+
+
+def test_production_store_keeps_acknowledged_messages_across_kill_9(
+        prod: ProductionBroker) -> None:
+    count = 200
+    login = (prod.broker.host, prod.loopback_port, BACKEND_USER, BACKEND_PASSWORD)
+    ingest = Probe(*login, client_id="nx-ingest-prod", clean_start=False,
+                   session_expiry_s=3600)
+    assert not ingest.connect().is_failure
+    ingest.subscribe("nx/v1/machines/+/events")
+    ingest.close()
+    machine = Probe(prod.broker.host, prod.machine_port, None, None,
+                    tls=_machine_tls(prod, "test-006"))
+    assert not machine.connect().is_failure
+    codes = machine.publish_many("nx/v1/machines/test-006/events",
+                                 [str(n).encode() for n in range(count)])
+    machine.close()
+    assert not any(code.is_failure for code in codes)
+    prod.broker.kill()
+    prod.broker.start()
+    ingest = Probe(*login, client_id="nx-ingest-prod", clean_start=False,
+                   session_expiry_s=3600)
+    assert not ingest.connect().is_failure
+    try:
+        received = ingest.drain(count, timeout=60)
+    finally:
+        ingest.close()
+    assert sorted(int(m.payload) for m in received) == list(range(count))
