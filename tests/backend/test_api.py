@@ -133,3 +133,8 @@ def test_app_refuses_an_unmigrated_database(tmp_path: object) -> None:
 def test_openapi_docs(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/v1/alerts" in client.get("/openapi.json").json()["paths"]
+
+
+def test_hotspots_route_is_mounted(client: httpx.Client) -> None:
+    body = client.get("/api/v1/hotspots").json()
+    assert body["type"] == "FeatureCollection"
