@@ -10,7 +10,6 @@ api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
-api_router.include_router(hotspots.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)
