@@ -1,0 +1,85 @@
+"""The agent stands alone: no backend/console/simulator imports; deploy files are usable."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+from firmware_agent.config import AgentSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "firmware_agent"
+FORBIDDEN = {
+    "backend", "console", "simulators", "tests", "fastapi", "sqlmodel", "sqlalchemy",
+    "alembic", "streamlit", "numpy", "scipy", "pandas", "pydeck", "uvicorn", "typer",
+    "httpx", "psycopg", "prometheus_client",
+}
+
+
+def test_importing_and_building_the_agent_loads_no_heavy_packages(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from firmware_agent.agent import Agent\n"
+        "from firmware_agent.cli import build_parser\n"
+        "from firmware_agent.config import AgentSettings\n"
+        "s = AgentSettings(machine_id='test-001', serial_port='loop://',"
+        f" data_dir={str(tmp_path)!r})\n"
+        "Agent(s).store.close()\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r})\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, timeout=120)
+    assert out.stdout.strip() == ""
+
+
+def test_no_module_of_the_agent_imports_another_package() -> None:
+    offenders = []
+    for path in AGENT.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                          if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
+
+
+def test_cli_rejects_a_bad_config_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "agent.toml"
+    bad.write_text('machine_id = "Not Valid"\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "bad configuration" in out.stderr
+    assert "machine_id" in out.stderr
+    assert "Traceback" not in out.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(tmp_path / "no.toml")],
+        capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+
+
+def test_example_config_loads() -> None:
+    settings = AgentSettings.from_toml(AGENT / "deploy" / "agent.example.toml")
+    assert settings.driver == "nxlink"
+    assert settings.data_dir == Path("/var/lib/nx-agent")
+
+
+def test_systemd_unit_runs_the_cli_with_the_documented_paths() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(AGENT / "deploy" / "nx-agent.service", encoding="utf-8")
+    service = unit["Service"]
+    assert service["ExecStart"].split()[1:] == ["run", "--config", "/etc/nx-agent/agent.toml"]
+    assert service["ExecStart"].split()[0].endswith("/bin/nx-agent")
+    assert service["StateDirectory"] == "nx-agent"  # /var/lib/nx-agent, the default data_dir
+    assert service["KillSignal"] == "SIGTERM"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    guide = (ROOT / "docs" / "agent-install.md").read_text(encoding="utf-8")
+    assert "nx-agent.service" in guide
+    assert "agent.example.toml" in guide
