@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,9 @@ from simulators.scenario import Scenario, Transition
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 10.0
+"""Longest a history step waits for the machines to hand their events over."""
+SETTLE_POLL_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,11 @@ class FleetSettings:
     """Simulated time a slot stays empty before the outreach team refills the machine."""
     seed: int = 2026
     start: datetime | None = None
-    """Simulated start time; now when unset."""
+    """Simulated time when the live run begins (scenario hour 0); now when unset."""
+    history: timedelta = timedelta(0)
+    """Simulated time replayed before ``start``, so the backend has a baseline to compare with."""
+    history_step: timedelta = timedelta(hours=2)
+    """Replay granularity: every event of a step is stamped with the step's end."""
 
 
 @dataclass
@@ -78,7 +86,9 @@ class Fleet:
         self._counts = {
             (spec.machine_id, slot.slot): slot.count for spec in specs for slot in spec.slots
         }
-        self._clock = SimClock(settings.start or datetime.now(UTC), settings.speed)
+        self.origin = settings.start or datetime.now(UTC)
+        # Held until start(): machines come up (and history replays) in no time.
+        self._clock = SimClock(self.origin - settings.history, settings.speed, running=False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -108,7 +118,10 @@ class Fleet:
         """Start the machines (unless already started) and the demand thread."""
         if not self._machines:
             self.start_machines()
-        self._clock = SimClock(self.settings.start or datetime.now(UTC), self.settings.speed)
+        if self.settings.history > timedelta(0):
+            self.replay_history()
+        self._clock.hold(max(self.origin, self._clock.now()))
+        self._clock.release()
         self._thread = threading.Thread(target=self._run, name="nx-fleet-demand", daemon=True)
         self._thread.start()
 
@@ -128,6 +141,27 @@ class Fleet:
                 machine.stop()
             except Exception:
                 log.exception("machine %s did not stop cleanly", machine_id)
+
+    def replay_history(self) -> int:
+        """Play the simulated time before ``origin`` step by step; return the visits."""
+        when = self._clock.now()
+        visits = 0
+        while when < self.origin and not self._stop.is_set():
+            until = min(when + self.settings.history_step, self.origin)
+            self._clock.hold(until)
+            visits += self.step(when, until)
+            self._settle()
+            when = until
+        log.info("replayed %s of history: %d visits", self.settings.history, visits)
+        return visits
+
+    def _settle(self) -> None:
+        # Wait until every machine has handed its events over, so that none is
+        # stamped with a later step's time.
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        for machine in self._machines.values():
+            while not machine.settled() and time.monotonic() < deadline:
+                self._stop.wait(SETTLE_POLL_S)
 
     def _run(self) -> None:
         last = self._clock.now()
@@ -164,7 +198,7 @@ class Fleet:
             return vends
 
     def _hours(self, when: datetime) -> float:
-        return (when - self._clock.start) / timedelta(hours=1)
+        return (when - self.origin) / timedelta(hours=1)
 
     def _multiplier(self, spec: MachineSpec, hours: float) -> float:
         return 1.0 if self.scenario is None else self.scenario.multiplier(spec, hours)

@@ -44,6 +44,10 @@ class Machine(Protocol):
         """Cut the machine off the network, or bring it back."""
         ...
 
+    def settled(self) -> bool:
+        """Return whether everything the machine reported has been taken over."""
+        ...
+
     def stop(self) -> None:
         """Stop the machine."""
         ...

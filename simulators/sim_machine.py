@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -42,12 +44,15 @@ class SimMachine:
         mqtt_port: int,
         data_dir: Path,
         timings: AgentTimings = AgentTimings(),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.spec = spec
         self._password = password
         self._mqtt = (mqtt_host, mqtt_port)
         self._data_dir = data_dir / spec.machine_id
         self._timings = timings
+        # The agent stamps device times from this clock: the fleet's simulated one.
+        self._clock = clock
         self.controller: VirtualController | None = None
         self.agent: Agent | None = None
         self._settings: AgentSettings | None = None
@@ -75,7 +80,7 @@ class SimMachine:
             read_timeout_s=self._timings.read_timeout_s,
         )
         self._settings = settings
-        self.agent = Agent(settings)
+        self.agent = self._new_agent(settings)
         self.agent.start()
         # A controller that senses its stock reports it at power-up, so the
         # agent's ledger starts from the machine's real counts, not from zero.
@@ -136,8 +141,15 @@ class SimMachine:
                 self.agent = None
             return
         if self.agent is None and self._settings is not None:
-            self.agent = Agent(self._settings)
+            self.agent = self._new_agent(self._settings)
             self.agent.start()
+
+    def _new_agent(self, settings: AgentSettings) -> Agent:
+        return Agent(settings) if self._clock is None else Agent(settings, clock=self._clock)
+
+    def settled(self) -> bool:
+        """Return whether the agent has acknowledged everything the controller sent."""
+        return self.controller is None or self.controller.unacked == 0
 
     def stop(self) -> None:
         """Stop the agent first (it publishes nothing more), then close the pty."""

@@ -144,3 +144,49 @@ def test_a_machine_that_goes_dark_loses_nothing_and_reports_heat(
             assert len(boots) == 2  # the agent came back as a new boot
         finally:
             machine.stop()
+
+
+def test_history_replay_stamps_simulated_device_times(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    origin = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    specs = plan_fleet(2, seed=6, mean_per_day=30.0, prefix="test")
+    holder: list[Fleet] = []
+
+    def factory(spec: MachineSpec) -> SimMachine:
+        return SimMachine(
+            spec,
+            password=TEST_MACHINES[spec.machine_id],
+            mqtt_host=mosquitto.host,
+            mqtt_port=mosquitto.port,
+            data_dir=tmp_path,
+            timings=AgentTimings(heartbeat_s=1.0),
+            clock=lambda: holder[0].now(),
+        )
+
+    fleet = Fleet(
+        specs,
+        factory,
+        FleetSettings(speed=60.0, tick_s=0.2, start=origin, history=timedelta(days=1)),
+    )
+    holder.append(fleet)
+    with FleetWatch(mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD) as watch:
+        fleet.start()
+        try:
+            replayed = fleet.stats.attempts
+            assert replayed > 10
+
+            def all_published() -> bool:
+                return sum(len(_vends(watch, s.machine_id)) for s in specs) >= replayed
+
+            wait_until(all_published, LIVE_WAIT_S, "the replayed vends")
+        finally:
+            fleet.stop()
+    for spec in specs:
+        times = [e.device_time for e in _vends(watch, spec.machine_id)]
+        assert times == sorted(times)
+        history = [t for t in times if t < origin]
+        assert history, "the replay should stamp days before the live run"
+        assert min(history) >= origin - timedelta(days=1)
+        # Replayed events spread over the day, not bunched at the moment they were sent.
+        assert max(history) - min(history) > timedelta(hours=6)

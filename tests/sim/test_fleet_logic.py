@@ -62,6 +62,9 @@ class CountingMachine:
     def set_dark(self, dark: bool) -> None:
         self.dark = dark
 
+    def settled(self) -> bool:
+        return True
+
     def stop(self) -> None:
         self.started = False
 
@@ -203,3 +206,23 @@ def test_a_scenario_naming_absent_machines_is_refused() -> None:
     )
     with pytest.raises(ScenarioError, match="phl-099"):
         _fleet(n=2, scenario=bad)
+
+
+def test_history_is_replayed_before_the_live_run_and_the_clock_continues() -> None:
+    fleet, made = _fleet(
+        n=4, started=False, history=timedelta(days=2), tick_s=0.05, speed=60.0
+    )
+    assert fleet.now() == START - timedelta(days=2)
+    fleet.start()
+    try:
+        expected = sum(
+            fleet.model.expected(s.per_day, START - timedelta(days=2), START)
+            for s in fleet.specs.values()
+        )
+        replayed = fleet.stats.attempts
+        assert 0.5 * expected < replayed < 1.5 * expected
+        assert fleet.now() >= START
+        wait_until(lambda: fleet.now() > START + timedelta(seconds=30), message="the live clock")
+    finally:
+        fleet.stop()
+    assert sum(len(m.vends) for m in made.values()) >= replayed

@@ -82,3 +82,18 @@ def test_restock_waits_for_the_delay_then_forgets_the_machine() -> None:
     assert policy.due(NOON + timedelta(hours=6)) == ["phl-001", "phl-002"]
     policy.visited("phl-001")
     assert policy.due(NOON + timedelta(hours=6)) == ["phl-002"]
+
+
+def test_a_held_clock_stands_still_and_runs_on_from_where_it_was_held() -> None:
+    now = [0.0]
+    clock = SimClock(NOON, speed=10.0, monotonic=lambda: now[0], running=False)
+    now[0] += 100
+    assert not clock.running
+    assert clock.now() == NOON
+    clock.hold(NOON + timedelta(hours=1))
+    assert clock.now() == NOON + timedelta(hours=1)
+    clock.release()
+    now[0] += 6
+    assert clock.now() == NOON + timedelta(hours=1, minutes=1)
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.hold(NOON)
