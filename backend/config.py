@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     ingest_maintenance_interval_s: float = Field(default=5.0, gt=0)
     ingest_reconnect_min_s: float = Field(default=0.5, gt=0)
     ingest_reconnect_max_s: float = Field(default=30.0, gt=0)
+    # A standalone ``nx-backend ingest`` serves its Prometheus metrics here
+    # (the API serves them at /metrics when ingest runs inside ``serve``).
+    ingest_startup_wait_s: float = Field(default=10.0, ge=0)
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Alert rules.
     default_low_threshold: int = Field(default=2, ge=0)

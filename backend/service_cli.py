@@ -58,6 +58,13 @@ def serve_command(
         worker = IngestWorker(settings, 0, registry=registry) if ingest else None
         if worker is not None:
             worker.start()
+            # Serve only once ingest is subscribed, so a healthy API means events are
+            # being taken; a broker that is down must not keep the API down, though.
+            if not worker.wait_subscribed(settings.ingest_startup_wait_s):
+                log.warning(
+                    "ingest not subscribed after %.0f s; serving anyway",
+                    settings.ingest_startup_wait_s,
+                )
     except SchemaOutOfDateError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -93,12 +100,19 @@ def ingest_command(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    instance = IngestWorker(get_settings(), worker)
+    settings = get_settings()
+    instance = IngestWorker(settings, worker)
     try:
         instance.start()
     except SchemaOutOfDateError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    if settings.ingest_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            settings.ingest_metrics_port, settings.ingest_metrics_host, registry=instance.registry
+        )
     log.info("ingest worker %d running", worker)
     try:
         stop.wait()
