@@ -28,6 +28,7 @@ from backend.provisioning.password_store import (
     parse_entries,
     read_entries,
     remove_password,
+    render_entries,
     set_password,
 )
 from backend.provisioning.passwords import verify_password
@@ -243,3 +244,13 @@ def test_drops_before_the_monitor_started_are_reported() -> None:
                                                 (b"-1", None), (b"", None)])
 def test_parse_counter(payload: bytes, value: int | None) -> None:
     assert parse_counter(payload) == value
+
+
+_names = st.from_regex(r"[a-z0-9][a-z0-9_-]{1,20}", fullmatch=True)
+_hashes = st.from_regex(r"\$7\$[0-9]{1,4}\$[A-Za-z0-9+/=]{4,20}\$[A-Za-z0-9+/=]{4,20}",
+                        fullmatch=True)
+
+
+@given(st.dictionaries(_names, _hashes, max_size=20))
+def test_password_file_text_round_trips(entries: dict[str, str]) -> None:
+    assert parse_entries("".join(render_entries(entries))) == entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -183,3 +184,23 @@ def test_add_against_an_unmigrated_database_says_what_to_run(
     assert "nx-backend migrate" in result.stderr
     # Nothing half-done: no credential was created for the unregistered machine.
     assert "site-078" not in broker.password_file.read_text()
+
+
+def test_out_file_list_and_missing_settings(broker: MosquittoBroker, tmp_path: Path) -> None:
+    env = _env(broker)
+    out = tmp_path / "pi" / "agent.toml"
+    added = nx_backend("device", "add", "site-090", "--lat", "1", "--lon", "1", "--name", "x",
+                       "--no-register", "--out", str(out), env=env)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == ""  # the secret went to the file only
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert tomllib.loads(out.read_text())["machine_id"] == "site-090"
+    listed = nx_backend("device", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "site-090" in listed.stdout.split()
+    assert BACKEND_USER in listed.stdout.split()
+    bare = {k: v for k, v in env.items() if k != "NX_BROKER_PASSWORD_FILE"}
+    missing = nx_backend("device", "add", "site-091", "--lat", "1", "--lon", "1",
+                         "--name", "x", "--no-register", env=bare)
+    assert missing.returncode == 1
+    assert "NX_BROKER_PASSWORD_FILE" in missing.stderr
