@@ -136,20 +136,28 @@ class Agent:
     # --- controller thread ------------------------------------------------------------------
 
     def _controller_loop(self) -> None:
-        opened = False
+        opened = failing = False
         next_heartbeat = time.monotonic()
         while not self._stop.is_set():
             try:
                 if not opened:
                     self.driver.open()
                     opened = True
+                    if failing:
+                        log.info("controller link is back")
+                    failing = False
                 batch = self.driver.read(self.settings.read_timeout_s)
                 if batch.observations or batch.token:
                     self._record(batch)
                 next_heartbeat = self._tick(next_heartbeat)
             except DriverError as exc:
-                log.warning("controller link: %s; retrying in %.1fs", exc, self.settings.reopen_s)
+                # One warning per outage, not one per retry.
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "controller link: %s; retrying every %.1fs",
+                        exc, self.settings.reopen_s)
+                failing = True
                 opened = self._close_driver(opened)
+                next_heartbeat = self._tick(next_heartbeat)
                 self._stop.wait(self.settings.reopen_s)
             except Exception:
                 log.exception("controller loop failed; reopening the port")
@@ -182,10 +190,12 @@ class Agent:
                 self.driver.discard(batch)
                 return
         self.driver.commit(batch)
-        self.uplink.firmware = self.processor.firmware
+        self.uplink.set_firmware(self.processor.firmware)
         self.pump.notify()
-        if messages:
-            log.debug("stored %d messages, next seq %d", len(messages), self.processor.next_seq)
+        events = sum(m.topic.endswith("/events") for m in messages)
+        if events:
+            log.info("stored %d events up to seq %d; outbox %d",
+                     events, self.processor.next_seq - 1, self.store.depth)
 
     def _tick(self, next_heartbeat: float) -> float:
         connects = self.uplink.connects

@@ -59,6 +59,7 @@ class Processor:
     next_seq: int = 0
     ledger: Ledger = field(default_factory=Ledger)
     firmware: str | None = None
+    controller_boot: int | None = None
     temperature_c: float | None = None
     door: DoorState | None = None
     _excursion: bool = False
@@ -98,9 +99,10 @@ class Processor:
         ids = {"machine_id": self.machine_id, "boot_id": self.boot_id, "device_time": now}
         match obs:
             case Hello(firmware, slot_count, boot_counter):
-                self.firmware = firmware
-                log.info("controller firmware %s, %d slots, boot %d",
-                         firmware, slot_count, boot_counter)
+                if (firmware, boot_counter) != (self.firmware, self.controller_boot):
+                    log.info("controller firmware %s, %d slots, boot %d",
+                             firmware, slot_count, boot_counter)
+                self.firmware, self.controller_boot = firmware, boot_counter
                 return []
             case Vend(slot, result, drop_confirmed, product):
                 event = VendEvent(

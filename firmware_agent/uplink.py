@@ -115,6 +115,15 @@ class Uplink:
 
     # --- publishing -----------------------------------------------------------------------
 
+    def set_firmware(self, firmware: str | None) -> None:
+        """Record the controller's firmware and refresh the retained status if it changed."""
+        if firmware == self.firmware:
+            return
+        self.firmware = firmware
+        if self.connected.is_set():
+            self._client.publish(self._topic(Channel.STATUS), self._status(MachineState.ONLINE),
+                                 qos=1, retain=True)
+
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
         """Hand a message to paho; return its mid, or None if paho did not take it."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
