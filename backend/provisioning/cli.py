@@ -22,6 +22,14 @@ from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
 from backend.provisioning.ca_cli import DEFAULT_CA_DIR, CaDir, ca_app
 from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import say as _say
+from backend.provisioning.dynsec import (
+    DEFAULT_ADMIN_USER,
+    Command,
+    DynsecAdmin,
+    DynsecError,
+    add_machine_commands,
+    remove_machine_commands,
+)
 from backend.provisioning.identity import (
     SERVICE_PREFIX,
     IdentityError,
@@ -34,6 +42,7 @@ from backend.provisioning.password_store import (
     remove_password,
     set_password,
 )
+from backend.provisioning.passwords import new_password
 
 app = typer.Typer(help="Register machines and manage their credentials.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
@@ -44,6 +53,11 @@ or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
 
+DynsecPassword = Annotated[str | None, typer.Option(
+    envvar="NX_BROKER_DYNSEC_ADMIN_PASSWORD", show_default=False,
+    help="Manage machines through Mosquitto's dynamic-security plugin as its admin.")]
+DynsecUser = Annotated[str, typer.Option(envvar="NX_BROKER_DYNSEC_ADMIN",
+                                         help="The dynamic-security admin's username.")]
 NoReload = Annotated[bool, typer.Option("--no-reload",
                                         help="Do not SIGHUP the broker (print how instead).")]
 
@@ -65,6 +79,18 @@ def _reload(settings: Settings, no_reload: bool) -> None:
     except BrokerSignalError as exc:
         raise _fail(f"{exc}; the change is on disk but the broker has not seen it") from exc
     _say(f"broker (pid {pid}) reloaded")
+
+
+def _dynsec(settings: Settings, user: str, password: str, commands: list[Command]) -> None:
+    """Run plugin commands as its admin over the backend's broker connection settings."""
+    try:
+        with DynsecAdmin(host=settings.mqtt_host, port=settings.mqtt_port, username=user,
+                         password=password,
+                         ca_file=str(settings.mqtt_tls_ca_file)
+                         if settings.mqtt_tls_ca_file else None) as admin:
+            admin.run(commands)
+    except (DynsecError, OSError) as exc:
+        raise _fail(f"dynamic-security plugin: {exc}") from exc
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -109,6 +135,8 @@ def add(
                         ] = True,
     out: Annotated[Path | None, typer.Option(help="Write the agent TOML here, not stdout.")
                    ] = None,
+    dynsec_password: DynsecPassword = None,
+    dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
     no_reload: NoReload = False,
 ) -> None:
     """Register a machine, create its broker credential and print its agent configuration."""
@@ -137,12 +165,18 @@ def add(
             tls_key_file=Path(PI_CERT_DIR) / bundle.key_file.name,
         )
     else:
-        try:
-            password = set_password(_password_file(settings), machine_id)
-        except CredentialError as exc:
-            raise _fail(str(exc)) from exc
-        _say(f"password for {machine_id} added to {settings.broker_password_file}")
-        _reload(settings, no_reload)
+        if dynsec_password:
+            password = new_password()
+            _dynsec(settings, dynsec_user, dynsec_password,
+                    add_machine_commands(machine_id, password))
+            _say(f"{machine_id} created in the dynamic-security plugin (own role, pinned id)")
+        else:
+            try:
+                password = set_password(_password_file(settings), machine_id)
+            except CredentialError as exc:
+                raise _fail(str(exc)) from exc
+            _say(f"password for {machine_id} added to {settings.broker_password_file}")
+            _reload(settings, no_reload)
         config = AgentConfig(
             machine_id=machine_id, mqtt_host=host,
             mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
@@ -187,13 +221,20 @@ def revoke(
     kick: Annotated[bool, typer.Option(
         help="End its live connection and stored session (takes over its client id).")
     ] = True,
+    dynsec_password: DynsecPassword = None,
+    dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
     no_reload: NoReload = False,
 ) -> None:
     """Withdraw a machine's password and certificates and make the broker drop it."""
     settings = get_settings()
     machine_id = _checked_id(machine_id)
     removed = False
-    if settings.broker_password_file is not None:
+    if dynsec_password:
+        # The plugin disconnects a deleted client itself: no reload, no kick.
+        _dynsec(settings, dynsec_user, dynsec_password, remove_machine_commands(machine_id))
+        _say(f"{machine_id} deleted from the dynamic-security plugin and disconnected")
+        removed, kick = True, False
+    elif settings.broker_password_file is not None:
         try:
             removed = remove_password(settings.broker_password_file, machine_id)
         except CredentialError as exc:
@@ -216,7 +257,8 @@ def revoke(
         except registry.RegistryError as exc:
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
-    _reload(settings, no_reload)
+    if not dynsec_password:
+        _reload(settings, no_reload)
     if kick:
         if not no_reload and settings.broker_pid_file is not None:
             time.sleep(RELOAD_SETTLE_S)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import grp
+import hashlib
 import logging
 import os
 import stat
@@ -22,6 +24,12 @@ from backend.provisioning.agent_config import AgentConfig, render_agent_toml, to
 from backend.provisioning.broker_monitor import DropCounter, DropReport, parse_counter
 from backend.provisioning.broker_signal import BrokerSignalError, read_pid, reload_broker
 from backend.provisioning.certs import make_ca, make_client_cert, make_crl, make_server_cert
+from backend.provisioning.dynsec import (
+    add_machine_commands,
+    initial_config,
+    parse_responses,
+    remove_machine_commands,
+)
 from backend.provisioning.identity import IdentityError, validate_device_id
 from backend.provisioning.password_store import (
     CredentialError,
@@ -254,3 +262,35 @@ _hashes = st.from_regex(r"\$7\$[0-9]{1,4}\$[A-Za-z0-9+/=]{4,20}\$[A-Za-z0-9+/=]{
 @given(st.dictionaries(_names, _hashes, max_size=20))
 def test_password_file_text_round_trips(entries: dict[str, str]) -> None:
     assert parse_entries("".join(render_entries(entries))) == entries
+
+
+# -- dynamic-security commands -------------------------------------------------------------
+
+
+def test_dynsec_bootstrap_admin_can_only_administer() -> None:
+    config = initial_config("nx-dynsec-admin", "secret")
+    [admin] = config["clients"]
+    salt = base64.b64decode(admin["salt"])
+    digest = hashlib.pbkdf2_hmac("sha512", b"secret", salt, admin["iterations"])
+    assert base64.b64encode(digest).decode() == admin["password"]
+    [role] = config["roles"]
+    assert {acl["topic"] for acl in role["acls"]} == {"$CONTROL/dynamic-security/#"}
+    assert config["defaultACLAccess"]["subscribe"] is False
+    assert config["defaultACLAccess"]["publishClientSend"] is False
+
+
+def test_dynsec_machine_role_names_only_its_own_topics() -> None:
+    commands = add_machine_commands("site-001", "pw")
+    topics = {c["topic"] for c in commands if c["command"] == "addRoleACL"}
+    assert all(t.startswith("nx/v1/machines/site-001/") for t in topics)
+    [client] = [c for c in commands if c["command"] == "createClient"]
+    assert client["clientid"] == "site-001"
+    assert [c["command"] for c in remove_machine_commands("site-001")] == [
+        "deleteClient", "deleteRole"]
+    with pytest.raises(IdentityError):
+        add_machine_commands("nx-backend", "pw")
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b'{"responses": 3}', b"[]"])
+def test_dynsec_unreadable_responses_yield_nothing(payload: bytes) -> None:
+    assert parse_responses(payload) == []

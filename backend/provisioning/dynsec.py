@@ -1,0 +1,200 @@
+"""Mosquitto's dynamic-security plugin: the hardened alternative to ``acl.conf``.
+
+Mosquitto 2.0's ``acl_file`` does not check SUBSCRIBE (broker_config/README.md),
+so a machine can join the ingest's shared-subscription group and make the
+broker drop events. The dynamic-security plugin checks subscriptions, pins a
+client to its client id and disconnects a deleted client at once. Its ACLs
+in 2.0 do not expand ``%u``, so every machine gets its own role. This module
+builds the bootstrap file and the ``$CONTROL`` commands (pure), and sends
+them as the plugin's admin user (``DynsecAdmin``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from backend.provisioning.identity import validate_device_id
+from backend.provisioning.passwords import PBKDF2_ITERATIONS, SALT_BYTES
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
+ADMIN_ROLE = "nx-dynsec-admin"
+DEFAULT_ADMIN_USER = "nx-dynsec-admin"
+BACKEND_ROLE = "nx-backend"
+UPWARD_CHANNELS = ("status", "events", "telemetry", "stock", "cmd/result")
+REPLY_TIMEOUT_S = 10.0
+
+Command = dict[str, Any]
+
+
+class DynsecError(RuntimeError):
+    """The plugin refused a command, or did not answer."""
+
+
+def _hash(password: str) -> dict[str, Any]:
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, PBKDF2_ITERATIONS)
+    return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
+            "iterations": PBKDF2_ITERATIONS}
+
+
+def _acl(acltype: str, topic: str, allow: bool = True) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "allow": allow}
+
+
+def initial_config(admin_user: str, admin_password: str) -> dict[str, Any]:
+    """Return the plugin's bootstrap file: one admin who may only administer, deny by default."""
+    control = "$CONTROL/dynamic-security/#"
+    return {
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
+                             "subscribe": False, "unsubscribe": True},
+        "clients": [{"username": admin_user, "roles": [{"rolename": ADMIN_ROLE}],
+                     **_hash(admin_password)}],
+        "groups": [],
+        "roles": [{"rolename": ADMIN_ROLE, "acls": [
+            _acl("publishClientSend", control), _acl("publishClientReceive", control),
+            _acl("subscribePattern", control),
+        ]}],
+    }
+
+
+def machine_role(machine_id: str) -> str:
+    """Return the name of ``machine_id``'s own role."""
+    return f"machine-{machine_id}"
+
+
+def add_machine_commands(machine_id: str, password: str) -> list[Command]:
+    """Commands that give a machine its role (only its own topics) and its client."""
+    validate_device_id(machine_id)
+    role = machine_role(machine_id)
+    base = f"nx/v1/machines/{machine_id}"
+    commands: list[Command] = [{"command": "createRole", "rolename": role}]
+    acls = [_acl("publishClientSend", f"{base}/{channel}") for channel in UPWARD_CHANNELS]
+    acls += [_acl("subscribeLiteral", f"{base}/cmd"), _acl("publishClientReceive", f"{base}/cmd")]
+    commands += [{"command": "addRoleACL", "rolename": role, **acl} for acl in acls]
+    # The client id is pinned to the machine id: nobody else can take over its session.
+    commands.append({"command": "createClient", "username": machine_id, "password": password,
+                     "clientid": machine_id, "roles": [{"rolename": role}]})
+    return commands
+
+
+def remove_machine_commands(machine_id: str) -> list[Command]:
+    """Commands that delete a machine's client (disconnecting it) and its role."""
+    return [{"command": "deleteClient", "username": machine_id},
+            {"command": "deleteRole", "rolename": machine_role(machine_id)}]
+
+
+def backend_commands(username: str, password: str, share_group: str) -> list[Command]:
+    """Commands for the backend user: read the fleet through its share group, send commands."""
+    upward = [f"nx/v1/machines/+/{channel}" for channel in UPWARD_CHANNELS]
+    # Shared subscriptions are checked as the full "$share/<group>/<filter>" string.
+    acls = [_acl("subscribeLiteral", f"$share/{share_group}/{topic}") for topic in upward]
+    acls += [_acl("subscribePattern", topic) for topic in upward]
+    acls += [_acl("publishClientReceive", topic) for topic in upward]
+    acls += [_acl("publishClientSend", "nx/v1/machines/+/cmd"),
+             _acl("subscribeLiteral", "$SYS/broker/publish/messages/dropped"),
+             _acl("publishClientReceive", "$SYS/broker/publish/messages/dropped")]
+    return [{"command": "createRole", "rolename": BACKEND_ROLE},
+            *({"command": "addRoleACL", "rolename": BACKEND_ROLE, **acl} for acl in acls),
+            {"command": "createClient", "username": username, "password": password,
+             "roles": [{"rolename": BACKEND_ROLE}]}]
+
+
+def parse_responses(payload: bytes) -> list[dict[str, Any]]:
+    """Return the per-command answers in a plugin response (empty if unreadable)."""
+    try:
+        responses = json.loads(payload)["responses"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [r for r in responses if isinstance(r, dict)] if isinstance(responses, list) else []
+
+
+class DynsecAdmin:
+    """Send ``$CONTROL`` commands as the plugin's admin and wait for the answers."""
+
+    def __init__(self, *, host: str, port: int, username: str, password: str,
+                 ca_file: str | None = None) -> None:
+        self._replies: dict[str, list[dict[str, Any]]] = {}
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._refused: ReasonCode | None = None
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=f"nx-dynsec-{uuid.uuid4().hex[:8]}",
+                                   protocol=mqtt.MQTTv5)
+        self._client.username_pw_set(username, password)
+        if ca_file:
+            self._client.tls_set(ca_certs=ca_file)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._host, self._port = host, port
+
+    def __enter__(self) -> DynsecAdmin:
+        self._client.connect(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        if not self._ready.wait(REPLY_TIMEOUT_S) or self._refused is not None:
+            self.close()
+            raise DynsecError(f"cannot administer the broker: {self._refused or 'no answer'}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def run(self, commands: list[Command]) -> None:
+        """Send ``commands`` in one request; raise ``DynsecError`` listing any refusals."""
+        token = uuid.uuid4().hex
+        tagged = [{**command, "correlationData": f"{token}:{index}"}
+                  for index, command in enumerate(commands)]
+        self._client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
+        with self._cond:
+            answered = self._cond.wait_for(
+                lambda: len(self._replies.get(token, [])) >= len(commands), REPLY_TIMEOUT_S)
+            replies = self._replies.pop(token, [])
+        if not answered:
+            raise DynsecError(f"the dynamic-security plugin answered {len(replies)} of "
+                              f"{len(commands)} commands")
+        errors = [f"{r.get('command')}: {r['error']}" for r in replies if r.get("error")]
+        if errors:
+            raise DynsecError("; ".join(errors))
+
+    # -- paho callbacks: record only ---------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            self._refused = reason_code
+            self._ready.set()
+            return
+        client.subscribe(RESPONSE_TOPIC, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      reason_codes: list[ReasonCode], properties: Properties) -> None:
+        if reason_codes and reason_codes[0].is_failure:
+            self._refused = reason_codes[0]
+        self._ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    message: mqtt.MQTTMessage) -> None:
+        # The plugin answers every admin on one topic; keep only what carries
+        # a token of ours (the correlationData we put in each command).
+        for response in parse_responses(bytes(message.payload)):
+            token, _, _ = str(response.get("correlationData", "")).partition(":")
+            with self._cond:
+                self._replies.setdefault(token, []).append(response)
+                self._cond.notify_all()
