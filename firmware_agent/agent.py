@@ -42,6 +42,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _next_boot_id(stored: str | None, clock: Callable[[], datetime]) -> int:
+    """Return this start's boot id: one more than the last, or the Unix time on a fresh store.
+
+    Starting a fresh store at the current time, not at 1, means a re-imaged
+    Pi (same machine id, empty data dir) never reuses an event id of its
+    earlier life, as long as its clock is roughly right.
+    """
+    if stored is not None:
+        return int(stored) + 1
+    return max(1, int(clock().timestamp()))
+
+
 class Agent:
     """One machine's agent."""
 
@@ -55,7 +67,7 @@ class Agent:
         self.settings = settings
         self._clock = clock
         self.store = Store(settings.data_dir / DB_NAME, max_rows=settings.outbox_max_rows)
-        self.boot_id = int(self.store.get(STATE_BOOT_ID) or 0) + 1
+        self.boot_id = _next_boot_id(self.store.get(STATE_BOOT_ID), clock)
         # Durable before anything uses it: two starts never share a boot id.
         self.store.put({STATE_BOOT_ID: str(self.boot_id)})
         self.processor = Processor(

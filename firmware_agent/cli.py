@@ -25,8 +25,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent
+    from firmware_agent.store import StoreError
 
-    Agent(settings).run_forever()
+    try:
+        agent = Agent(settings)
+    except StoreError as exc:
+        print(f"nx-agent: {exc}", file=sys.stderr)
+        return 2
+    agent.run_forever()
     return 0
 
 

@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+class StoreError(RuntimeError):
+    """The store file cannot be opened or is not an agent database."""
+
+
 class Kind(StrEnum):
     """How much a message is worth when the disk fills up."""
 
@@ -80,14 +84,19 @@ class Store:
         self.path = path
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        # One connection shared under a lock: writes are serialised anyway and
-        # this avoids "database is locked" between our own threads.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(_SCHEMA)
-        self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        try:
+            # One connection shared under a lock: writes are serialised anyway and
+            # this avoids "database is locked" between our own threads.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.executescript(_SCHEMA)
+            self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        except sqlite3.Error as exc:
+            # Never "repair" by starting afresh here: the file may hold unsent
+            # dispenses, and a fresh store would reuse event ids.
+            raise StoreError(f"cannot use the agent store {path}: {exc}") from exc
         self.dropped = 0
 
     def close(self) -> None:

@@ -96,3 +96,18 @@ def test_agent_restart_keeps_seq_and_bumps_boot_id(
     assert vends[0][0] == first.boot_id
     assert vends[1][0] == second.boot_id
     assert vends[1][1] == vends[0][1] + 1
+
+
+def test_fresh_store_starts_boot_ids_at_the_clock(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from firmware_agent.config import AgentSettings
+
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    settings = AgentSettings(machine_id=MACHINE, serial_port="loop://", data_dir=tmp_path)
+    first = Agent(settings, clock=lambda: now)
+    first.store.close()
+    second = Agent(settings, clock=lambda: now)
+    second.store.close()
+    assert first.boot_id == int(now.timestamp())
+    assert second.boot_id == first.boot_id + 1

@@ -83,3 +83,19 @@ def test_systemd_unit_runs_the_cli_with_the_documented_paths() -> None:
     guide = (ROOT / "docs" / "agent-install.md").read_text(encoding="utf-8")
     assert "nx-agent.service" in guide
     assert "agent.example.toml" in guide
+
+
+def test_cli_refuses_a_corrupt_store_without_touching_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    garbage = b"this is not a database" * 100
+    (data / "agent.db").write_bytes(garbage)
+    config = tmp_path / "agent.toml"
+    config.write_text(f'machine_id = "test-001"\ndata_dir = "{data}"\n', encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "cannot use the agent store" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert (data / "agent.db").read_bytes() == garbage

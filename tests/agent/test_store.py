@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_agent.store import Kind, OutMessage, Store
+from firmware_agent.store import Kind, OutMessage, Store, StoreError
 
 
 def msg(n: int, kind: Kind = Kind.VITAL, key: str | None = None) -> OutMessage:
@@ -62,3 +62,11 @@ def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         store.append([msg(1), bad], {"next_seq": "9"})
     assert store.depth == 0
     assert store.get("next_seq") is None
+
+
+def test_garbage_file_is_refused_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "agent.db"
+    path.write_bytes(b"\x00garbage" * 512)
+    with pytest.raises(StoreError, match="cannot use the agent store"):
+        Store(path, max_rows=100)
+    assert path.read_bytes() == b"\x00garbage" * 512
