@@ -1,12 +1,9 @@
-"""Helpers for the agent tests: waiting on conditions, a collecting subscriber, settings."""
+"""Helpers for the agent tests: a collecting subscriber and test-sized settings."""
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +15,15 @@ from paho.mqtt.properties import Properties
 from firmware_agent.config import AgentSettings
 from simulators.broker import MosquittoBroker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
+from tests.waiting import wait_until
 
-WAIT_S = 30.0
-"""Generous: two shared cores, several engineers' suites at once."""
-POLL_S = 0.02
+__all__ = ["MACHINE", "Collector", "agent_settings", "wait_until"]
 
 MACHINE = "test-001"
 UPWARD_TOPICS = tuple(
     f"nx/v1/machines/+/{channel}"
     for channel in ("status", "events", "telemetry", "stock", "cmd/result")
 )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
-    """Wait until ``predicate()`` is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(POLL_S)  # polling a condition with a deadline
 
 
 def agent_settings(broker: MosquittoBroker, data_dir: Path, port: str,
@@ -67,7 +54,6 @@ class Collector:
 
     def __init__(self, broker: MosquittoBroker, client_id: str = "test-collector",
                  topics: tuple[str, ...] = UPWARD_TOPICS) -> None:
-        self.messages: queue.SimpleQueue[tuple[str, bytes, bool]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self.received: list[tuple[str, bytes, bool]] = []
         self._subscribed = threading.Event()
