@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -64,6 +65,7 @@ def _stored(url: str) -> int:
         engine.dispose()
 
 
+@pytest.mark.timeout(TIMEOUT_S + 600)
 def test_burst_after_outage(tmp_path: Path) -> None:
     total = MACHINES * EVENTS
     users = {BACKEND_USER: BACKEND_PASSWORD,
