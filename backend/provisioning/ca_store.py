@@ -58,7 +58,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     tmp.replace(path)
 
 
-def _give_to_broker_user(path: Path) -> None:
+def give_to_broker_user(path: Path) -> None:
+    """Chown ``path`` to the broker's user when we run as root (it drops to that user)."""
     # Mosquitto started as root drops to "mosquitto" before it reads its key.
     if os.geteuid() != 0:
         return
@@ -128,7 +129,7 @@ def issue_server(ca_dir: Path, hosts: Sequence[str]) -> tuple[Path, Path]:
     cert_file, key_file = ca_dir / "server.crt", ca_dir / "server.key"
     _write(cert_file, pair.cert_pem(), 0o644)
     _write(key_file, pair.key_pem(), 0o600)
-    _give_to_broker_user(key_file)
+    give_to_broker_user(key_file)
     return cert_file, key_file
 
 

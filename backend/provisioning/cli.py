@@ -7,7 +7,6 @@ goes to stdout or to ``--out``, so it can be piped straight to the Pi.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,10 +16,11 @@ import typer
 from backend.config import Settings, get_settings
 from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
-from backend.provisioning.broker_monitor import BrokerMonitor
-from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
 from backend.provisioning.ca_cli import DEFAULT_CA_DIR, CaDir, ca_app
+from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload
 from backend.provisioning.cli_common import fail as _fail
+from backend.provisioning.cli_common import password_file as _password_file
+from backend.provisioning.cli_common import reload as _reload
 from backend.provisioning.cli_common import say as _say
 from backend.provisioning.dynsec import (
     DEFAULT_ADMIN_USER,
@@ -31,11 +31,11 @@ from backend.provisioning.dynsec import (
     remove_machine_commands,
 )
 from backend.provisioning.identity import (
-    SERVICE_PREFIX,
     IdentityError,
     validate_device_id,
 )
 from backend.provisioning.kick import BrokerLogin, KickError, take_over_session
+from backend.provisioning.ops_cli import register as register_ops
 from backend.provisioning.password_store import (
     CredentialError,
     read_entries,
@@ -52,33 +52,6 @@ RELOAD_SETTLE_S = 1.0
 or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
-
-DynsecPassword = Annotated[str | None, typer.Option(
-    envvar="NX_BROKER_DYNSEC_ADMIN_PASSWORD", show_default=False,
-    help="Manage machines through Mosquitto's dynamic-security plugin as its admin.")]
-DynsecUser = Annotated[str, typer.Option(envvar="NX_BROKER_DYNSEC_ADMIN",
-                                         help="The dynamic-security admin's username.")]
-NoReload = Annotated[bool, typer.Option("--no-reload",
-                                        help="Do not SIGHUP the broker (print how instead).")]
-
-
-def _password_file(settings: Settings) -> Path:
-    if settings.broker_password_file is None:
-        raise _fail("set NX_BROKER_PASSWORD_FILE to the broker's password_file")
-    return settings.broker_password_file
-
-
-def _reload(settings: Settings, no_reload: bool) -> None:
-    """Make the broker re-read its password file, ACL and CRL, or say how to."""
-    if no_reload or settings.broker_pid_file is None:
-        _say("broker not signalled: reload it with `kill -HUP $(cat <pid_file>)` "
-             "(or `systemctl reload mosquitto`)")
-        return
-    try:
-        pid = reload_broker(settings.broker_pid_file)
-    except BrokerSignalError as exc:
-        raise _fail(f"{exc}; the change is on disk but the broker has not seen it") from exc
-    _say(f"broker (pid {pid}) reloaded")
 
 
 def _dynsec(settings: Settings, user: str, password: str, commands: list[Command]) -> None:
@@ -287,53 +260,4 @@ def kick_command(
     _kick(get_settings(), _checked_id(machine_id))
 
 
-@app.command("service-password")
-def service_password(
-    username: Annotated[str, typer.Argument(help="Service account, e.g. nx-backend.")],
-    rotate: Annotated[bool, typer.Option("--rotate", help="Replace an existing password.")
-                      ] = False,
-    no_reload: NoReload = False,
-) -> None:
-    """Create (or rotate) a service account's broker password and print it."""
-    settings = get_settings()
-    if not username.startswith(SERVICE_PREFIX):
-        raise _fail(f"service accounts start with {SERVICE_PREFIX!r}; machines use `device add`")
-    try:
-        password = set_password(_password_file(settings), username, replace=rotate)
-    except CredentialError as exc:
-        raise _fail(str(exc)) from exc
-    _reload(settings, no_reload)
-    typer.echo(password)
-
-
-@app.command("watch-broker")
-def watch_broker() -> None:
-    """Watch the broker's dropped-message counter; open a delivery-gap alert on overflow."""
-    from backend.provisioning.drop_alert import make_drop_alert_handler
-
-    settings = get_settings()
-    monitor = BrokerMonitor(
-        host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value(),
-        on_drop=make_drop_alert_handler(settings),
-        ca_file=str(settings.mqtt_tls_ca_file) if settings.mqtt_tls_ca_file else None,
-    )
-    monitor.start()
-    _say(f"watching {settings.mqtt_host}:{settings.mqtt_port} for dropped messages; Ctrl-C stops")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        monitor.stop()
-
-
-@app.command("list")
-def list_credentials() -> None:
-    """List the usernames that hold a broker password."""
-    try:
-        entries = read_entries(_password_file(get_settings()))
-    except CredentialError as exc:
-        raise _fail(str(exc)) from exc
-    for username in sorted(entries):
-        typer.echo(username)
+register_ops(app)

@@ -53,19 +53,29 @@ def _acl(acltype: str, topic: str, allow: bool = True) -> dict[str, Any]:
     return {"acltype": acltype, "topic": topic, "allow": allow}
 
 
-def initial_config(admin_user: str, admin_password: str) -> dict[str, Any]:
-    """Return the plugin's bootstrap file: one admin who may only administer, deny by default."""
+def initial_config(admin_user: str, admin_password: str,
+                   backend: tuple[str, str, str] | None = None) -> dict[str, Any]:
+    """Return the plugin's bootstrap file: deny by default, an admin who may only
+    administer, and optionally the backend user as ``(username, password, share_group)``.
+    """
     control = "$CONTROL/dynamic-security/#"
+    clients = [{"username": admin_user, "roles": [{"rolename": ADMIN_ROLE}],
+                **_hash(admin_password)}]
+    roles = [{"rolename": ADMIN_ROLE, "acls": [
+        _acl("publishClientSend", control), _acl("publishClientReceive", control),
+        _acl("subscribePattern", control),
+    ]}]
+    if backend is not None:
+        username, password, share_group = backend
+        clients.append({"username": username, "roles": [{"rolename": BACKEND_ROLE}],
+                        **_hash(password)})
+        roles.append({"rolename": BACKEND_ROLE, "acls": backend_acls(share_group)})
     return {
         "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
                              "subscribe": False, "unsubscribe": True},
-        "clients": [{"username": admin_user, "roles": [{"rolename": ADMIN_ROLE}],
-                     **_hash(admin_password)}],
+        "clients": clients,
         "groups": [],
-        "roles": [{"rolename": ADMIN_ROLE, "acls": [
-            _acl("publishClientSend", control), _acl("publishClientReceive", control),
-            _acl("subscribePattern", control),
-        ]}],
+        "roles": roles,
     }
 
 
@@ -95,8 +105,8 @@ def remove_machine_commands(machine_id: str) -> list[Command]:
             {"command": "deleteRole", "rolename": machine_role(machine_id)}]
 
 
-def backend_commands(username: str, password: str, share_group: str) -> list[Command]:
-    """Commands for the backend user: read the fleet through its share group, send commands."""
+def backend_acls(share_group: str) -> list[dict[str, Any]]:
+    """The backend's grants: read the fleet (also through its share group), send commands."""
     upward = [f"nx/v1/machines/+/{channel}" for channel in UPWARD_CHANNELS]
     # Shared subscriptions are checked as the full "$share/<group>/<filter>" string.
     acls = [_acl("subscribeLiteral", f"$share/{share_group}/{topic}") for topic in upward]
@@ -105,10 +115,17 @@ def backend_commands(username: str, password: str, share_group: str) -> list[Com
     acls += [_acl("publishClientSend", "nx/v1/machines/+/cmd"),
              _acl("subscribeLiteral", "$SYS/broker/publish/messages/dropped"),
              _acl("publishClientReceive", "$SYS/broker/publish/messages/dropped")]
-    return [{"command": "createRole", "rolename": BACKEND_ROLE},
-            *({"command": "addRoleACL", "rolename": BACKEND_ROLE, **acl} for acl in acls),
-            {"command": "createClient", "username": username, "password": password,
-             "roles": [{"rolename": BACKEND_ROLE}]}]
+    return acls
+
+
+def backend_commands(username: str, password: str, share_group: str, *,
+                     create_role: bool = True) -> list[Command]:
+    """Commands that add a backend user to a running plugin (and its role, unless it exists)."""
+    role: list[Command] = [{"command": "createRole", "rolename": BACKEND_ROLE},
+                           *({"command": "addRoleACL", "rolename": BACKEND_ROLE, **acl}
+                             for acl in backend_acls(share_group))] if create_role else []
+    return [*role, {"command": "createClient", "username": username, "password": password,
+                    "roles": [{"rolename": BACKEND_ROLE}]}]
 
 
 def parse_responses(payload: bytes) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -59,14 +60,17 @@ def broker() -> Iterator[MosquittoBroker]:
     template.write_text(Template(text).safe_substitute(plugin=plugin), encoding="utf-8")
     broker = MosquittoBroker({}, workdir=root / "broker", template=template)
     state = broker.data_dir / "dynamic-security.json"
-    state.write_text(json.dumps(initial_config(ADMIN, ADMIN_PASSWORD)), encoding="utf-8")
+    state.write_text(json.dumps(initial_config(ADMIN, ADMIN_PASSWORD,
+                                               backend=(BACKEND, BACKEND_PW, GROUP))),
+                     encoding="utf-8")
     if os.geteuid() == 0:  # the plugin rewrites its file as the broker's user
         entry = pwd.getpwnam("mosquitto")
         os.chown(state, entry.pw_uid, entry.pw_gid)
     try:
         broker.start()
         with _admin(broker) as admin:
-            admin.run(backend_commands(BACKEND, BACKEND_PW, GROUP))
+            # A second service added at run time, the way an operator would.
+            admin.run(backend_commands("nx-backend-2", BACKEND_PW, GROUP, create_role=False))
             for machine_id, password in MACHINES.items():
                 admin.run(add_machine_commands(machine_id, password))
         yield broker
@@ -109,9 +113,10 @@ def test_subscriptions_outside_the_grant_are_refused(broker: MosquittoBroker,
     assert own.value == 1
 
 
+@pytest.mark.parametrize("backend_user", [BACKEND, "nx-backend-2"])
 def test_publishes_are_confined_and_shared_ingest_gets_everything(
-        broker: MosquittoBroker, probes: list[Probe]) -> None:
-    backend = _connected(broker, probes, BACKEND, BACKEND_PW, client_id="nx-ingest-0")
+        broker: MosquittoBroker, probes: list[Probe], backend_user: str) -> None:
+    backend = _connected(broker, probes, backend_user, BACKEND_PW, client_id="nx-ingest-0")
     [share] = backend.subscribe(f"$share/{GROUP}/nx/v1/machines/+/events")
     assert share.value == 1
     machine_a = _connected(broker, probes, A, MACHINES[A])
@@ -177,3 +182,37 @@ def test_nx_backend_device_add_and_revoke_through_the_plugin(
                              env={**env, "NX_BROKER_DYNSEC_ADMIN_PASSWORD": "wrong"})
     assert wrong_admin.returncode == 1
     assert "dynamic-security plugin" in wrong_admin.stderr
+
+
+def test_dynsec_init_bootstraps_a_broker(tmp_path: Path) -> None:
+    plugin = _plugin()
+    if plugin is None:
+        pytest.skip("mosquitto_dynamic_security.so not installed (package mosquitto)")
+    root = Path(tempfile.mkdtemp(prefix="nx-dynsec-init-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the broker's user must traverse it
+    template = root / "dynsec.conf.template"
+    text = (BROKER_CONFIG_DIR / "mosquitto.dynsec.conf").read_text(encoding="utf-8")
+    template.write_text(Template(text).safe_substitute(plugin=plugin), encoding="utf-8")
+    broker = MosquittoBroker({}, workdir=root / "broker", template=template)
+    state = broker.data_dir / "dynamic-security.json"
+    try:
+        made = nx_backend("device", "dynsec-init", str(state), "--share-group", GROUP, env={})
+        assert made.returncode == 0, made.stderr
+        printed = dict(line.split("=", 1) for line in made.stdout.split())
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        again = nx_backend("device", "dynsec-init", str(state), env={})
+        assert again.returncode == 1  # never overwrite the plugin's state
+        broker.start()
+        backend = Probe(broker.host, broker.port, "nx-backend", printed["NX_MQTT_PASSWORD"])
+        try:
+            assert not backend.connect().is_failure
+            [code] = backend.subscribe(f"$share/{GROUP}/nx/v1/machines/+/events")
+            assert code.value == 1
+        finally:
+            backend.close()
+        with DynsecAdmin(host=broker.host, port=broker.port, username=ADMIN,
+                         password=printed["NX_BROKER_DYNSEC_ADMIN_PASSWORD"]) as admin:
+            admin.run(add_machine_commands("site-boot-1", "pw"))
+    finally:
+        broker.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
