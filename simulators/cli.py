@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 
 from simulators.broker import BrokerError
-from simulators.demo import Demo, DemoConfig, DemoError, DemoUrls
+from simulators.demo import Demo, DemoUrls
+from simulators.demo_config import DemoConfig, DemoError
+from simulators.planogram import PlanogramError
 from simulators.processes import ChildFailedError
 from simulators.scenario import ScenarioError, available, load_scenario
 
@@ -72,6 +74,10 @@ def demo(
     ] = Path("var/demo"),
     console: Annotated[bool, typer.Option(help="start the Streamlit console")] = True,
     heartbeat_s: Annotated[float, typer.Option(min=0.5, help="agent heartbeat period")] = 10.0,
+    history_days: Annotated[
+        float, typer.Option(min=0.0, max=60.0, help="simulated days replayed before the run")
+    ] = 7.0,
+    hotspots: Annotated[bool, typer.Option(help="run the hotspot scan every 30 s")] = True,
     scenario: Annotated[
         str,
         typer.Option(help="shipped scenario name or TOML file; 'none' for plain demand"),
@@ -94,6 +100,8 @@ def demo(
         console=console,
         heartbeat_s=heartbeat_s,
         scenario=None if scenario.lower() == "none" else scenario,
+        history_days=history_days,
+        hotspots=hotspots,
     )
     started = threading.Event()
     stopping = threading.Event()
@@ -125,7 +133,7 @@ def demo(
                 )
     except _Interrupted:
         log.info("stopped while starting")
-    except (DemoError, ScenarioError, ChildFailedError, BrokerError) as exc:
+    except (DemoError, ScenarioError, ChildFailedError, BrokerError, PlanogramError) as exc:
         typer.echo(f"nx-sim demo: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:

@@ -1,8 +1,8 @@
 """The one-command demo: broker, database, backend, simulated fleet and console.
 
 Everything runs on loopback with fresh random credentials. The broker, the
-backend and the console are child processes, each leading its own process
-group; the fleet runs in this process. ``stop()`` takes it all down again.
+backend, the hotspot job and the console are child processes, each leading its
+own process group; the fleet runs in this process. ``stop()`` takes it all down.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,62 +19,26 @@ from backend import crud
 from backend.db import make_engine, migrate, session_scope
 from backend.provisioning.passwords import new_password
 from simulators.broker import MosquittoBroker
+from simulators.demo_config import (
+    BACKEND_USER,
+    DEFAULT_SCENARIO,
+    DemoConfig,
+    backend_env,
+    check_ports,
+    hotspot_env,
+)
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.planogram import push_planograms
 from simulators.processes import Child, entry_point
-from simulators.scenario import ScenarioError, load_scenario
+from simulators.scenario import Scenario, ScenarioError, load_scenario
 from simulators.sim_machine import AgentTimings, SimMachine
 
 log = logging.getLogger(__name__)
 
-BACKEND_USER = "nx-backend"
-DEFAULT_SCENARIO = "demo"
 API_START_S = 90.0
 CONSOLE_START_S = 120.0
 """Start-up deadlines: generous, a laptop may be importing pandas for the first time."""
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """What ``nx-sim demo`` runs; the defaults are a comfortable laptop demo."""
-
-    machines: int = 24
-    api_port: int = 8000
-    console_port: int = 8501
-    speed: float = 360.0
-    seed: int = 2026
-    workdir: Path = Path("var/demo")
-    console: bool = True
-    heartbeat_s: float = 10.0
-    offline_timeout_s: float = 60.0
-    """The backend calls a machine offline after this long without a heartbeat."""
-    restock_after_h: float = 6.0
-    mean_per_day: float = 6.0
-    scenario: str | None = DEFAULT_SCENARIO
-    """A shipped scenario name or a TOML path; None for plain demand."""
-
-
-class DemoError(RuntimeError):
-    """The demo cannot start; the message says what to change."""
-
-
-def port_in_use(port: int) -> bool:
-    """Return whether something already listens on ``port`` on loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def check_ports(config: DemoConfig) -> None:
-    """Refuse to start when a port the demo needs is taken, naming the option to change."""
-    wanted = [("--api-port", config.api_port)]
-    if config.console:
-        wanted.append(("--console-port", config.console_port))
-    if config.console and config.api_port == config.console_port:
-        raise DemoError("--api-port and --console-port must differ")
-    for option, port in wanted:
-        if port_in_use(port):
-            raise DemoError(f"port {port} is already in use; choose another with {option}")
 
 
 @dataclass
@@ -96,6 +59,7 @@ class Demo:
     broker: MosquittoBroker | None = None
     backend: Child | None = None
     console: Child | None = None
+    hotspot_job: Child | None = None
     fleet: Fleet | None = None
 
     def start(self) -> DemoUrls:
@@ -110,16 +74,7 @@ class Demo:
         cfg = self.config
         check_ports(cfg)
         self.specs = plan_fleet(cfg.machines, seed=cfg.seed, mean_per_day=cfg.mean_per_day)
-        scenario = load_scenario(cfg.scenario) if cfg.scenario else None
-        if scenario is not None:
-            try:
-                scenario.check_targets(self.specs)  # refuse before starting anything
-            except ScenarioError as exc:
-                if cfg.scenario != DEFAULT_SCENARIO:
-                    raise
-                # The default story is written for the default fleet; a smaller
-                # fleet just lives through the parts that concern it.
-                log.warning("%s; those events will touch nothing", exc)
+        scenario = self._scenario()
         workdir = cfg.workdir.resolve()
         # The demo owns this directory: a fresh database and broker every run.
         shutil.rmtree(workdir, ignore_errors=True)
@@ -136,61 +91,20 @@ class Demo:
         migrate(database_url)
         self._register(database_url)
 
-        api_port = str(cfg.api_port)
-        api_url = f"http://127.0.0.1:{api_port}"
-        env = {
-            **os.environ,
-            "NX_ENVIRONMENT": "development",
-            "NX_DATABASE_URL": database_url,
-            "NX_MQTT_HOST": broker.host,
-            "NX_MQTT_PORT": str(broker.port),
-            "NX_MQTT_USERNAME": BACKEND_USER,
-            "NX_MQTT_PASSWORD": backend_password,
-            "NX_OFFLINE_TIMEOUT_S": str(cfg.offline_timeout_s),
-        }
-        self.backend = Child(
-            "backend",
-            [entry_point("nx-backend"), "serve", "--host", "127.0.0.1", "--port", api_port],
-            env,
-            workdir / "logs" / "backend.log",
-        )
-        self.backend.wait_http(f"{api_url}/healthz", API_START_S)
-
-        self.fleet = Fleet(
-            self.specs,
-            lambda spec: SimMachine(
-                spec,
-                password=passwords[spec.machine_id],
-                mqtt_host=broker.host,
-                mqtt_port=broker.port,
-                data_dir=workdir / "agents",
-                timings=AgentTimings(heartbeat_s=cfg.heartbeat_s),
-            ),
-            FleetSettings(
-                speed=cfg.speed,
-                seed=cfg.seed,
-                restock_after=timedelta(hours=cfg.restock_after_h),
-            ),
-            scenario=scenario,
-            check_targets=False,
-        )
-        self.fleet.start()
-
-        console_url: str | None = None
-        if cfg.console:
-            console_url = f"http://127.0.0.1:{cfg.console_port}"
-            self.console = Child(
-                "console",
-                [
-                    entry_point("nx-console"),
-                    "--port",
-                    str(cfg.console_port),
-                    "--api-url",
-                    api_url,
-                ],
-                {k: v for k, v in os.environ.items() if not k.startswith("NX_")},
-                workdir / "logs" / "console.log",
+        env = backend_env(cfg, broker, database_url, backend_password)
+        api_url = self._start_backend(env, workdir)
+        # The console comes up while the fleet replays its history, so the map
+        # shows stock moving from the first minute.
+        console_url = self._start_console(api_url, workdir)
+        self._start_fleet(broker, passwords, backend_password, scenario, workdir)
+        if cfg.hotspots:
+            self.hotspot_job = Child(
+                "hotspot-job",
+                [entry_point("nx-backend"), "hotspots", "job"],
+                {**env, **hotspot_env(cfg)},
+                workdir / "logs" / "hotspots.log",
             )
+        if self.console is not None and console_url is not None:
             self.console.wait_http(f"{console_url}/_stcore/health", CONSOLE_START_S, expect="ok")
         return DemoUrls(
             api=api_url,
@@ -199,6 +113,21 @@ class Demo:
             broker=f"mqtt://{broker.host}:{broker.port}",
             logs=workdir / "logs",
         )
+
+    def _scenario(self) -> Scenario | None:
+        name = self.config.scenario
+        if not name:
+            return None
+        scenario = load_scenario(name)
+        try:
+            scenario.check_targets(self.specs)  # refuse before starting anything
+        except ScenarioError as exc:
+            if name != DEFAULT_SCENARIO:
+                raise
+            # The default story is written for the default fleet; a smaller
+            # fleet just lives through the parts that concern it.
+            log.warning("%s; those events will touch nothing", exc)
+        return scenario
 
     def _register(self, database_url: str) -> None:
         engine = make_engine(database_url)
@@ -218,9 +147,73 @@ class Demo:
             engine.dispose()
         log.info("registered %d machines", len(self.specs))
 
+    def _start_backend(self, env: dict[str, str], workdir: Path) -> str:
+        port = str(self.config.api_port)
+        self.backend = Child(
+            "backend",
+            [entry_point("nx-backend"), "serve", "--host", "127.0.0.1", "--port", port],
+            env,
+            workdir / "logs" / "backend.log",
+        )
+        api_url = f"http://127.0.0.1:{port}"
+        self.backend.wait_http(f"{api_url}/healthz", API_START_S)
+        return api_url
+
+    def _start_console(self, api_url: str, workdir: Path) -> str | None:
+        if not self.config.console:
+            return None
+        port = str(self.config.console_port)
+        self.console = Child(
+            "console",
+            [entry_point("nx-console"), "--port", port, "--api-url", api_url],
+            {k: v for k, v in os.environ.items() if not k.startswith("NX_")},
+            workdir / "logs" / "console.log",
+        )
+        return f"http://127.0.0.1:{port}"
+
+    def _start_fleet(
+        self,
+        broker: MosquittoBroker,
+        passwords: dict[str, str],
+        backend_password: str,
+        scenario: Scenario | None,
+        workdir: Path,
+    ) -> None:
+        cfg = self.config
+        self.fleet = fleet = Fleet(
+            self.specs,
+            lambda spec: SimMachine(
+                spec,
+                password=passwords[spec.machine_id],
+                mqtt_host=broker.host,
+                mqtt_port=broker.port,
+                data_dir=workdir / "agents",
+                timings=AgentTimings(heartbeat_s=cfg.heartbeat_s),
+                clock=lambda: fleet.now(),
+            ),
+            FleetSettings(
+                speed=cfg.speed,
+                seed=cfg.seed,
+                restock_after=timedelta(hours=cfg.restock_after_h),
+                history=timedelta(days=cfg.history_days),
+            ),
+            scenario=scenario,
+            check_targets=False,
+        )
+        fleet.start_machines()
+        # Agents name products only once they hold a planogram: send it before any vend.
+        push_planograms(
+            self.specs,
+            host=broker.host,
+            port=broker.port,
+            username=BACKEND_USER,
+            password=backend_password,
+        )
+        fleet.start()
+
     def child_pids(self) -> list[int]:
         """Return the pids of the processes the demo started."""
-        pids = [c.pid for c in (self.backend, self.console) if c is not None]
+        pids = [c.pid for c in (self.backend, self.console, self.hotspot_job) if c is not None]
         if self.broker is not None and self.broker.pid is not None:
             pids.append(self.broker.pid)
         return pids
@@ -231,6 +224,9 @@ class Demo:
         if self.console is not None:
             self.console.stop()
             self.console = None
+        if self.hotspot_job is not None:
+            self.hotspot_job.stop()
+            self.hotspot_job = None
         if self.fleet is not None:
             self.fleet.stop()
             self.fleet = None

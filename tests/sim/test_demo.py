@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from simulators.broker import free_port
-from simulators.demo import DemoConfig, DemoError, check_ports
+from simulators.demo_config import DemoConfig, DemoError, check_ports
 from tests.sim.helpers import wait_until
 from tests.sim.test_processes import alive, descendants
 
@@ -63,6 +63,7 @@ def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
         "--console-port", str(console_port),
         "--speed", "3600",
         "--heartbeat-s", "2",
+        "--history-days", "1",
         "--workdir", str(tmp_path / "demo"),
     ]  # fmt: skip
     with out.open("wb") as sink:

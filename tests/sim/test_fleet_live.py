@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from firmware_agent.wire.payloads import (
     MachineState,
     Status,
@@ -19,6 +21,7 @@ from firmware_agent.wire.topics import Channel
 from simulators.broker import MosquittoBroker
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.planogram import PlanogramError, push_planograms
 from simulators.sim_machine import AgentTimings, SimMachine
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.sim.helpers import wait_until
@@ -190,3 +193,46 @@ def test_history_replay_stamps_simulated_device_times(
         assert min(history) >= origin - timedelta(days=1)
         # Replayed events spread over the day, not bunched at the moment they were sent.
         assert max(history) - min(history) > timedelta(hours=6)
+
+
+def test_planograms_reach_the_agents_and_name_the_products(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    specs = plan_fleet(3, seed=2, prefix="test")
+    fleet, made = _fleet(specs, mosquitto, tmp_path)
+    with FleetWatch(mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD) as watch:
+        fleet.start_machines()
+        try:
+            results = push_planograms(
+                specs,
+                host=mosquitto.host,
+                port=mosquitto.port,
+                username=BACKEND_USER,
+                password=BACKEND_PASSWORD,
+            )
+            assert sorted(results) == [s.machine_id for s in specs]
+            for spec in specs:
+                made[spec.machine_id].vend(3)
+            for spec in specs:
+                wait_until(lambda mid=spec.machine_id: bool(_vends(watch, mid)), LIVE_WAIT_S)
+                assert _vends(watch, spec.machine_id)[0].product == spec.slots[2].product
+                snapshot = parse_model(
+                    StockSnapshot, watch.payloads(Channel.STOCK, spec.machine_id)[-1]
+                )
+                assert [(s.product, s.capacity) for s in snapshot.slots] == [
+                    (s.product, s.capacity) for s in spec.slots
+                ]
+        finally:
+            fleet.stop()
+
+
+def test_planograms_to_a_silent_machine_time_out_clearly(mosquitto: MosquittoBroker) -> None:
+    with pytest.raises(PlanogramError, match="no planogram result from test-009"):
+        push_planograms(
+            plan_fleet(9, prefix="test")[8:],
+            host=mosquitto.host,
+            port=mosquitto.port,
+            username=BACKEND_USER,
+            password=BACKEND_PASSWORD,
+            timeout_s=2.0,
+        )
