@@ -161,3 +161,12 @@ def revoke_client(ca_dir: Path, machine_id: str) -> list[int]:
             _save_ledger(ca_dir, ledger)
         _write_crl(ca_dir, ca, ledger)
     return serials
+
+
+def export_crl(ca_dir: Path, destination: Path) -> None:
+    """Copy the CA's current CRL to where the broker reads it (its ``crlfile``), atomically."""
+    try:
+        data = (ca_dir / "crl.pem").read_bytes()
+    except FileNotFoundError as exc:
+        raise CaError(f"no CRL in {ca_dir}: run `nx-backend device ca init` first") from exc
+    _write(destination, data, 0o644)

@@ -194,6 +194,9 @@ def revoke(
     kick: Annotated[bool, typer.Option(
         help="End its live connection and stored session (takes over its client id).")
     ] = True,
+    crl_file: Annotated[Path | None, typer.Option(
+        envvar="NX_BROKER_CRL_FILE",
+        help="The broker's crlfile, if not the CA directory's crl.pem.")] = None,
     dynsec_password: DynsecPassword = None,
     dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
     no_reload: NoReload = False,
@@ -219,6 +222,10 @@ def revoke(
         serials = ca_store.revoke_client(ca_dir, machine_id)
         if serials:
             _say(f"{len(serials)} certificate(s) of {machine_id} added to {ca_dir / 'crl.pem'}")
+            if crl_file is not None:
+                # The broker must hold the new CRL before the reload below.
+                ca_store.export_crl(ca_dir, crl_file)
+                _say(f"CRL copied to {crl_file}")
     if not removed and not serials:
         looked = [str(p) for p in (settings.broker_password_file, ca_dir / "issued.json")
                   if p is not None and p.exists()]

@@ -23,16 +23,20 @@ class ProductionBroker:
     service_tls_port: int
     ca_dir: Path
     clients_dir: Path
+    crl_file: Path
 
     @property
     def loopback_port(self) -> int:
         return self.broker.port
 
 
-def render_template(text: str, tls_dir: Path, machine_port: int, service_port: int) -> str:
+def render_template(text: str, tls_dir: Path, machine_port: int, service_port: int,
+                    crl_file: Path) -> str:
     """Turn the production file into a MosquittoBroker template for a temp directory."""
     text = text.replace("$", "$$")  # keep $SYS in comments literal for string.Template
     replacements = {
+        # The broker's CRL is a copy, as on a broker host apart from the CA.
+        f"crlfile {ETC}crl.pem": f"crlfile {crl_file}",
         f"password_file {ETC}passwords": "password_file ${password_file}",
         f"acl_file {ETC}acl.conf": "acl_file ${acl_file}",
         ETC: f"{tls_dir}/",
@@ -58,14 +62,17 @@ def start_production_broker(users: dict[str, str], extra_config: str = "") -> Pr
     ca_store.init_ca(ca_dir)
     os.chmod(ca_dir, 0o755)  # noqa: S103 - ca.key itself stays 0600
     ca_store.issue_server(ca_dir, ["127.0.0.1", "localhost"])
+    crl_file = root / "broker-crl.pem"
+    ca_store.export_crl(ca_dir, crl_file)
     machine_port, service_port = free_port(), free_port()
     template = root / "mosquitto.conf.template"
     template.write_text(
         render_template(PRODUCTION_CONF.read_text(encoding="utf-8"), ca_dir,
-                        machine_port, service_port),
+                        machine_port, service_port, crl_file),
         encoding="utf-8",
     )
     broker = MosquittoBroker(users, workdir=root / "broker", template=template,
                              extra_config=extra_config)
     broker.start()
-    return ProductionBroker(broker, machine_port, service_port, ca_dir, root / "clients")
+    return ProductionBroker(broker, machine_port, service_port, ca_dir, root / "clients",
+                            crl_file)

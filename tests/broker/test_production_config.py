@@ -133,6 +133,7 @@ def test_revoked_certificate_is_refused_after_reload(
     assert not first.connect().is_failure
     first.close()
     assert ca_store.revoke_client(prod.ca_dir, "test-003")
+    ca_store.export_crl(prod.ca_dir, prod.crl_file)
     prod.broker.reload()
     # The reload is asynchronous; retry until the CRL is in force.
     def refused_now() -> bool:
@@ -150,6 +151,7 @@ def test_device_revoke_ends_a_live_certificate_session(
     assert not live.connect().is_failure
     env = {
         "NX_BROKER_CA_DIR": str(prod.ca_dir),
+        "NX_BROKER_CRL_FILE": str(prod.crl_file),
         "NX_BROKER_PASSWORD_FILE": str(prod.broker.password_file),
         "NX_BROKER_PID_FILE": str(prod.broker.data_dir / "mosquitto.pid"),
         "NX_MQTT_HOST": prod.broker.host,
@@ -160,6 +162,7 @@ def test_device_revoke_ends_a_live_certificate_session(
     result = nx_backend("device", "revoke", "test-005", env=env)
     assert result.returncode == 0, result.stderr
     assert "certificate(s) of test-005" in result.stderr
+    assert f"CRL copied to {prod.crl_file}" in result.stderr
     # A CRL reload alone leaves a connected certificate client connected;
     # the takeover of its client id ends it.
     wait_until(live.disconnected.is_set, message="revoked machine disconnected")

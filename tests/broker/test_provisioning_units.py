@@ -294,3 +294,18 @@ def test_dynsec_machine_role_names_only_its_own_topics() -> None:
 @pytest.mark.parametrize("payload", [b"", b"not json", b'{"responses": 3}', b"[]"])
 def test_dynsec_unreadable_responses_yield_nothing(payload: bytes) -> None:
     assert parse_responses(payload) == []
+
+
+def test_crl_export_copies_the_current_crl(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    ca_store.init_ca(ca_dir)
+    ca_store.issue_client(ca_dir, "site-001", tmp_path / "out")
+    serials = ca_store.revoke_client(ca_dir, "site-001")
+    broker_crl = tmp_path / "etc" / "crl.pem"
+    broker_crl.parent.mkdir()
+    ca_store.export_crl(ca_dir, broker_crl)
+    crl = x509.load_pem_x509_crl(broker_crl.read_bytes())
+    assert [r.serial_number for r in crl] == serials
+    assert stat.S_IMODE(broker_crl.stat().st_mode) == 0o644
+    with pytest.raises(ca_store.CaError, match="no CRL"):
+        ca_store.export_crl(tmp_path / "nowhere", broker_crl)
