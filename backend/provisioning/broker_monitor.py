@@ -95,7 +95,9 @@ class BrokerMonitor:
         self._client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect and stop the dispatcher."""
+        """Disconnect and stop the dispatcher (a no-op if never started)."""
+        if not self._thread.is_alive():
+            return
         self._client.disconnect()
         self._client.loop_stop()
         self._reports.put(None)

@@ -309,3 +309,4 @@ def test_crl_export_copies_the_current_crl(tmp_path: Path) -> None:
     assert stat.S_IMODE(broker_crl.stat().st_mode) == 0o644
     with pytest.raises(ca_store.CaError, match="no CRL"):
         ca_store.export_crl(tmp_path / "nowhere", broker_crl)
+
