@@ -52,7 +52,8 @@ class OutboxPump:
         """Stop the pump thread; unacknowledged rows stay in the outbox."""
         self._stop.set()
         self.uplink.wakeup.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def notify(self) -> None:
         """Tell the pump that new rows are in the outbox."""

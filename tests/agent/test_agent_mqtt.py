@@ -106,7 +106,7 @@ def test_fresh_store_starts_boot_ids_at_the_clock(tmp_path: Path) -> None:
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     settings = AgentSettings(machine_id=MACHINE, serial_port="loop://", data_dir=tmp_path)
     first = Agent(settings, clock=lambda: now)
-    first.store.close()
+    first.stop()  # never started: stopping is still clean
     second = Agent(settings, clock=lambda: now)
     second.store.close()
     assert first.boot_id == int(now.timestamp())

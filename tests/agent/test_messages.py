@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_agent.drivers.base import (
@@ -49,6 +49,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
 )
 
 
+@settings(deadline=None)  # no per-example deadline on a shared, loaded machine
 @given(messages, st.integers(0, 65535))
 def test_message_round_trips_through_the_wire(message: Message, seq: int) -> None:
     kind, fields = message_fields(message)
