@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
 from backend.api.router import api_router, root_router
+from backend.api.snapshot import SnapshotCache
 from backend.config import Settings
 from backend.db import check_schema, make_engine
 
@@ -28,6 +29,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = registry
+    app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
     requests = Counter(
         "nx_api_requests", "API requests", ["method", "route", "status"], registry=registry
     )

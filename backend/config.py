@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # How long a fleet-snapshot page may be served from memory (0: never).
+    api_snapshot_cache_s: float = Field(default=1.0, ge=0)
+
     # Alert rules.
     default_low_threshold: int = Field(default=2, ge=0)
     default_par: int | None = Field(default=None, ge=0)

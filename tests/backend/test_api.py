@@ -30,7 +30,7 @@ ALERT_KEYS = {"id", "type", "severity", "subject", "machine_id", "status", "open
 
 @pytest.fixture
 def settings(migrated_url: str) -> Settings:
-    return Settings(environment="test", database_url=migrated_url)
+    return Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0)
 
 
 @pytest.fixture
@@ -138,3 +138,30 @@ def test_openapi_docs(client: httpx.Client) -> None:
 def test_hotspots_route_is_mounted(client: httpx.Client) -> None:
     body = client.get("/api/v1/hotspots").json()
     assert body["type"] == "FeatureCollection"
+
+
+def test_snapshot_cache_serves_within_ttl_and_rebuilds_after() -> None:
+    from backend.api.snapshot import SnapshotCache
+
+    now = [100.0]
+    builds = []
+    cache = SnapshotCache(1.0, clock=lambda: now[0])
+
+    def build() -> dict[str, object]:
+        builds.append(now[0])
+        return {"data": [], "count": len(builds)}
+
+    assert cache.get((10, 0), build) == b'{"data":[],"count":1}'
+    now[0] += 0.5
+    assert cache.get((10, 0), build) == b'{"data":[],"count":1}'
+    assert cache.get((10, 10), build) == b'{"data":[],"count":2}'  # another page
+    now[0] += 1.0
+    assert cache.get((10, 0), build) == b'{"data":[],"count":3}'
+
+
+def test_list_and_detail_agree(client: httpx.Client, session: Session) -> None:
+    register(session, "test-006", count=5, slots=3)
+    listed = client.get("/api/v1/machines").json()["data"][0]
+    detail = client.get("/api/v1/machines/test-006").json()
+    assert {k: detail[k] for k in MACHINE_KEYS if k != "last_seen"} == {
+        k: listed[k] for k in MACHINE_KEYS if k != "last_seen"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlmodel import Session
 
 from backend import crud
@@ -19,6 +19,7 @@ from backend.api.schemas import (
     RestockVisitPublic,
     SlotPublic,
 )
+from backend.api.snapshot import SnapshotCache, fleet_page
 from backend.models import Machine
 
 router = APIRouter(prefix="/machines", tags=["machines"])
@@ -60,16 +61,21 @@ def _public(
 
 @router.get("", response_model=MachinesPage)
 def list_machines(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> MachinesPage:
-    """List machines with their slots, status and health."""
-    machines, total = crud.list_machines(session=session, limit=limit, offset=offset)
-    return MachinesPage(
-        data=_public(session, machines, settings.default_low_threshold), count=total
+) -> Response:
+    """List machines with their slots, status and health (at most a second stale)."""
+    cache: SnapshotCache = request.app.state.snapshot_cache
+    body = cache.get(
+        (limit, offset),
+        lambda: fleet_page(
+            session, limit=limit, offset=offset, default_threshold=settings.default_low_threshold
+        ),
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{machine_id}", response_model=MachineDetail)
