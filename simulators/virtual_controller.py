@@ -18,7 +18,7 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from firmware_agent.drivers.base import (
     Door,
@@ -203,6 +203,11 @@ class VirtualController:
         with self._lock:
             self.temperature_c = celsius
             self._submit(Temperature(celsius))
+
+    def swing_temperature(self, readings: Iterable[float]) -> None:
+        """Report a run of temperatures, e.g. a hot afternoon and the evening after."""
+        for celsius in readings:
+            self.set_temperature(celsius)
 
     def fault(self, code: str, slot: int | None = None) -> None:
         """Report a fault code."""
