@@ -35,6 +35,8 @@ PACE_QUEUE = 64
 OUTAGE_S = 30.0
 """How long the broker stays down; the issue's figure."""
 OUTAGE_ROUNDS = 30
+MAX_INFLIGHT = 20
+"""Small, so that the outage backlog (300+ rows) must be paced by PUBACKs."""
 OUTAGE_ROUND_VENDS = 10
 NOISY_VENDS = 400
 DRAIN_S = 90.0
@@ -160,8 +162,9 @@ def test_broker_outage_mid_burst_loses_and_doubles_nothing(
     mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path,
 ) -> None:
     vc = VirtualController(SLOTS, timing=LINK, seed=11).start()
-    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port))
+    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port, max_inflight=MAX_INFLIGHT))
     agent.start()
+    most_inflight = 0
     try:
         for n in range(200):
             vc.vend(n % 4 + 1)
@@ -181,13 +184,22 @@ def test_broker_outage_mid_burst_loses_and_doubles_nothing(
             held.wait(max(0.0, round_end - time.monotonic()))  # the outage lasts, on purpose
         assert agent.outbox_depth >= during  # all of it waits on disk
         mosquitto.start()
-        wait_until(lambda: len(distinct_vends(collector)) >= len(vc.vend_results),
-                   timeout=DRAIN_S, what="the backlog after the outage")
+        # New vends keep coming while the backlog drains.
+        for n in range(50):
+            vc.vend(n % 4 + 1)
+
+        def drained() -> bool:
+            nonlocal most_inflight
+            most_inflight = max(most_inflight, agent.pump.inflight)
+            return len(distinct_vends(collector)) >= len(vc.vend_results)
+
+        wait_until(drained, timeout=DRAIN_S, what="the backlog after the outage")
         wait_until(lambda: agent.outbox_depth == 0, what="outbox drained")
     finally:
         agent.stop()
         vc.stop()
     assert_exactly_the_controllers_vends(collector, vc)
+    assert 0 < most_inflight <= MAX_INFLIGHT  # the backlog went out paced by PUBACKs
 
 
 # --- a noisy line ---------------------------------------------------------------------------
