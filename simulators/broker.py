@@ -73,6 +73,7 @@ class MosquittoBroker:
         template: Path = BROKER_CONFIG_DIR / "mosquitto.dev.conf",
         acl_file: Path = BROKER_CONFIG_DIR / "acl.conf",
         extra_config: str = "",
+        own_session: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -88,6 +89,9 @@ class MosquittoBroker:
         self.config_file = self.workdir / "mosquitto.conf"
         self.log_file = self.data_dir / "mosquitto.log"
         self._users = dict(users)
+        # The demo runs the broker in its own session, so a Ctrl-C in the terminal
+        # reaches the demo (which stops the fleet first) rather than the broker.
+        self._own_session = own_session
         self._process: subprocess.Popen[bytes] | None = None
         shutil.copyfile(acl_file, self.acl_file)
         os.chmod(self.acl_file, 0o644)
@@ -149,6 +153,7 @@ class MosquittoBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=self._own_session,
         )
         try:
             _wait_listening(self.port, self._process, time.monotonic() + START_TIMEOUT_S)

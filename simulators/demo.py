@@ -84,7 +84,7 @@ class Demo:
 
         # The broker's directory stays under the system temp dir: the mosquitto
         # user it drops to may not be able to reach a home directory.
-        broker = MosquittoBroker({BACKEND_USER: backend_password, **passwords})
+        broker = MosquittoBroker({BACKEND_USER: backend_password, **passwords}, own_session=True)
         self.broker = broker
         broker.start()
         database_url = f"sqlite:///{workdir / 'naloxnet.db'}"
@@ -221,6 +221,9 @@ class Demo:
     def stop(self) -> None:
         """Stop everything, the most dependent part first; safe to call twice."""
         started = time.monotonic()
+        parts = (self.console, self.hotspot_job, self.fleet, self.backend, self.broker)
+        if all(part is None for part in parts):
+            return
         if self.console is not None:
             self.console.stop()
             self.console = None

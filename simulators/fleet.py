@@ -263,7 +263,7 @@ class Fleet:
             self._counts[(machine_id, slot.slot)] = slot.capacity
         self.policy.visited(machine_id)
         self.stats.refills += 1
-        log.info("outreach visit refilled %s", machine_id)
+        log.debug("outreach visit refilled %s", machine_id)
 
     def stock(self, machine_id: str) -> dict[int, int]:
         """Return the fleet's own view of a machine's stock, slot -> count."""

@@ -51,7 +51,14 @@ def _stock(machines: list[dict[str, object]]) -> dict[tuple[str, int], int]:
 
 
 @pytest.mark.slow
-def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "stop_by",
+    [
+        pytest.param("sigterm", id="SIGTERM-to-the-demo"),
+        pytest.param("ctrl-c", id="SIGINT-to-its-process-group"),
+    ],
+)
+def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: str) -> None:
     api_port, console_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     out = tmp_path / "demo.out"
@@ -67,7 +74,10 @@ def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
         "--workdir", str(tmp_path / "demo"),
     ]  # fmt: skip
     with out.open("wb") as sink:
-        demo = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        # Its own group, as in a terminal: Ctrl-C there signals the whole group.
+        demo = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     family: set[int] = set()
     try:
         first: dict[tuple[str, int], int] = {}
@@ -94,8 +104,12 @@ def test_demo_runs_and_sigterm_stops_every_child(tmp_path: Path) -> None:
 
         family = descendants(demo.pid)
         assert len(family) >= 3  # broker, backend, console (and their own children)
-        demo.send_signal(signal.SIGTERM)
+        if stop_by == "sigterm":
+            demo.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(STOP_S) == 0, out.read_text()[-3000:]
+        assert "demo stopped" in out.read_text()
         wait_until(lambda: not any(alive(pid) for pid in family), STOP_S, "every child to exit")
         for port in (broker_port, api_port, console_port):
             assert not _listening(port), f"port {port} is still open"
