@@ -21,6 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 512
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -91,6 +92,9 @@ class Store:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
+            # The working set is the head and tail of the outbox; a small page
+            # cache keeps a Pi's memory for the rest (SQLite's default is 2 MB).
+            self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self._db.executescript(_SCHEMA)
             self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         except sqlite3.Error as exc:
