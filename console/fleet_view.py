@@ -239,3 +239,27 @@ def hotspot_circles(collection: HotspotCollection) -> list[dict[str, Any]]:
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+EVENT_COLUMNS = ("device_time", "kind", "slot")
+
+
+def event_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the event log as flat rows: time, kind, slot and the rest as one detail text."""
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        extra = dict(event.get("data") or {})
+        extra.update(
+            (k, v)
+            for k, v in event.items()
+            if k not in (*EVENT_COLUMNS, "data", "boot_id", "seq", "received_at")
+        )
+        rows.append(
+            {
+                "time": str(event.get("device_time", "")).replace("T", " ")[:19],
+                "kind": event.get("kind", ""),
+                "slot": event.get("slot"),
+                "detail": ", ".join(f"{k}={v}" for k, v in sorted(extra.items())),
+            }
+        )
+    return rows

@@ -63,7 +63,8 @@ def live_machine() -> None:
     )
     st.subheader("Recent events")
     if machine.recent_events:
-        st.dataframe(machine.recent_events, hide_index=True, key="events_table")
+        rows = fleet_view.event_rows(machine.recent_events)
+        st.dataframe(rows, hide_index=True, key="events_table")
     else:
         st.info("No events yet.")
 

@@ -125,3 +125,27 @@ def test_deck_draws_hotspots_under_the_machines() -> None:
     circles = [{"lat": 39.95, "lon": -75.16, "radius_m": 800.0, "label": "x"}]
     deck = fleet_deck(points, fleet_view.view_centre(points), circles)
     assert [layer.id for layer in deck.layers] == ["hotspots", "machines"]
+
+
+def test_event_rows_flatten_the_backend_event_shape() -> None:
+    events = [
+        {
+            "kind": "vend",
+            "boot_id": 2,
+            "seq": 41,
+            "device_time": "2026-11-24T10:15:03.123456+00:00",
+            "received_at": "2026-11-24T10:15:04+00:00",
+            "slot": 1,
+            "data": {"result": "ok", "product": "naloxone-nasal-4mg"},
+        },
+        {"kind": "door", "device_time": "2026-11-24T10:20:00Z", "state": "open"},
+    ]
+    rows = fleet_view.event_rows(events)
+    assert rows[0] == {
+        "time": "2026-11-24 10:15:03",
+        "kind": "vend",
+        "slot": 1,
+        "detail": "product=naloxone-nasal-4mg, result=ok",
+    }
+    assert rows[1]["detail"] == "state=open"
+    assert rows[1]["slot"] is None
