@@ -68,8 +68,12 @@ class CommandHandler:
         match command:
             case PlanogramCommand(slots=slots):
                 self.apply_planogram(command)
-                failures = {}
+                failures: dict[str, str] = {}
                 for cfg in slots:
+                    if failures:
+                        # One slot unanswered: do not wait out a timeout per slot.
+                        failures[str(cfg.slot)] = "not sent"
+                        continue
                     outcome = self.driver.configure_slot(cfg.slot, cfg.product, cfg.capacity)
                     if not outcome.ok:
                         failures[str(cfg.slot)] = outcome.error or "failed"

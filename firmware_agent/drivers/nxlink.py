@@ -222,6 +222,8 @@ class NxlinkDriver(ControllerDriver):
                     break
                 self._acked.wait(min(remaining, 0.1))
             if self._link.is_outstanding(seq) or seq in self._failed or self._port is None:
+                # Never let a command reported as failed go out later and take effect.
+                self._link.cancel(seq)
                 self._failed.discard(seq)
                 return CommandOutcome(ok=False, error="controller did not acknowledge")
             return CommandOutcome(ok=True)

@@ -178,6 +178,11 @@ class Link:
         failed, self._failed = self._failed, []
         return failed
 
+    def cancel(self, seq: int) -> None:
+        """Stop sending frame ``seq`` (its requester gave up waiting)."""
+        self._inflight.pop(seq, None)
+        self._waiting = deque(item for item in self._waiting if item.frame.seq != seq)
+
     def is_outstanding(self, seq: int) -> bool:
         """Return whether frame ``seq`` is still waiting for its ACK."""
         return seq in self._inflight or any(item.frame.seq == seq for item in self._waiting)

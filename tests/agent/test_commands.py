@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from firmware_agent.agent import Agent
 from firmware_agent.nxlink.link import LinkTiming
+from firmware_agent.wire.frames import Frame, FrameReader
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VendRefusedError, VirtualController
 from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
@@ -111,3 +115,32 @@ def test_config_and_bad_commands_get_answers(
     send(collector, b"\xff not json")
     send(collector, {"command_id": "l2", "kind": "lock"})
     assert result(collector, "l2")["ok"] is True  # still alive after garbage
+
+
+def test_unanswered_command_fails_and_is_never_sent_later(
+    mosquitto: MosquittoBroker, tmp_path: Path,
+) -> None:
+    # A port with nothing behind it: the master end is read only by this test.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    collector = Collector(mosquitto)
+    agent = Agent(agent_settings(mosquitto, tmp_path, os.ttyname(slave), command_timeout_s=1.0))
+    agent.start()
+    try:
+        wait_until(lambda: bool(collector.on("status")), what="agent online")
+        send(collector, {"command_id": "u1", "kind": "unlock"})
+        answer = result(collector, "u1")
+        assert answer["ok"] is False
+        assert "did not acknowledge" in str(answer["error"])
+        wait_until(lambda: agent.driver.counters()["retransmits"] >= 2, what="HELLO retries")
+    finally:
+        agent.stop()
+        collector.close()
+    written = b""
+    with contextlib.suppress(BlockingIOError):
+        written = os.read(master, 65536)
+    os.close(master)
+    os.close(slave)
+    types = {packet.type for packet in FrameReader().feed(written) if isinstance(packet, Frame)}
+    assert types == {"HELLO"}

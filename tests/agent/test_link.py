@@ -196,3 +196,14 @@ def test_first_hello_keeps_frames_already_handled() -> None:
     link.mark_handled([1])
     assert link.peer_booted(4)
     assert link.receive(vend) is Reception.DUPLICATE
+
+
+def test_cancelled_frames_are_never_sent() -> None:
+    link = Link(TIMING)
+    hello = link.submit("HELLO", ("fw", "0", "1"), persistent=True)
+    lock = link.submit("LOCK", persistent=False)
+    link.due(0.0)
+    link.cancel(lock)
+    link.handle_ack(Ack(hello))
+    assert link.due(0.1) == []
+    assert not link.is_outstanding(lock)
