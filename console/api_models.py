@@ -105,3 +105,13 @@ class HotspotFeature(_ApiModel):
 class HotspotCollection(_ApiModel):
     type: str = "FeatureCollection"
     features: list[HotspotFeature] = Field(default_factory=list)
+
+
+class RestockVisitPublic(_ApiModel):
+    """A recorded restock visit, as the API returns it."""
+
+    id: int
+    machine_id: str
+    visited_at: datetime
+    visited_by: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ navigation = st.navigation(
     [
         st.Page(VIEWS / "fleet_map.py", title="Fleet map", icon="🗺️", default=True),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon="🚨", url_path="alerts"),
+        st.Page(VIEWS / "restock.py", title="Restock", icon="🚐", url_path="restock"),
         st.Page(VIEWS / "machine.py", title="Machine detail", icon="🔎", url_path="machine"),
     ]
 )

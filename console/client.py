@@ -16,6 +16,7 @@ from console.api_models import (
     MachineDetail,
     MachinePublic,
     Page,
+    RestockVisitPublic,
 )
 from console.settings import ConsoleSettings
 
@@ -146,6 +147,26 @@ class ApiClient:
         """Return one machine with its recent events; raise ``NotFoundError`` if unknown."""
         body = self._request("GET", f"{API_PREFIX}/machines/{machine_id}")
         return self._parse(MachineDetail, body, "machine")
+
+    def record_restock_visit(
+        self,
+        machine_id: str,
+        counts: dict[int, int],
+        *,
+        counted_before: dict[int, int] | None = None,
+        by: str = ACTOR,
+    ) -> RestockVisitPublic:
+        """Record a visit that left ``counts`` (slot -> items) in the machine."""
+        body: dict[str, Any] = {
+            "counts": {str(k): v for k, v in counts.items()},
+            "visited_by": by,
+        }
+        if counted_before is not None:
+            body["counted_before"] = {str(k): v for k, v in counted_before.items()}
+        raw = self._request(
+            "POST", f"{API_PREFIX}/machines/{machine_id}/restock-visits", body=body
+        )
+        return self._parse(RestockVisitPublic, raw, "restock visit")
 
     # -- alerts --------------------------------------------------------------------------
 

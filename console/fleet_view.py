@@ -263,3 +263,8 @@ def event_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def machine_label(machine: MachinePublic) -> str:
+    """Return a one-line label for picking a machine: name, id and state."""
+    return f"{machine.name} ({machine.id}) · {HEALTH_LABELS[machine.health]}"

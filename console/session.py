@@ -13,6 +13,7 @@ from console.api_models import (
     MachineDetail,
     MachinePublic,
     Page,
+    RestockVisitPublic,
 )
 from console.client import ApiClient
 from console.settings import get_settings
@@ -39,6 +40,17 @@ class ConsoleApi(Protocol):
         machine_id: str | None = None,
     ) -> Page[AlertPublic]:
         """Return alerts."""
+        ...
+
+    def record_restock_visit(
+        self,
+        machine_id: str,
+        counts: dict[int, int],
+        *,
+        counted_before: dict[int, int] | None = ...,
+        by: str = ...,
+    ) -> RestockVisitPublic:
+        """Record a restock visit."""
         ...
 
     def hotspots(self) -> HotspotCollection:

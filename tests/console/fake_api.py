@@ -111,6 +111,7 @@ class FakeState:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
     hotspots: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     broken_machine_list: bool = False
 
 
@@ -164,6 +165,22 @@ def build_app(state: FakeState) -> FastAPI:
     @app.get("/api/v1/hotspots")
     def hotspots() -> dict[str, Any]:
         return {"type": "FeatureCollection", "features": state.hotspots}
+
+    @app.post("/api/v1/machines/{machine_id}/restock-visits", status_code=201)
+    def restock_visit(machine_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        for item in state.machines:
+            if item["id"] == machine_id:
+                for slot in item["slots"]:
+                    slot["count"] = int(body["counts"].get(str(slot["slot"]), slot["count"]))
+                state.visits.append((machine_id, body))
+                return {
+                    "id": len(state.visits),
+                    "machine_id": machine_id,
+                    "visited_at": datetime.now(UTC).isoformat(),
+                    "visited_by": body.get("visited_by"),
+                    "counts": body["counts"],
+                }
+        raise HTTPException(404, detail=f"machine {machine_id} is not registered")
 
     def act(
         alert_id: int, new_status: str, stamp: str, action: dict[str, Any] | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from console.api_models import (
@@ -11,6 +12,7 @@ from console.api_models import (
     MachineDetail,
     MachinePublic,
     Page,
+    RestockVisitPublic,
 )
 from console.client import ApiError, NotFoundError
 
@@ -30,6 +32,7 @@ class MemoryApi:
         self.hotspot_failure: str | None = None
         self.actions: list[tuple[str, int | str]] = []
         self.failure: str | None = None
+        self.visits: list[tuple[str, dict[int, int]]] = []
         self.gone: set[str] = set()
         """Machines still listed but whose detail lookup answers 404 (removed meanwhile)."""
 
@@ -65,6 +68,29 @@ class MemoryApi:
             and (machine_id is None or a["machine_id"] == machine_id)
         ]
         return Page[AlertPublic](data=rows, count=len(rows))
+
+    def record_restock_visit(
+        self,
+        machine_id: str,
+        counts: dict[int, int],
+        *,
+        counted_before: dict[int, int] | None = None,
+        by: str = "console",
+    ) -> RestockVisitPublic:
+        self._check()
+        for item in self.machines:
+            if item["id"] == machine_id:
+                for slot in item["slots"]:
+                    slot["count"] = counts.get(slot["slot"], slot["count"])
+                self.visits.append((machine_id, dict(counts)))
+                return RestockVisitPublic(
+                    id=len(self.visits),
+                    machine_id=machine_id,
+                    visited_at=datetime.now(UTC),
+                    visited_by=by,
+                    counts={str(k): v for k, v in counts.items()},
+                )
+        raise NotFoundError(f"machine {machine_id} is not registered", status_code=404)
 
     def hotspots(self) -> HotspotCollection:
         self._check()

@@ -93,3 +93,16 @@ def test_hotspots_arrive_as_geojson_areas(fake_api: str) -> None:
     feature = collection.features[0]
     assert feature.geometry.coordinates == (-75.123, 39.992)
     assert feature.properties["p_value"] == 0.01
+
+
+def test_a_restock_visit_is_posted_with_string_slot_keys(
+    fake_api: str, fake_state: FakeState
+) -> None:
+    with ApiClient(fake_api) as client:
+        visit = client.record_restock_visit("test-003", {1: 8, 2: 10}, by="outreach-north")
+        assert visit.machine_id == "test-003"
+        assert visit.counts == {"1": 8, "2": 10}
+        assert [s.count for s in client.machine("test-003").slots] == [8, 10]
+        with pytest.raises(NotFoundError):
+            client.record_restock_visit("test-999", {1: 1})
+    assert fake_state.visits[0][1]["visited_by"] == "outreach-north"

@@ -122,3 +122,18 @@ def test_machine_page_handles_a_machine_that_vanished(memory_api: MemoryApi) -> 
     assert at.selectbox(key="machine_id").value == "test-005"
     assert "no longer registered" in at.warning[0].value
     assert not at.error
+
+
+def test_restock_page_lists_what_to_load_and_records_a_visit(memory_api: MemoryApi) -> None:
+    at = _run("views/restock.py")
+    assert at.title[0].value == "Restock"
+    # Every reachable machine with a slot under par; the offline test-004 is left out.
+    assert any(s.value == "Pick list (4 machines)" for s in at.subheader)
+    assert at.selectbox(key="visit_machine").value == "test-005"  # alarm sorts first
+    at.selectbox(key="visit_machine").set_value("test-003").run()
+    assert at.number_input(key="visit_test-003_1").value == 8  # par
+    at.number_input(key="visit_test-003_2").set_value(6)
+    at.button[0].click().run()  # the form's submit button
+    assert memory_api.visits == [("test-003", {1: 8, 2: 6})]
+    assert "recorded" in at.success[-1].value
+    assert not at.error

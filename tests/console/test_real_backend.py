@@ -95,3 +95,15 @@ def test_fleet_map_page_draws_the_real_fleet(
     assert not at.error
     assert {m.label: m.value for m in at.metric}["Machines"] == "3"
     assert at.get("deck_gl_json_chart")[0].proto.json.count('"health_label"') == 3
+
+
+def test_a_restock_visit_through_the_real_api_clears_the_empty_slot(backend_api: str) -> None:
+    with ApiClient(backend_api) as client:
+        before = client.machine("phl-001")
+        counts = {slot.slot: max(slot.count, slot.par or 0) for slot in before.slots}
+        visit = client.record_restock_visit("phl-001", counts, by="outreach-north")
+        assert visit.visited_by == "outreach-north"
+        after = client.machine("phl-001")
+        assert {s.slot: s.count for s in after.slots} == counts
+        assert after.health is Health.OK
+        assert client.alerts(status=AlertStatus.OPEN, machine_id="phl-001").count == 0
