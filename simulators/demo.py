@@ -199,6 +199,7 @@ class Demo:
             ),
             scenario=scenario,
             check_targets=False,
+            broker_control=lambda down: _switch_broker(broker, down=down),
         )
         fleet.start_machines()
         # Agents name products only once they hold a planogram: send it before any vend.
@@ -240,3 +241,11 @@ class Demo:
             self.broker.cleanup()
             self.broker = None
         log.info("demo stopped in %.1fs", time.monotonic() - started)
+
+
+def _switch_broker(broker: MosquittoBroker, *, down: bool) -> None:
+    """Stop the broker (it saves its persistence) or start it again on the same port."""
+    if down:
+        broker.stop()
+    else:
+        broker.start()

@@ -17,7 +17,7 @@ from simulators.demand import DemandModel, choose_slots
 from simulators.fleet_plan import MachineSpec
 from simulators.machine import Machine, live_through
 from simulators.restock import RestockPolicy
-from simulators.scenario import Scenario, Transition
+from simulators.scenario import BrokerOutage, Scenario, Transition
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,15 @@ class Fleet:
         scenario: Scenario | None = None,
         *,
         check_targets: bool = True,
+        broker_control: Callable[[bool], None] | None = None,
     ) -> None:
         settings = settings or FleetSettings()
         self.specs = {spec.machine_id: spec for spec in specs}
         self.settings = settings
         self.model = model or DemandModel()
         self.scenario = scenario
+        self._broker_control = broker_control
+        """Takes the broker down (True) or brings it back (False), for outage scenarios."""
         if scenario is not None and check_targets:
             scenario.check_targets(specs)
         self.stats = FleetStats()
@@ -205,6 +208,9 @@ class Fleet:
 
     def _apply(self, transition: Transition) -> None:
         event = transition.event
+        if isinstance(event, BrokerOutage):
+            self._broker(transition)
+            return
         targets = [mid for mid in self._machines if event.applies_to(self.specs[mid])]
         log.info(
             "scenario: %s %s at %.1f h for %d machines",
@@ -220,6 +226,20 @@ class Fleet:
             except Exception as exc:
                 self.stats.errors += 1
                 log.warning("scenario %s on %s failed: %s", event.kind, machine_id, exc)
+        self.stats.scenario_steps += 1
+
+    def _broker(self, transition: Transition) -> None:
+        if self._broker_control is None:
+            log.warning("scenario: broker outage at %.1f h skipped: no broker to control",
+                        transition.at_h)
+            return
+        log.info("scenario: broker goes %s at %.1f h",
+                 "down" if transition.begins else "up", transition.at_h)
+        try:
+            self._broker_control(transition.begins)
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("scenario: broker control failed: %s", exc)
         self.stats.scenario_steps += 1
 
     def _serve(self, machine_id: str, visitors: int, when: datetime) -> int:

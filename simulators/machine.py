@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from firmware_agent.wire.payloads import VendResult
-from simulators.scenario import Event, GoDark, HeatWave, Jams, Surge, Tamper
+from simulators.scenario import BrokerOutage, Event, GoDark, HeatWave, Jams, Surge, Tamper
 
 
 class Machine(Protocol):
@@ -65,5 +65,5 @@ def live_through(machine: Machine, event: Event, *, begins: bool) -> None:
         case Jams():
             if begins:
                 machine.jam(event.count)
-        case Surge():
-            pass  # demand follows Scenario.multiplier; nothing to tell the machine
+        case Surge() | BrokerOutage():
+            pass  # demand follows the multiplier; the fleet handles the broker itself

@@ -2,7 +2,7 @@
 
 A scenario is a TOML file of timed events (hours of simulated time after the
 fleet starts): a dispense surge in some neighbourhoods or city-wide, a heat
-wave, machines going dark, a door forced open, jams. This module is pure: it
+wave, machines going dark, a door forced open, jams, a broker outage. This module is pure: it
 parses and validates the file and answers "what is the demand multiplier for
 this machine now" and "which events begin or end in this step".
 """
@@ -84,7 +84,15 @@ class Jams(_Event):
     count: int = Field(default=3, ge=1, le=100)
 
 
-Event = Annotated[Surge | HeatWave | GoDark | Tamper | Jams, Field(discriminator="kind")]
+class BrokerOutage(_Event):
+    """The MQTT broker is down for the duration (machines keep vending into their outboxes)."""
+
+    kind: Literal["broker"] = "broker"
+
+
+Event = Annotated[
+    Surge | HeatWave | GoDark | Tamper | Jams | BrokerOutage, Field(discriminator="kind")
+]
 
 
 class Scenario(BaseModel):

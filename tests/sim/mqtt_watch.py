@@ -8,6 +8,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from firmware_agent.wire.topics import Channel, parse_topic, subscription
 from tests.sim.helpers import wait_until
@@ -18,7 +20,9 @@ UPWARD = (Channel.STATUS, Channel.EVENTS, Channel.TELEMETRY, Channel.STOCK)
 class FleetWatch:
     """Subscribe to every machine's upward topics and keep what arrives."""
 
-    def __init__(self, host: str, port: int, username: str, password: str) -> None:
+    def __init__(
+        self, host: str, port: int, username: str, password: str, *, persistent: bool = False
+    ) -> None:
         self._lock = threading.Lock()
         self._messages: list[tuple[str, Channel, bytes, bool]] = []
         self._subscribed = threading.Event()
@@ -30,6 +34,10 @@ class FleetWatch:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._host, self._port = host, port
+        # A persistent session survives a broker restart: what the machines publish
+        # before we are back is queued for us.
+        self._persistent = persistent
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe([(subscription(channel), 1) for channel in UPWARD])
@@ -44,7 +52,13 @@ class FleetWatch:
 
     def start(self) -> FleetWatch:
         """Connect and wait until subscribed."""
-        self._client.connect(self._host, self._port)
+        properties = None
+        if self._persistent:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+        self._client.connect(
+            self._host, self._port, clean_start=not self._persistent, properties=properties
+        )
         self._client.loop_start()
         wait_until(self._subscribed.is_set, message="the watcher's SUBACK")
         return self

@@ -22,6 +22,7 @@ from simulators.broker import MosquittoBroker
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.planogram import PlanogramError, push_planograms
+from simulators.scenario import parse_scenario
 from simulators.sim_machine import AgentTimings, SimMachine
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.sim.helpers import wait_until
@@ -81,7 +82,9 @@ def test_fleet_vends_reach_the_broker_with_matching_stock(
             for machine_id, controller in controllers.items():
                 events = _vends(watch, machine_id)
                 # Each vend once, in order, with the controller's own result.
-                assert [(e.slot, e.result) for e in events] == controller.vend_results
+                got = [(e.boot_id, e.seq, e.slot, e.result.value) for e in events]
+                assert [(e.slot, e.result) for e in events] == controller.vend_results, (
+                    got, controller.vend_results)
                 assert len({e.seq for e in events}) == len(events)
 
                 def stock_matches(mid: str = machine_id) -> bool:
@@ -236,3 +239,70 @@ def test_planograms_to_a_silent_machine_time_out_clearly(mosquitto: MosquittoBro
             password=BACKEND_PASSWORD,
             timeout_s=2.0,
         )
+
+
+def test_vends_during_a_broker_outage_arrive_once_when_it_is_back(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    outage = parse_scenario(
+        'name = "o"\n[[event]]\nkind = "broker"\nstart_h = 1\nduration_h = 2\n'
+    )
+    specs = plan_fleet(2, seed=4, mean_per_day=60.0, prefix="test")
+    made: dict[str, SimMachine] = {}
+
+    def factory(spec: MachineSpec) -> SimMachine:
+        made[spec.machine_id] = SimMachine(
+            spec,
+            password=TEST_MACHINES[spec.machine_id],
+            mqtt_host=mosquitto.host,
+            mqtt_port=mosquitto.port,
+            data_dir=tmp_path,
+            timings=AgentTimings(heartbeat_s=1.0),
+        )
+        return made[spec.machine_id]
+
+    def switch(down: bool) -> None:
+        if down:
+            mosquitto.stop()
+        else:
+            mosquitto.start()
+
+    origin = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    fleet = Fleet(
+        specs, factory, FleetSettings(start=origin), scenario=outage, broker_control=switch
+    )
+    watch = FleetWatch(
+        mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD, persistent=True
+    )
+    with watch:
+        fleet.start_machines()
+        try:
+            # Scenario events apply at the start of the step that contains them.
+            just_before_up = origin + timedelta(hours=3) - timedelta(seconds=1)
+            fleet.step(origin, origin + timedelta(hours=1))
+            before = fleet.stats.attempts
+            fleet.step(origin + timedelta(hours=1), just_before_up)
+            assert not mosquitto.running
+            assert fleet.stats.attempts > before  # people vended while it was down
+            fleet.step(just_before_up, origin + timedelta(hours=4))
+            assert mosquitto.running
+            controllers = {mid: m.controller for mid, m in made.items() if m.controller}
+
+            def unique_vends(machine_id: str) -> list[VendEvent]:
+                # At least once: a publish whose PUBACK the outage swallowed comes
+                # again with the same event id; the backend's unique key absorbs it.
+                by_id = {e.event_id: e for e in _vends(watch, machine_id)}
+                return sorted(by_id.values(), key=lambda e: (e.boot_id, e.seq))
+
+            def all_arrived() -> bool:
+                return all(
+                    len(unique_vends(mid)) >= len(c.vend_results)
+                    for mid, c in controllers.items()
+                )
+
+            wait_until(all_arrived, LIVE_WAIT_S, "every vend after the outage")
+            for machine_id, controller in controllers.items():
+                events = unique_vends(machine_id)
+                assert [(e.slot, e.result) for e in events] == controller.vend_results
+        finally:
+            fleet.stop()

@@ -226,3 +226,25 @@ def test_history_is_replayed_before_the_live_run_and_the_clock_continues() -> No
     finally:
         fleet.stop()
     assert sum(len(m.vends) for m in made.values()) >= replayed
+
+
+def test_a_broker_outage_is_handed_to_the_broker_control_once_each_way() -> None:
+    outage = parse_scenario(
+        'name = "o"\n[[event]]\nkind = "broker"\nstart_h = 1\nduration_h = 2\n'
+    )
+    calls: list[bool] = []
+    fleet = Fleet(
+        plan_fleet(3, seed=9),
+        CountingMachine,
+        FleetSettings(start=START),
+        scenario=outage,
+        broker_control=calls.append,
+    )
+    fleet.start_machines()
+    fleet.step(START, START + timedelta(hours=2))
+    assert calls == [True]
+    fleet.step(START + timedelta(hours=2), START + timedelta(hours=4))
+    assert calls == [True, False]
+    uncontrolled, _ = _fleet(n=2, scenario=outage)
+    uncontrolled.step(START, START + timedelta(hours=4))  # logs a warning and goes on
+    assert uncontrolled.stats.errors == 0
