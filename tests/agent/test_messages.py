@@ -28,7 +28,7 @@ from firmware_agent.nxlink.messages import (
     decode_message,
     message_fields,
 )
-from firmware_agent.wire.frames import Frame, decode, encode
+from firmware_agent.wire.frames import Frame, FrameReader, decode, encode
 from firmware_agent.wire.payloads import DoorState, VendResult
 
 slots = st.integers(1, 99)
@@ -100,3 +100,20 @@ def test_encoding_refuses_what_decoding_would_refuse() -> None:
         message_fields(Temperature(float("nan")))
     with pytest.raises(MessageError):
         message_fields(Key("1*2"))
+
+
+@settings(deadline=None)
+@given(messages, st.integers(0, 65535), st.data())
+def test_damaged_message_frames_never_reach_the_link(
+    message: Message, seq: int, data: st.DataObject
+) -> None:
+    kind, fields = message_fields(message)
+    raw = bytearray(encode(Frame(seq, kind, fields)))
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    flipped = bytearray(raw)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    cut = data.draw(st.integers(0, len(raw) - 3))  # lose at least the last checksum digit
+    reader = FrameReader()
+    # A flipped bit and a frame cut short (then a line end) both come to nothing.
+    assert list(reader.feed(bytes(flipped))) == []
+    assert list(reader.feed(bytes(raw[:cut]) + b"\r\n")) == []
