@@ -38,7 +38,8 @@ class PacedPublisher:
     """A machine's MQTT v5 connection that publishes QoS 1 with a bounded number in flight."""
 
     def __init__(self, host: str, port: int, username: str, password: str,
-                 max_inflight: int = MAX_INFLIGHT) -> None:
+                 max_inflight: int = MAX_INFLIGHT, timeout: float = WAIT_S) -> None:
+        self.timeout = timeout
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{username}",
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
@@ -52,7 +53,7 @@ class PacedPublisher:
         self.client.on_publish = self._on_publish
         self.client.connect(host, port)
         self.client.loop_start()
-        if not self._connected.wait(WAIT_S):
+        if not self._connected.wait(timeout):
             raise AssertionError(f"{username} could not connect")
 
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode,
@@ -70,7 +71,7 @@ class PacedPublisher:
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish at QoS 1, waiting for a free in-flight slot first."""
-        if not self._slots.acquire(timeout=WAIT_S):
+        if not self._slots.acquire(timeout=self.timeout):
             raise AssertionError("no PUBACK within the deadline")
         self.client.publish(topic, payload, qos=1, retain=retain)
 
@@ -85,7 +86,7 @@ class PacedPublisher:
 
     def wait_acked(self, total: int) -> None:
         """Wait until ``total`` publishes have been acknowledged in all."""
-        wait_until(lambda: self.acked >= total, what=f"{total} PUBACKs")
+        wait_until(lambda: self.acked >= total, timeout=self.timeout, what=f"{total} PUBACKs")
 
     def close(self) -> None:
         """Disconnect cleanly."""

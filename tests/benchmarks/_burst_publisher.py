@@ -15,6 +15,9 @@ import time
 
 from tests.backend.helpers import PacedPublisher, events_topic, vend
 
+ACK_TIMEOUT_S = 900.0
+"""A broker busy with a 500,000-message backlog answers slowly; an agent would wait too."""
+
 
 def burst_id(n: int) -> str:
     """Return the machine id of burst machine ``n``."""
@@ -35,7 +38,7 @@ def main() -> None:
         machine_id = burst_id(n)
         try:
             publisher = PacedPublisher(host, int(port), machine_id, burst_password(n),
-                                       max_inflight=int(window))
+                                       max_inflight=int(window), timeout=ACK_TIMEOUT_S)
             try:
                 publisher.publish_all((events_topic(machine_id), vend(machine_id, s).to_bytes())
                                       for s in range(1, int(events) + 1))
