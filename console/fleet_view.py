@@ -268,3 +268,12 @@ def event_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def machine_label(machine: MachinePublic) -> str:
     """Return a one-line label for picking a machine: name, id and state."""
     return f"{machine.name} ({machine.id}) · {HEALTH_LABELS[machine.health]}"
+
+
+def selected_machine_ids(state: object, layer: str = "machines") -> list[str]:
+    """Return the ids of machines picked on the map, from ``st.pydeck_chart``'s selection state."""
+    try:
+        objects = state["selection"]["objects"].get(layer, [])  # type: ignore[index]
+    except (KeyError, TypeError, AttributeError):
+        return []
+    return [str(obj["id"]) for obj in objects if isinstance(obj, dict) and "id" in obj]

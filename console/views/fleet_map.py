@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from console import fleet_view, session
 from console.api_models import AlertStatus
 from console.client import ApiError
 from console.map_deck import fleet_deck
+
+MACHINE_PAGE = Path(__file__).resolve().parent / "machine.py"
 
 st.title("Fleet map")
 
@@ -40,11 +44,20 @@ def live_fleet() -> None:
     with map_col:
         points = fleet_view.machine_points(machines)
         deck = fleet_deck(points, fleet_view.view_centre(points), hotspots)
-        st.pydeck_chart(deck, height=520)
+        picked = st.pydeck_chart(
+            deck, height=520, on_select="rerun", selection_mode="single-object", key="fleet_map"
+        )
         st.caption(fleet_view.legend_markdown())
+        names = {m.id: m.name for m in machines}
+        for machine_id in fleet_view.selected_machine_ids(picked):
+            st.page_link(
+                MACHINE_PAGE,
+                label=f"Open {names.get(machine_id, machine_id)}",
+                icon="🔎",
+                query_params={"machine": machine_id},
+            )
     with alerts_col:
         st.subheader(f"Open alerts ({alerts.count})")
-        names = {m.id: m.name for m in machines}
         rows = fleet_view.alert_rows(alerts.data, names)
         if rows:
             st.dataframe(rows, hide_index=True, key="open_alerts_table")

@@ -149,3 +149,11 @@ def test_event_rows_flatten_the_backend_event_shape() -> None:
     }
     assert rows[1]["detail"] == "state=open"
     assert rows[1]["slot"] is None
+
+
+def test_selected_machine_ids_read_the_map_selection_and_tolerate_anything_else() -> None:
+    state = {"selection": {"objects": {"machines": [{"id": "m-1", "name": "x"}], "hotspots": []}}}
+    assert fleet_view.selected_machine_ids(state) == ["m-1"]
+    assert fleet_view.selected_machine_ids({"selection": {"objects": {}}}) == []
+    assert fleet_view.selected_machine_ids(None) == []
+    assert fleet_view.selected_machine_ids({"selection": {"objects": {"machines": [1]}}}) == []

@@ -137,3 +137,17 @@ def test_restock_page_lists_what_to_load_and_records_a_visit(memory_api: MemoryA
     assert memory_api.visits == [("test-003", {1: 8, 2: 6})]
     assert "recorded" in at.success[-1].value
     assert not at.error
+
+
+def test_a_machine_picked_on_the_map_links_to_its_detail_page(memory_api: MemoryApi) -> None:
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    # What st.pydeck_chart reports after a click on a machine's dot.
+    at.session_state["fleet_map"] = {
+        "selection": {"indices": {"machines": [2]}, "objects": {"machines": [{"id": "test-003"}]}}
+    }
+    at.run()
+    assert not at.exception
+    links = at.get("page_link")
+    assert len(links) == 1
+    assert links[0].proto.label == "Open Machine test-003"
+    assert links[0].proto.query_string == "machine=test-003"
