@@ -19,6 +19,7 @@ def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
+    write_engine: Engine | None = None,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the API; refuses (SchemaOutOfDateError) a database not at the newest schema."""
@@ -28,6 +29,7 @@ def create_app(
     app = FastAPI(title="NaloxNet backend", version="1", docs_url="/docs")
     app.state.settings = settings
     app.state.engine = engine
+    app.state.write_engine = write_engine or make_engine(settings.database_url, immediate=True)
     app.state.registry = registry
     app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
     requests = Counter(

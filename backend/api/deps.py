@@ -31,6 +31,17 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """Yield a session for a request that writes (on SQLite: BEGIN IMMEDIATE).
+
+    A read-then-write transaction on SQLite fails outright when ingest commits
+    between its read and its write; taking the write lock first makes it wait.
+    """
+    engine: Engine = request.app.state.write_engine
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
 def get_registry(request: Request) -> CollectorRegistry:
     """Return the app's Prometheus registry."""
     registry: CollectorRegistry = request.app.state.registry
@@ -40,4 +51,5 @@ def get_registry(request: Request) -> CollectorRegistry:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from backend import crud
-from backend.api.deps import SessionDep
+from backend.api.deps import SessionDep, WriteSessionDep
 from backend.api.schemas import AlertAction, AlertsPage
 from backend.models import AlertPublic, AlertStatus
 
@@ -39,7 +39,7 @@ def list_alerts(
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 def acknowledge(
-    alert_id: int, session: SessionDep, action: Annotated[AlertAction | None, Body()] = None
+    alert_id: int, session: WriteSessionDep, action: Annotated[AlertAction | None, Body()] = None
 ) -> AlertPublic:
     """Acknowledge an open alert."""
     try:
@@ -55,7 +55,7 @@ def acknowledge(
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
 def resolve(
-    alert_id: int, session: SessionDep, action: Annotated[AlertAction | None, Body()] = None
+    alert_id: int, session: WriteSessionDep, action: Annotated[AlertAction | None, Body()] = None
 ) -> AlertPublic:
     """Resolve an alert."""
     try:

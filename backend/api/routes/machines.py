@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.alerts.rules import machine_health
-from backend.api.deps import SessionDep, SettingsDep
+from backend.api.deps import SessionDep, SettingsDep, WriteSessionDep
 from backend.api.schemas import (
     EventPublic,
     MachineDetail,
@@ -101,7 +101,7 @@ def get_machine(machine_id: str, session: SessionDep, settings: SettingsDep) -> 
     status_code=status.HTTP_201_CREATED,
 )
 def record_restock_visit(
-    machine_id: str, body: RestockVisitCreate, session: SessionDep, settings: SettingsDep
+    machine_id: str, body: RestockVisitCreate, session: WriteSessionDep, settings: SettingsDep
 ) -> RestockVisitPublic:
     """Record a restock visit: set slot counts and close the stock alerts it fixed."""
     if any(c < 0 for c in body.counts.values()):
