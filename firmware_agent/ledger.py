@@ -3,6 +3,11 @@
 A restock sets a slot's count, a successful vend takes one off, and a STOCK
 report from the controller (which can sense what is really there) overrides
 both. Every change bumps ``revision`` so consumers can order snapshots.
+
+A slot's count is unknown (``None``) until a restock or a STOCK report says
+what is in it: a vend from an unknown slot leaves it unknown, and snapshots
+carry ``count: null`` for it, so that the agent never tells the backend "0"
+when it only means "I have not been told".
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from firmware_agent.wire.payloads import SlotStock, StockSnapshot
 class SlotState:
     """What the agent believes one slot holds."""
 
-    count: int = 0
+    count: int | None = None
     product: str | None = None
     capacity: int | None = None
 
@@ -45,8 +50,9 @@ class Ledger:
     def vend(self, slot: int) -> None:
         """Take one item off ``slot`` (never below zero: the controller will correct us)."""
         state = self._slot(slot)
-        state.count = max(0, state.count - 1)
-        self.revision += 1
+        if state.count is not None:
+            state.count = max(0, state.count - 1)
+            self.revision += 1
 
     def restock(self, slot: int, count: int) -> None:
         """Set ``slot`` to ``count`` items."""
@@ -62,12 +68,16 @@ class Ledger:
     def reconcile(self, counts: dict[int, int]) -> list[Discrepancy]:
         """Take the controller's counts as truth; return where the ledger disagreed."""
         found = []
+        changed = False
         for slot, reported in sorted(counts.items()):
             state = self._slot(slot)
-            if state.count != reported:
+            if state.count == reported:
+                continue
+            if state.count is not None:
                 found.append(Discrepancy(slot, state.count, reported))
-                state.count = reported
-        if found:
+            state.count = reported
+            changed = True
+        if changed:
             self.revision += 1
         return found
 
@@ -106,7 +116,7 @@ class Ledger:
         try:
             data = json.loads(text)
             slots = {
-                int(n): SlotState(int(v[0]), v[1], None if v[2] is None else int(v[2]))
+                int(n): SlotState(None if v[0] is None else int(v[0]), v[1], None if v[2] is None else int(v[2]))
                 for n, v in data["slots"].items()
             }
             return cls(slots=slots, revision=int(data["revision"]))

@@ -173,6 +173,8 @@ def _apply_snapshot(
             slot.product = reported.product
         if reported.capacity is not None:
             slot.capacity = reported.capacity
+        if reported.count is None:
+            continue  # the agent does not know this slot's count yet: keep ours
         change = stock.reconcile(book.count(slot), reported.count, StockSource.CONTROLLER)
         book.apply(slot, change, now, snapshot.device_time)
     machine.stock_as_of = snapshot.device_time

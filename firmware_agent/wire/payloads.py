@@ -168,9 +168,11 @@ class Status(_Model):
 
 
 class SlotStock(_Model):
+    """One slot in a snapshot; ``count`` is None while the agent has not been told it."""
+
     slot: SlotNumber
     product: ProductCode | None = None
-    count: Count
+    count: Count | None
     capacity: Count | None = None
 
 

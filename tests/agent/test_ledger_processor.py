@@ -40,7 +40,9 @@ def test_ledger_restock_vend_reconcile() -> None:
         ledger.vend(1)
     assert ledger.slots[1].count == 0
     gaps = ledger.reconcile({1: 2, 2: 7})
-    assert [(g.slot, g.expected, g.reported) for g in gaps] == [(1, 0, 2), (2, 0, 7)]
+    # Slot 2 was unknown: learning its count is not a disagreement.
+    assert [(g.slot, g.expected, g.reported) for g in gaps] == [(1, 0, 2)]
+    assert ledger.slots[2].count == 7
     again = Ledger.from_json(ledger.to_json())
     assert again == ledger
     with pytest.raises(ValueError, match="corrupt ledger"):
@@ -95,3 +97,16 @@ def test_restore_state_undoes_a_batch() -> None:
     proc.restore_state(before)
     assert proc.next_seq == 0
     assert proc.ledger.slots == {}
+
+
+def test_unknown_slots_stay_unknown_until_told() -> None:
+    ledger = Ledger()
+    ledger.configure(1, "naloxone-nasal-4mg", 10)
+    ledger.vend(1)  # a vend before anyone said what the slot holds
+    snapshot = ledger.snapshot("test-001", 1, datetime(2026, 11, 24, tzinfo=UTC))
+    assert [(x.slot, x.count) for x in snapshot.slots] == [(1, None)]  # not "0": unknown
+    assert ledger.reconcile({1: 4}) == []  # first knowledge is not a discrepancy
+    ledger.vend(1)
+    restored = Ledger.from_json(ledger.to_json())
+    counts = {s.slot: s.count for s in restored.snapshot("test-001", 1, datetime.now(UTC)).slots}
+    assert counts == {1: 3}

@@ -117,6 +117,21 @@ def test_snapshot_reconciles_with_a_recorded_discrepancy(
     assert _count(session, DispenseEvent, machine_id="test-004") == 2
 
 
+def test_snapshot_slot_of_unknown_count_keeps_the_books(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-004", count=8)
+    snap = payloads.StockSnapshot(
+        machine_id="test-004", boot_id=1, revision=1, device_time=T0 + timedelta(seconds=10),
+        slots=(payloads.SlotStock(slot=1, product="naloxone-nasal-4mg", count=None,
+                                  capacity=12),),
+    )
+    _write(engine, [_msg(machine_topic("test-004", Channel.STOCK), snap.to_bytes())])
+    slot = _slot(session, "test-004")
+    assert (slot.count, slot.capacity) == (8, 12)  # capacity taken, count not zeroed
+    assert _count(session, StockDiscrepancy) == 0
+
+
 def test_bad_messages_become_dead_letters_and_the_rest_is_stored(
     engine: Engine, session: Session
 ) -> None:
