@@ -19,6 +19,10 @@ from datetime import datetime
 from firmware_agent.wire.payloads import SlotStock, StockSnapshot
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
 @dataclass(slots=True)
 class SlotState:
     """What the agent believes one slot holds."""
@@ -116,7 +120,7 @@ class Ledger:
         try:
             data = json.loads(text)
             slots = {
-                int(n): SlotState(None if v[0] is None else int(v[0]), v[1], None if v[2] is None else int(v[2]))
+                int(n): SlotState(_optional_int(v[0]), v[1], _optional_int(v[2]))
                 for n, v in data["slots"].items()
             }
             return cls(slots=slots, revision=int(data["revision"]))
