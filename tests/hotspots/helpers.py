@@ -1,28 +1,14 @@
-"""Helpers for the hotspot tests: waiting on a condition, and test databases."""
+"""Helpers for the hotspot tests: test databases on PostgreSQL."""
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-WAIT_S = 30.0
-"""Generous deadline: the machine has 2 cores shared with other test runs."""
 POSTGRES_ADMIN_URL = os.environ.get(
     "NX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
-    """Poll `predicate` until true, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # ok: polling a condition with a deadline
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or 'condition'}")
 
 
 def postgres_unavailable() -> str | None:

@@ -34,8 +34,8 @@ from tests.hotspots.helpers import (
     create_pg_database,
     drop_pg_database,
     postgres_unavailable,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 PG_REASON = postgres_unavailable()
 NOW = dt.datetime(2026, 3, 31, 18, 0, tzinfo=dt.UTC)
