@@ -12,7 +12,7 @@ import typer
 from prometheus_client import CollectorRegistry
 
 from backend.config import get_settings
-from backend.db import SchemaOutOfDateError, migrate
+from backend.db import SchemaOutOfDateError, make_engine, migrate
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,10 @@ def serve_command(
         from backend.hotspots.settings import HotspotSettings
         from backend.hotspots.store import HotspotScheduler
 
-        scheduler = HotspotScheduler(app.state.engine, HotspotSettings())
+        # The job writes alerts while ingest writes too: on SQLite a writer that
+        # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
+        scheduler = HotspotScheduler(make_engine(settings.database_url, immediate=True),
+                                     HotspotSettings())
         scheduler.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")

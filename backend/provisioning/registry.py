@@ -19,7 +19,7 @@ class RegistryError(RuntimeError):
 
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, immediate=True)  # it writes beside ingest
     try:
         # Refuse to write into a database this code does not understand.
         check_schema(engine)
