@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from backend import crud
@@ -16,27 +13,14 @@ from backend.config import Settings
 from backend.db import make_engine, migrate
 from simulators.broker import MosquittoBroker
 from tests.conftest import BACKEND_PASSWORD
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "NX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from tests.postgres import (
+    POSTGRES_ADMIN_URL,
+    create_pg_database,
+    drop_pg_database,
+    postgres_unavailable,
 )
 
-
-def _postgres_unavailable() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed"
-    url = make_url(POSTGRES_ADMIN_URL)
-    try:
-        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                             password=url.password, dbname=url.database, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return f"PostgreSQL at {url.host}:{url.port} does not answer ({exc.__class__.__name__})"
-
-
-_PG_REASON = _postgres_unavailable()
+_PG_REASON = postgres_unavailable()
 
 
 @pytest.fixture(scope="session")
@@ -45,29 +29,6 @@ def postgres_admin_url() -> str:
     if _PG_REASON is not None:
         pytest.skip(_PG_REASON)
     return POSTGRES_ADMIN_URL
-
-
-def create_pg_database(admin_url: str) -> str:
-    """Create a fresh database on the test server; return its URL."""
-    import psycopg
-
-    url = make_url(admin_url)
-    name = f"nx_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                         password=url.password, dbname=url.database, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(admin_url: str, db_url: str) -> None:
-    """Drop a database made by ``create_pg_database``."""
-    import psycopg
-
-    url = make_url(admin_url)
-    name = make_url(db_url).database
-    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                         password=url.password, dbname=url.database, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -83,7 +44,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         yield url
     finally:
-        drop_pg_database(POSTGRES_ADMIN_URL, url)
+        drop_pg_database(url)
 
 
 @pytest.fixture

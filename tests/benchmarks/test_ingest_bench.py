@@ -30,14 +30,16 @@ from backend import crud
 from backend.db import make_engine, migrate
 from backend.models import DispenseEvent
 from simulators.broker import MosquittoBroker
-from tests.backend.conftest import (
-    _PG_REASON,
+from tests.backend.procs import Fleet, IngestProcess
+from tests.conftest import BACKEND_PASSWORD, BACKEND_USER
+from tests.postgres import (
     POSTGRES_ADMIN_URL,
     create_pg_database,
     drop_pg_database,
+    postgres_unavailable,
 )
-from tests.backend.procs import Fleet, IngestProcess
-from tests.conftest import BACKEND_PASSWORD, BACKEND_USER
+
+_PG_REASON = postgres_unavailable()
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "ingest.json"
 BARE = Path(__file__).resolve().parent / "_bare_subscriber.py"
@@ -63,7 +65,7 @@ def _database(kind: str, tmp: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        drop_pg_database(POSTGRES_ADMIN_URL, url)
+        drop_pg_database(url)
 
 
 def _stored(url: str) -> int:

@@ -30,7 +30,7 @@ from backend.hotspots.store import HotspotScheduler, run_hotspot_job
 from backend.hotspots.stpscan import ScanSettings, scan
 from backend.models import Alert, AlertType, DispenseEvent
 from simulators.broker import free_port
-from tests.hotspots.helpers import (
+from tests.postgres import (
     create_pg_database,
     drop_pg_database,
     postgres_unavailable,
@@ -52,7 +52,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
         return
     if PG_REASON is not None:
         pytest.skip(PG_REASON)
-    url = create_pg_database()
+    url = create_pg_database(prefix="nx_hotspot")
     try:
         migrate(url)
         yield url
