@@ -1,10 +1,9 @@
-"""Helpers for the backend tests: waiting on conditions, paced publishing, payload builders."""
+"""Helpers for the backend tests: paced publishing, payload builders."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -16,22 +15,13 @@ from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from simulators.broker import MosquittoBroker
 from tests.conftest import TEST_MACHINES
+from tests.waiting import wait_until
 
 WAIT_S = 30.0
 """Generous deadline: the machine has 2 cores shared with other test runs."""
 MAX_INFLIGHT = 100
 """QoS 1 publishes a test client has outstanding at once (paced by PUBACKs)."""
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
-    """Poll ``predicate`` until true, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # ok: polling a condition with a deadline
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or 'condition'}")
 
 
 class PacedPublisher:

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import Body, FastAPI, Header, HTTPException, Query
 
 from simulators.broker import free_port
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 ActionBody = Annotated[dict[str, Any] | None, Body()]
 
@@ -217,7 +217,7 @@ def serve(state: FakeState) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="fake-api", daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started, message="the fake API to listen")
+        wait_until(lambda: server.started, what="the fake API to listen")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

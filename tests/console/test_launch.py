@@ -12,7 +12,7 @@ import httpx
 from console.launch import APP_FILE, child_environment, parse_args, streamlit_command
 from console.settings import ConsoleSettings
 from simulators.broker import free_port
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 STARTUP_S = 90.0  # Streamlit imports a lot; the machine is shared
 

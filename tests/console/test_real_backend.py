@@ -24,7 +24,7 @@ from console.client import ApiClient, NotFoundError
 from simulators.broker import free_port
 from simulators.fleet_plan import plan_fleet
 from tests.console.test_pages import APP, RUN_TIMEOUT_S
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def backend_api(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="backend-api", daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started, message="the backend API to listen")
+        wait_until(lambda: server.started, what="the backend API to listen")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

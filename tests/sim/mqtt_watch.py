@@ -12,7 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from firmware_agent.wire.topics import Channel, parse_topic, subscription
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 UPWARD = (Channel.STATUS, Channel.EVENTS, Channel.TELEMETRY, Channel.STOCK)
 
@@ -60,7 +60,7 @@ class FleetWatch:
             self._host, self._port, clean_start=not self._persistent, properties=properties
         )
         self._client.loop_start()
-        wait_until(self._subscribed.is_set, message="the watcher's SUBACK")
+        wait_until(self._subscribed.is_set, what="the watcher's SUBACK")
         return self
 
     def payloads(self, channel: Channel, machine_id: str | None = None) -> list[bytes]:

@@ -16,8 +16,8 @@ import pytest
 
 from simulators.broker import free_port
 from simulators.demo_config import DemoConfig, DemoError, check_ports
-from tests.sim.helpers import wait_until
 from tests.sim.test_processes import alive, descendants
+from tests.waiting import wait_until
 
 DEMO_MACHINES = 20
 START_S = 150.0

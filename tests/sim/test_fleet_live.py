@@ -25,8 +25,8 @@ from simulators.planogram import PlanogramError, push_planograms
 from simulators.scenario import parse_scenario
 from simulators.sim_machine import AgentTimings, SimMachine
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
-from tests.sim.helpers import wait_until
 from tests.sim.mqtt_watch import FleetWatch
+from tests.waiting import wait_until
 
 LIVE_WAIT_S = 60.0
 

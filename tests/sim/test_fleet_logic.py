@@ -10,7 +10,7 @@ from firmware_agent.wire.payloads import VendResult
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.scenario import Scenario, ScenarioError, parse_scenario
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 START = datetime(2026, 11, 24, 8, tzinfo=UTC)
 
@@ -131,7 +131,7 @@ def test_the_demand_thread_runs_on_the_accelerated_clock_and_stops() -> None:
     fleet, made = _fleet(n=4, started=False, speed=36_000.0, tick_s=0.05)
     fleet.start()
     try:
-        wait_until(lambda: fleet.stats.attempts >= 5, message="simulated visitors")
+        wait_until(lambda: fleet.stats.attempts >= 5, what="simulated visitors")
         assert fleet.now() > START + timedelta(minutes=10)
     finally:
         fleet.stop()
@@ -222,7 +222,7 @@ def test_history_is_replayed_before_the_live_run_and_the_clock_continues() -> No
         replayed = fleet.stats.attempts
         assert 0.5 * expected < replayed < 1.5 * expected
         assert fleet.now() >= START
-        wait_until(lambda: fleet.now() > START + timedelta(seconds=30), message="the live clock")
+        wait_until(lambda: fleet.now() > START + timedelta(seconds=30), what="the live clock")
     finally:
         fleet.stop()
     assert sum(len(m.vends) for m in made.values()) >= replayed

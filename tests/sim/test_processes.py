@@ -10,7 +10,7 @@ import pytest
 
 from simulators.broker import free_port
 from simulators.processes import Child, ChildFailedError, entry_point
-from tests.sim.helpers import wait_until
+from tests.waiting import wait_until
 
 
 def descendants(pid: int) -> set[int]:
@@ -52,7 +52,7 @@ def test_child_answers_http_then_its_whole_group_stops(tmp_path: Path) -> None:
         assert os.getpgid(child.pid) == child.pid  # it leads its own group
     finally:
         child.stop(grace_s=10)
-    wait_until(lambda: not any(alive(pid) for pid in family), message="the group to exit")
+    wait_until(lambda: not any(alive(pid) for pid in family), what="the group to exit")
     assert not child.alive()
 
 
