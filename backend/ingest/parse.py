@@ -97,10 +97,13 @@ def classify(message: Message) -> Accepted | Rejected:
         return Rejected(message, exc.reason[:480])
     if isinstance(body, payloads.CommandResult) and not _plain_json(body.detail):
         return Rejected(message, "detail: NaN or Infinity is not JSON")
+    # Look up only the fields the model has: a miss goes through pydantic's
+    # __getattr__ and an exception, which was a tenth of the writer's time.
+    fields = type(body).model_fields
     for name in COUNTER_FIELDS:
-        if getattr(body, name, 0) > MAX_COUNTER:
+        if name in fields and getattr(body, name) > MAX_COUNTER:
             return Rejected(message, f"{name}: does not fit in 64 bits")
-    claimed = getattr(body, "machine_id", machine_id)
+    claimed = getattr(body, "machine_id", machine_id) if "machine_id" in fields else machine_id
     if claimed != machine_id:
         return Rejected(message, f"payload machine_id {claimed!r} does not match the topic")
     return Accepted(message, machine_id, channel, body)

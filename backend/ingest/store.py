@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from backend.alerts.book import AlertBook
 from backend.alerts.rules import machine_alert_spec
 from backend.dbutil import insert_ignore
+from backend.ingest.bulk import insert_new
 from backend.ingest.ledger import (
     StockItem,
     apply_stock,
@@ -181,11 +182,10 @@ class BatchWriter:
             is_vend, row = _event_row(item.body, item.message.received_at)
             (vend_rows if is_vend else other_rows).append(row)
         cols = ("machine_id", "boot_id", "seq")
-        inserted = {
-            tuple(r)
-            for model, rows in ((DispenseEvent, vend_rows), (MachineEvent, other_rows))
-            for r in insert_ignore(session, model, rows, returning=cols)
-        }
+        # Vends are most of the traffic and have scalar columns only: the bulk path.
+        inserted = insert_new(session, DispenseEvent, vend_rows, cols)
+        others = insert_ignore(session, MachineEvent, other_rows, returning=cols)
+        inserted.update(tuple(r) for r in others)
         new = [item for key, item in unique.items() if key in inserted]
         return new, total - len(new)
 

@@ -1,0 +1,40 @@
+"""The bulk event insert: new keys back, duplicates skipped, values stored as given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from backend.ingest.bulk import insert_new
+from backend.models import DispenseEvent
+from tests.backend.conftest import register
+
+KEY = ("machine_id", "boot_id", "seq")
+LOCAL = timezone(timedelta(hours=2))
+
+
+def _row(seq: int, product: str | None = "naloxone-nasal-4mg") -> dict[str, Any]:
+    return {"machine_id": "bulk-001", "boot_id": 2**40, "seq": seq,
+            "device_time": datetime(2026, 11, 24, 14, 0, seq, tzinfo=LOCAL),
+            "received_at": datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "slot": 1,
+            "product": product, "result": "ok", "drop_confirmed": seq % 2 == 0,
+            "source": "nxlink"}
+
+
+def test_insert_new_returns_only_the_rows_it_inserted(engine: Engine) -> None:
+    with Session(engine) as session:
+        register(session, "bulk-001")
+        first = insert_new(session, DispenseEvent, [_row(1), _row(2, None)], KEY)
+        again = insert_new(session, DispenseEvent, [_row(2), _row(3)], KEY)
+        session.commit()
+        stored = session.exec(select(DispenseEvent).order_by(DispenseEvent.seq)).all()
+    assert first == {("bulk-001", 2**40, 1), ("bulk-001", 2**40, 2)}
+    assert again == {("bulk-001", 2**40, 3)}
+    rows = [r[0] for r in stored]
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[1].product is None
+    assert [r.drop_confirmed for r in rows] == [False, True, False]
+    assert rows[0].device_time == datetime(2026, 11, 24, 12, 0, 1, tzinfo=UTC)
