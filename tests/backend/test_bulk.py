@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
+from backend.dbutil import insert_ignore
 from backend.ingest.bulk import insert_new
 from backend.models import DispenseEvent
 from tests.backend.conftest import register
@@ -38,3 +39,19 @@ def test_insert_new_returns_only_the_rows_it_inserted(engine: Engine) -> None:
     assert rows[1].product is None
     assert [r.drop_confirmed for r in rows] == [False, True, False]
     assert rows[0].device_time == datetime(2026, 11, 24, 12, 0, 1, tzinfo=UTC)
+
+
+def test_insert_new_stores_values_as_a_values_insert_does(engine: Engine) -> None:
+    with Session(engine) as session:
+        register(session, "bulk-001")
+        odd = datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)
+        insert_new(session, DispenseEvent, [_row(1) | {"device_time": odd}], KEY)
+        insert_ignore(session, DispenseEvent, [_row(2) | {"device_time": odd}])
+        session.commit()
+        raw = session.execute(text("SELECT seq, device_time, received_at, drop_confirmed "
+                                   "FROM dispense_event ORDER BY seq")).all()
+        count = session.execute(text("SELECT count(*) FROM dispense_event "
+                                     "WHERE device_time = :t"), {"t": raw[1][1]}).scalar_one()
+    assert raw[0][1:3] == raw[1][1:3]
+    assert [bool(r[3]) for r in raw] == [False, True]
+    assert count == 2
