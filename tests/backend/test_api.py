@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -17,9 +15,9 @@ from backend.db import SchemaOutOfDateError, make_engine
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
 from backend.models import utcnow
-from simulators.broker import free_port
 from tests.backend.conftest import register
-from tests.backend.helpers import events_topic, vend, wait_until
+from tests.backend.helpers import events_topic, vend
+from tests.http_server import serve_http
 
 MACHINE_KEYS = {"id", "name", "lat", "lon", "site", "status", "health", "last_seen",
                 "firmware", "slots", "open_alerts"}
@@ -36,18 +34,9 @@ def settings(migrated_url: str) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[httpx.Client]:
     """The app served by uvicorn on a free port, and an HTTP client for it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, what="uvicorn to start")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_http(create_app(settings)) as base_url, \
+            httpx.Client(base_url=base_url, timeout=10) as http:
+        yield http
 
 
 def _vends(engine: Engine, machine_id: str, seqs: range) -> None:

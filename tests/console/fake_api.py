@@ -6,18 +6,15 @@ end-to-end tests cover the real backend.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import Body, FastAPI, Header, HTTPException, Query
 
-from simulators.broker import free_port
-from tests.waiting import wait_until
+from tests.http_server import serve_http
 
 ActionBody = Annotated[dict[str, Any] | None, Body()]
 
@@ -209,16 +206,5 @@ def build_app(state: FakeState) -> FastAPI:
 @contextmanager
 def serve(state: FakeState) -> Iterator[str]:
     """Serve ``state`` with uvicorn in a thread; yield the base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        build_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-api", daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, what="the fake API to listen")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_http(build_app(state)) as base_url:
+        yield base_url

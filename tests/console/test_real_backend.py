@@ -6,12 +6,10 @@ serves; the fake API in the other tests only restates the contract.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from streamlit.testing.v1 import AppTest
 
 from backend import crud
@@ -21,10 +19,9 @@ from backend.db import make_engine, migrate, session_scope
 from console import session
 from console.api_models import AlertStatus, Health
 from console.client import ApiClient, NotFoundError
-from simulators.broker import free_port
 from simulators.fleet_plan import plan_fleet
 from tests.console.test_pages import APP, RUN_TIMEOUT_S
-from tests.waiting import wait_until
+from tests.http_server import serve_http
 
 
 @pytest.fixture
@@ -49,18 +46,10 @@ def backend_api(tmp_path: Path) -> Iterator[str]:
                 slots=slots,
             )
     app = create_app(Settings(database_url=url), engine=engine)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="backend-api", daemon=True)
-    thread.start()
     try:
-        wait_until(lambda: server.started, what="the backend API to listen")
-        yield f"http://127.0.0.1:{port}"
+        with serve_http(app) as base_url:
+            yield base_url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

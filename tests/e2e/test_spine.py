@@ -26,7 +26,7 @@ from firmware_agent.nxlink.link import LinkTiming
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VirtualController
 from tests.conftest import BACKEND_PASSWORD, TEST_MACHINES
-from tests.e2e.servers import serve_http
+from tests.http_server import serve_http
 from tests.waiting import wait_until
 
 MACHINE = "test-001"

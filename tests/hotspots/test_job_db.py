@@ -7,14 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -29,7 +27,7 @@ from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.store import HotspotScheduler, run_hotspot_job
 from backend.hotspots.stpscan import ScanSettings, scan
 from backend.models import Alert, AlertType, DispenseEvent
-from simulators.broker import free_port
+from tests.http_server import serve_http
 from tests.postgres import (
     create_pg_database,
     drop_pg_database,
@@ -158,19 +156,9 @@ def test_scheduler_runs_in_the_background(engine: Engine) -> None:
 @pytest.fixture
 def client(db_url: str) -> Iterator[httpx.Client]:
     """The backend app served by uvicorn on a free port."""
-    port = free_port()
     app = create_app(Settings(environment="test", database_url=db_url))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, what="uvicorn to start")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_http(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+        yield http
 
 
 def test_hotspots_endpoint_serves_areas_as_geojson(engine: Engine,
