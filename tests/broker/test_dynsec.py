@@ -47,18 +47,23 @@ def _plugin() -> str | None:
     return None
 
 
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    """A broker with the dynamic-security plugin, a backend user and two machines."""
+def _dynsec_broker(prefix: str) -> tuple[Path, MosquittoBroker]:
+    """A broker rendered from mosquitto.dynsec.conf in a fresh directory, not started."""
     plugin = _plugin()
     if plugin is None:
         pytest.skip("mosquitto_dynamic_security.so not installed (package mosquitto)")
-    root = Path(tempfile.mkdtemp(prefix="nx-dynsec-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o755)  # noqa: S103 - the broker's user must traverse it
     template = root / "dynsec.conf.template"
     text = (BROKER_CONFIG_DIR / "mosquitto.dynsec.conf").read_text(encoding="utf-8")
     template.write_text(Template(text).safe_substitute(plugin=plugin), encoding="utf-8")
-    broker = MosquittoBroker({}, workdir=root / "broker", template=template)
+    return root, MosquittoBroker({}, workdir=root / "broker", template=template)
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker]:
+    """A broker with the dynamic-security plugin, a backend user and two machines."""
+    root, broker = _dynsec_broker("nx-dynsec-")
     state = broker.data_dir / "dynamic-security.json"
     state.write_text(json.dumps(initial_config(ADMIN, ADMIN_PASSWORD,
                                                backend=(BACKEND, BACKEND_PW, GROUP))),
@@ -185,15 +190,7 @@ def test_nx_backend_device_add_and_revoke_through_the_plugin(
 
 
 def test_dynsec_init_bootstraps_a_broker(tmp_path: Path) -> None:
-    plugin = _plugin()
-    if plugin is None:
-        pytest.skip("mosquitto_dynamic_security.so not installed (package mosquitto)")
-    root = Path(tempfile.mkdtemp(prefix="nx-dynsec-init-"))
-    os.chmod(root, 0o755)  # noqa: S103 - the broker's user must traverse it
-    template = root / "dynsec.conf.template"
-    text = (BROKER_CONFIG_DIR / "mosquitto.dynsec.conf").read_text(encoding="utf-8")
-    template.write_text(Template(text).safe_substitute(plugin=plugin), encoding="utf-8")
-    broker = MosquittoBroker({}, workdir=root / "broker", template=template)
+    root, broker = _dynsec_broker("nx-dynsec-init-")
     state = broker.data_dir / "dynamic-security.json"
     try:
         made = nx_backend("device", "dynsec-init", str(state), "--share-group", GROUP, env={})

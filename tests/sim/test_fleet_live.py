@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,10 +32,10 @@ from tests.waiting import wait_until
 LIVE_WAIT_S = 60.0
 
 
-def _fleet(
-    specs: list[MachineSpec], broker: MosquittoBroker, data_dir: Path
-) -> tuple[Fleet, dict[str, SimMachine]]:
-    made: dict[str, SimMachine] = {}
+def _machine_factory(
+    broker: MosquittoBroker, data_dir: Path, made: dict[str, SimMachine]
+) -> Callable[[MachineSpec], SimMachine]:
+    """Build SimMachines on ``broker``, keeping each in ``made`` by machine id."""
 
     def factory(spec: MachineSpec) -> SimMachine:
         made[spec.machine_id] = SimMachine(
@@ -47,9 +48,16 @@ def _fleet(
         )
         return made[spec.machine_id]
 
+    return factory
+
+
+def _fleet(
+    specs: list[MachineSpec], broker: MosquittoBroker, data_dir: Path
+) -> tuple[Fleet, dict[str, SimMachine]]:
+    made: dict[str, SimMachine] = {}
     fleet = Fleet(
         specs,
-        factory,
+        _machine_factory(broker, data_dir, made),
         FleetSettings(
             speed=20_000.0,
             tick_s=0.1,
@@ -249,17 +257,7 @@ def test_vends_during_a_broker_outage_arrive_once_when_it_is_back(
     )
     specs = plan_fleet(2, seed=4, mean_per_day=60.0, prefix="test")
     made: dict[str, SimMachine] = {}
-
-    def factory(spec: MachineSpec) -> SimMachine:
-        made[spec.machine_id] = SimMachine(
-            spec,
-            password=TEST_MACHINES[spec.machine_id],
-            mqtt_host=mosquitto.host,
-            mqtt_port=mosquitto.port,
-            data_dir=tmp_path,
-            timings=AgentTimings(heartbeat_s=1.0),
-        )
-        return made[spec.machine_id]
+    factory = _machine_factory(mosquitto, tmp_path, made)
 
     def switch(down: bool) -> None:
         if down:
