@@ -25,6 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent
+    from firmware_agent.memory import release_freed_heap
     from firmware_agent.store import StoreError
 
     try:
@@ -32,6 +33,9 @@ def _run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"nx-agent: {exc}", file=sys.stderr)
         return 2
+    # Everything is imported and built now (the driver's modules too); what
+    # start-up freed would otherwise stay resident for the life of the process.
+    release_freed_heap()
     agent.run_forever()
     return 0
 

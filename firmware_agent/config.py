@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -15,8 +15,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from firmware_agent.nxlink.link import LinkTiming
 from firmware_agent.wire.topics import MACHINE_ID_PATTERN
+
+if TYPE_CHECKING:
+    from firmware_agent.nxlink.link import LinkTiming
 
 # The TOML file of the settings being built; a context variable so that
 # concurrent builders (tests, the demo's many agents) do not see each other's.
@@ -90,6 +92,9 @@ class AgentSettings(BaseSettings):
     @property
     def link_timing(self) -> LinkTiming:
         """The nxlink timings as the link state machine takes them."""
+        # Imported here so that an agent on the DEX driver never loads the nxlink stack.
+        from firmware_agent.nxlink.link import LinkTiming
+
         return LinkTiming(
             ack_timeout_s=self.link_ack_timeout_s,
             max_tries=self.link_max_tries,

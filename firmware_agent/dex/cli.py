@@ -1,4 +1,9 @@
-"""``nx-agent dex ...``: look at EVA-DTS audits from a file or a live DEX port."""
+"""``nx-agent dex ...``: look at EVA-DTS audits from a file or a live DEX port.
+
+``register`` only adds the sub-commands: the parser and the UCS link are
+imported when a ``dex`` command runs, so ``nx-agent run`` with the nxlink
+driver never loads the DEX stack (memory on the Pi; see docs/decisions.md).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from firmware_agent.dex.audit import Audit
-from firmware_agent.dex.link import DexLinkError, LinkTimings, UcsMaster
-from firmware_agent.dex.parser import DexParseError, parse_audit
+if TYPE_CHECKING:
+    from firmware_agent.dex.audit import Audit
 
 EXIT_BAD_INPUT = 2
 PORT_READ_TIMEOUT_S = 0.05
@@ -27,6 +31,8 @@ def _fail(message: str) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    from firmware_agent.dex.parser import DexParseError, parse_audit
+
     path = Path(args.file)
     try:
         data = path.read_bytes()
@@ -42,6 +48,9 @@ def _parse(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace) -> int:
     import serial  # only this command needs a port
+
+    from firmware_agent.dex.link import DexLinkError, LinkTimings, UcsMaster
+    from firmware_agent.dex.parser import DexParseError, parse_audit
 
     try:
         with serial.serial_for_url(

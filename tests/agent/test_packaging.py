@@ -99,3 +99,44 @@ def test_cli_refuses_a_corrupt_store_without_touching_it(tmp_path: Path) -> None
     assert "cannot use the agent store" in out.stderr
     assert "Traceback" not in out.stderr
     assert (data / "agent.db").read_bytes() == garbage
+
+
+def _modules_after_building(tmp_path: Path, driver: str) -> set[str]:
+    """Build the agent as ``nx-agent run`` does and return the firmware_agent modules loaded."""
+    code = (
+        "import sys\n"
+        "from firmware_agent.agent import Agent\n"
+        "from firmware_agent.cli import build_parser\n"
+        "from firmware_agent.config import AgentSettings\n"
+        "build_parser()\n"
+        f"s = AgentSettings(machine_id='test-001', serial_port='loop://', driver={driver!r},"
+        f" data_dir={str(tmp_path)!r})\n"
+        "Agent(s).store.close()\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('firmware_agent'))))\n"
+    )
+    tmp_path.mkdir()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, timeout=120)
+    return set(out.stdout.strip().split(","))
+
+
+def test_each_driver_loads_only_its_own_stack(tmp_path: Path) -> None:
+    # Memory on the Pi: the other driver's modules are never imported (docs/decisions.md).
+    nxlink = _modules_after_building(tmp_path / "nxlink", "nxlink")
+    assert "firmware_agent.drivers.nxlink" in nxlink
+    assert not {m for m in nxlink if m.startswith("firmware_agent.dex.")} - {
+        "firmware_agent.dex.cli"}
+    assert "firmware_agent.drivers.dex" not in nxlink
+    dex = _modules_after_building(tmp_path / "dex", "dex")
+    assert "firmware_agent.drivers.dex" in dex
+    assert "firmware_agent.dex.parser" in dex
+    assert not {m for m in dex if m.startswith("firmware_agent.nxlink")}
+    assert "firmware_agent.wire.frames" not in dex
+
+
+def test_release_freed_heap_runs_on_glibc() -> None:
+    import platform
+
+    from firmware_agent.memory import release_freed_heap
+
+    assert release_freed_heap() is (platform.libc_ver()[0] == "glibc")
