@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from firmware_agent.drivers.base import CommandOutcome, ControllerDriver
 from firmware_agent.wire.payloads import (
+    AuthorizeVendCommand,
     Command,
     CommandResult,
     ConfigCommand,
@@ -90,6 +91,8 @@ class CommandHandler:
                 outcome = self.driver.request_stock()
                 self.publish_stock()
                 return _result(command.command_id, outcome)
+            case AuthorizeVendCommand(slot=slot, ttl_s=ttl_s):
+                return _result(command.command_id, self.driver.authorize_vend(slot, ttl_s))
             case ConfigCommand(heartbeat_s=heartbeat_s):
                 if heartbeat_s is not None:
                     self.set_heartbeat(heartbeat_s)

@@ -138,6 +138,10 @@ class ControllerDriver(ABC):
         """Tell the controller what a slot holds."""
         return CommandOutcome(ok=False, error=f"{self.name} cannot configure slots")
 
+    def authorize_vend(self, slot: int, ttl_s: int) -> CommandOutcome:
+        """Let one vend through on ``slot`` within ``ttl_s`` seconds (gated machines)."""
+        return CommandOutcome(ok=False, error=f"{self.name} cannot authorise vends")
+
     def counters(self) -> dict[str, int]:
         """Link error counters for telemetry (bad frames, retransmits, ...)."""
         return {}

@@ -27,6 +27,7 @@ from firmware_agent.drivers.base import (
 from firmware_agent.nxlink.link import Link, LinkTiming, Reception
 from firmware_agent.nxlink.messages import (
     BOOT_MODULUS,
+    Authorise,
     Command,
     Inventory,
     Lock,
@@ -206,6 +207,10 @@ class NxlinkDriver(ControllerDriver):
     def configure_slot(self, slot: int, product: str, capacity: int) -> CommandOutcome:
         """Send CFG for one slot."""
         return self._command(SlotConfig(slot, product, capacity))
+
+    def authorize_vend(self, slot: int, ttl_s: int) -> CommandOutcome:
+        """Send AUTH; the ACK is the answer (a machine that does not gate ACKs and ignores it)."""
+        return self._command(Authorise(slot, ttl_s))
 
     def _command(self, message: Command) -> CommandOutcome:
         deadline = self._clock() + self.command_timeout_s

@@ -26,14 +26,15 @@ from firmware_agent.drivers.base import (
     Vend,
 )
 from firmware_agent.wire.frames import Frame, FrameError
-from firmware_agent.wire.payloads import DoorState, VendResult
+from firmware_agent.wire.payloads import MAX_AUTHORIZE_TTL_S, DoorState, VendResult
 
 BOOT_MODULUS = 2**32
 """Boot counters are 0..4294967295 and wrap to 0."""
 MAX_SLOT = 99
 MAX_COUNT = 10_000
 MIN_CELSIUS, MAX_CELSIUS = -60.0, 120.0
-MAX_AUTH_S = 3600
+MAX_AUTH_S = MAX_AUTHORIZE_TTL_S
+"""AUTH's ttl bound, the same as the ``authorize_vend`` command's."""
 
 _FIRMWARE_RE = re.compile(r"^[A-Za-z0-9._+-]{1,32}$")
 _PRODUCT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")

@@ -241,8 +241,21 @@ class ConfigCommand(_CommandBase):
     heartbeat_s: float | None = Field(default=None, ge=1, le=3600)
 
 
+MAX_AUTHORIZE_TTL_S = 3600
+"""Longest a vend authorisation may wait for its vend (nxlink ``AUTH``)."""
+
+
+class AuthorizeVendCommand(_CommandBase):
+    """Let one vend through on ``slot`` within ``ttl_s`` seconds (machines that gate vends)."""
+
+    kind: Literal["authorize_vend"] = "authorize_vend"
+    slot: SlotNumber
+    ttl_s: int = Field(ge=1, le=MAX_AUTHORIZE_TTL_S)
+
+
 Command = Annotated[
-    PlanogramCommand | LockCommand | UnlockCommand | StockRequestCommand | ConfigCommand,
+    PlanogramCommand | LockCommand | UnlockCommand | StockRequestCommand | ConfigCommand
+    | AuthorizeVendCommand,
     Field(discriminator="kind"),
 ]
 _COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

@@ -15,9 +15,10 @@ from paho.mqtt.properties import Properties
 from firmware_agent.config import AgentSettings
 from simulators.broker import MosquittoBroker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
-from tests.waiting import wait_until
+from tests.waiting import DEFAULT_TIMEOUT_S, wait_until
 
-__all__ = ["MACHINE", "Collector", "agent_settings", "wait_until"]
+__all__ = ["MACHINE", "Collector", "agent_settings", "command_result", "send_command",
+           "wait_until"]
 
 MACHINE = "test-001"
 UPWARD_TOPICS = tuple(
@@ -98,3 +99,22 @@ class Collector:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def send_command(collector: Collector, payload: bytes | dict[str, object],
+                 machine_id: str = MACHINE) -> None:
+    """Publish a command to ``machine_id``'s ``cmd`` topic as the backend; wait for the PUBACK."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    info = collector.client.publish(f"nx/v1/machines/{machine_id}/cmd", raw, qos=1)
+    info.wait_for_publish(10)
+    assert info.rc == mqtt.MQTT_ERR_SUCCESS
+
+
+def command_result(collector: Collector, command_id: str,
+                   timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """Wait for the ``cmd/result`` of ``command_id`` and return it."""
+    def found() -> bool:
+        return any(r["command_id"] == command_id for r in collector.on("cmd/result"))
+
+    wait_until(found, timeout=timeout, what=f"result of {command_id}")
+    return next(r for r in collector.on("cmd/result") if r["command_id"] == command_id)

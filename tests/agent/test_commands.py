@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tty
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from firmware_agent.agent import Agent
@@ -17,9 +15,13 @@ from firmware_agent.nxlink.link import LinkTiming
 from firmware_agent.wire.frames import Frame, FrameReader
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VendRefusedError, VirtualController
-from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
-
-CMD_TOPIC = f"nx/v1/machines/{MACHINE}/cmd"
+from tests.agent.helpers import (
+    Collector,
+    agent_settings,
+    command_result,
+    send_command,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -37,30 +39,15 @@ def running(mosquitto: MosquittoBroker,
     collector.close()
 
 
-def send(collector: Collector, payload: bytes | dict[str, object]) -> None:
-    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    info = collector.client.publish(CMD_TOPIC, raw, qos=1)
-    info.wait_for_publish(10)
-    assert info.rc == mqtt.MQTT_ERR_SUCCESS
-
-
-def result(collector: Collector, command_id: str) -> dict[str, object]:
-    def found() -> bool:
-        return any(r["command_id"] == command_id for r in collector.on("cmd/result"))
-
-    wait_until(found, what=f"result of {command_id}")
-    return next(r for r in collector.on("cmd/result") if r["command_id"] == command_id)
-
-
 def test_lock_and_unlock(running: tuple[Agent, VirtualController, Collector]) -> None:
     _, vc, collector = running
-    send(collector, {"command_id": "c1", "kind": "lock"})
-    assert result(collector, "c1")["ok"] is True
+    send_command(collector, {"command_id": "c1", "kind": "lock"})
+    assert command_result(collector, "c1")["ok"] is True
     assert vc.locked
     with pytest.raises(VendRefusedError):
         vc.vend(1)
-    send(collector, {"command_id": "c2", "kind": "unlock"})
-    assert result(collector, "c2")["ok"] is True
+    send_command(collector, {"command_id": "c2", "kind": "unlock"})
+    assert command_result(collector, "c2")["ok"] is True
     assert not vc.locked
 
 
@@ -68,11 +55,11 @@ def test_planogram_reaches_ledger_and_controller(
     running: tuple[Agent, VirtualController, Collector],
 ) -> None:
     _, vc, collector = running
-    send(collector, {"command_id": "p1", "kind": "planogram", "slots": [
+    send_command(collector, {"command_id": "p1", "kind": "planogram", "slots": [
         {"slot": 1, "product": "naloxone-nasal-4mg", "capacity": 12},
         {"slot": 2, "product": "fentanyl-test-strip", "capacity": 40},
     ]})
-    assert result(collector, "p1")["ok"] is True
+    assert command_result(collector, "p1")["ok"] is True
     assert vc.capacities == {1: 12, 2: 40}
     assert vc.products[2] == "fentanyl-test-strip"
 
@@ -90,8 +77,8 @@ def test_stock_request_reconciles_with_the_controller(
     running: tuple[Agent, VirtualController, Collector],
 ) -> None:
     _, _, collector = running
-    send(collector, {"command_id": "s1", "kind": "stock_request"})
-    assert result(collector, "s1")["ok"] is True
+    send_command(collector, {"command_id": "s1", "kind": "stock_request"})
+    assert command_result(collector, "s1")["ok"] is True
 
     def ledger_matches() -> bool:
         snaps = collector.on("stock")
@@ -105,16 +92,106 @@ def test_config_and_bad_commands_get_answers(
     running: tuple[Agent, VirtualController, Collector],
 ) -> None:
     agent, _, collector = running
-    send(collector, {"command_id": "k1", "kind": "config", "heartbeat_s": 2})
-    assert result(collector, "k1")["ok"] is True
+    send_command(collector, {"command_id": "k1", "kind": "config", "heartbeat_s": 2})
+    assert command_result(collector, "k1")["ok"] is True
     assert agent._heartbeat_s == 2.0
-    send(collector, {"command_id": "b1", "kind": "self_destruct"})
-    bad = result(collector, "b1")
+    send_command(collector, {"command_id": "b1", "kind": "self_destruct"})
+    bad = command_result(collector, "b1")
     assert bad["ok"] is False
     assert "invalid command" in str(bad["error"])
-    send(collector, b"\xff not json")
-    send(collector, {"command_id": "l2", "kind": "lock"})
-    assert result(collector, "l2")["ok"] is True  # still alive after garbage
+    send_command(collector, b"\xff not json")
+    send_command(collector, {"command_id": "l2", "kind": "lock"})
+    assert command_result(collector, "l2")["ok"] is True  # still alive after garbage
+
+
+class ManualClock:
+    """The virtual controller's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def gated(mosquitto: MosquittoBroker,
+          tmp_path: Path) -> Iterator[tuple[VirtualController, Collector, ManualClock]]:
+    """A machine that vends only what the agent authorised, on a clock the test moves."""
+    clock = ManualClock()
+    collector = Collector(mosquitto)
+    vc = VirtualController({1: ("naloxone-nasal-4mg", 5, 10), 2: ("naloxone-im", 5, 10)},
+                           gated=True, clock=clock).start()
+    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port))
+    agent.start()
+    wait_until(lambda: bool(collector.on("status")), what="agent online")
+    yield vc, collector, clock
+    agent.stop()
+    vc.stop()
+    collector.close()
+
+
+def auth_frames(vc: VirtualController) -> list[tuple[str, ...]]:
+    """Return the fields of every AUTH frame the controller received."""
+    return [frame.fields for frame in vc.received if frame.type == "AUTH"]
+
+
+def test_authorize_vend_lets_one_vend_through_a_gated_machine(
+    gated: tuple[VirtualController, Collector, ManualClock],
+) -> None:
+    vc, collector, clock = gated
+    with pytest.raises(VendRefusedError):
+        vc.vend(1)
+    send_command(collector, {"command_id": "a1", "kind": "authorize_vend", "slot": 1,
+                             "ttl_s": 30})
+    answer = command_result(collector, "a1")
+    assert answer["ok"] is True
+    assert answer["error"] is None
+    assert auth_frames(vc) == [("1", "30")]
+    with pytest.raises(VendRefusedError):
+        vc.vend(2)  # the authorisation is for slot 1 only
+    clock.now += 29
+    vc.vend(1)
+    with pytest.raises(VendRefusedError):
+        vc.vend(1)  # one vend per authorisation
+    wait_until(lambda: len(collector.event_ids("vend")) == 1, what="the authorised vend")
+    assert [e["slot"] for e in collector.on("events")] == [1]
+
+
+def test_authorize_vend_expires_after_its_ttl(
+    gated: tuple[VirtualController, Collector, ManualClock],
+) -> None:
+    vc, collector, clock = gated
+    send_command(collector, {"command_id": "a2", "kind": "authorize_vend", "slot": 2,
+                             "ttl_s": 5})
+    assert command_result(collector, "a2")["ok"] is True
+    clock.now += 6
+    with pytest.raises(VendRefusedError):
+        vc.vend(2)
+
+
+@pytest.mark.parametrize("bad", [
+    {"slot": 1, "ttl_s": 0},
+    {"slot": 1, "ttl_s": 3601},
+    {"slot": 1, "ttl_s": 2.5},
+    {"slot": 0, "ttl_s": 30},
+    {"slot": 100, "ttl_s": 30},
+    {"slot": 1},
+    {"ttl_s": 30},
+])
+def test_authorize_vend_with_bad_fields_is_refused_and_never_sent(
+    gated: tuple[VirtualController, Collector, ManualClock], bad: dict[str, object],
+) -> None:
+    vc, collector, _ = gated
+    send_command(collector, {"command_id": "bad-auth", "kind": "authorize_vend", **bad})
+    answer = command_result(collector, "bad-auth")
+    assert answer["ok"] is False
+    assert str(answer["error"]).startswith("invalid command: ")
+    # A good command after it goes through: only that one reaches the controller.
+    send_command(collector, {"command_id": "good-auth", "kind": "authorize_vend", "slot": 1,
+                             "ttl_s": 60})
+    assert command_result(collector, "good-auth")["ok"] is True
+    assert auth_frames(vc) == [("1", "60")]
 
 
 def test_unanswered_command_fails_and_is_never_sent_later(
@@ -129,8 +206,8 @@ def test_unanswered_command_fails_and_is_never_sent_later(
     agent.start()
     try:
         wait_until(lambda: bool(collector.on("status")), what="agent online")
-        send(collector, {"command_id": "u1", "kind": "unlock"})
-        answer = result(collector, "u1")
+        send_command(collector, {"command_id": "u1", "kind": "unlock"})
+        answer = command_result(collector, "u1")
         assert answer["ok"] is False
         assert "did not acknowledge" in str(answer["error"])
         wait_until(lambda: agent.driver.counters()["retransmits"] >= 2, what="HELLO retries")

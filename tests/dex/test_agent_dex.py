@@ -12,7 +12,14 @@ from firmware_agent.drivers import make_driver
 from firmware_agent.drivers.dex import DexDriver
 from simulators.broker import MosquittoBroker
 from simulators.virtual_dex import VirtualDexMachine
-from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
+from tests.agent.helpers import (
+    MACHINE,
+    Collector,
+    agent_settings,
+    command_result,
+    send_command,
+    wait_until,
+)
 
 POLL_S = 0.2
 
@@ -72,3 +79,24 @@ def test_dex_vends_reach_the_broker_once_across_an_agent_restart(
     assert all(e["machine_id"] == MACHINE for e in vends)
     assert {e["boot_id"] for e in vends} == {first_boot, first_boot + 1}
 
+
+
+def test_dex_agent_answers_commands_it_cannot_carry_out_with_an_error(
+    mosquitto: MosquittoBroker, machine: VirtualDexMachine, collector: Collector,
+    tmp_path: Path,
+) -> None:
+    settings = agent_settings(mosquitto, tmp_path, machine.port, driver="dex", dex_poll_s=POLL_S)
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: bool(collector.on("status")), what="agent online")
+        send_command(collector, {"command_id": "d1", "kind": "authorize_vend", "slot": 1,
+                                 "ttl_s": 30})
+        send_command(collector, {"command_id": "d2", "kind": "lock"})
+        auth, lock = command_result(collector, "d1"), command_result(collector, "d2")
+    finally:
+        agent.stop()
+    assert auth["ok"] is False
+    assert auth["error"] == "dex cannot authorise vends"
+    assert lock["ok"] is False
+    assert lock["error"] == "dex cannot lock"

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_agent.wire.payloads import (
+    AuthorizeVendCommand,
     PayloadError,
     VendEvent,
     VendResult,
@@ -56,6 +57,16 @@ def test_random_bytes_raise_payload_error(raw: bytes) -> None:
 def test_unknown_command_kind_is_refused() -> None:
     with pytest.raises(PayloadError):
         parse_command(b'{"command_id":"c1","kind":"self_destruct"}')
+
+
+def test_authorize_vend_command_parses_within_its_bounds() -> None:
+    command = parse_command(b'{"command_id":"a1","kind":"authorize_vend","slot":3,"ttl_s":3600}')
+    assert command == AuthorizeVendCommand(command_id="a1", slot=3, ttl_s=3600)
+    assert parse_command(command.to_bytes()) == command
+    for bad, where in ((b'"slot":3,"ttl_s":0', "ttl_s"), (b'"slot":3,"ttl_s":3601', "ttl_s"),
+                       (b'"slot":3', "ttl_s"), (b'"slot":0,"ttl_s":5', "slot")):
+        with pytest.raises(PayloadError, match=where):
+            parse_command(b'{"command_id":"a1","kind":"authorize_vend",' + bad + b"}")
 
 
 def test_topics_round_trip() -> None:
