@@ -26,7 +26,7 @@ from firmware_agent.ledger import Ledger
 from firmware_agent.processor import STATE_LEDGER, STATE_SEQ, Processor
 from firmware_agent.pump import OutboxPump
 from firmware_agent.store import OutMessage, Store
-from firmware_agent.uplink import Uplink
+from firmware_agent.uplink import CommandDelivery, Uplink
 from firmware_agent.wire.payloads import PlanogramCommand
 
 log = logging.getLogger(__name__)
@@ -235,17 +235,29 @@ class Agent:
     def _command_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                raw = self.uplink.commands.get(timeout=COMMAND_POLL_S)
+                delivery = self.uplink.commands.get(timeout=COMMAND_POLL_S)
             except queue.Empty:
                 continue
-            try:
-                result = self.commands.handle(raw)
-                if result is not None:
-                    with self._state_lock:
-                        message = self.processor.result_message(result)
-                    self._append([message])
-            except Exception:
-                log.exception("command handling failed")
+            self._carry_out(delivery)
+
+    def _carry_out(self, delivery: CommandDelivery) -> None:
+        """Carry out one command, put its result in the outbox, and only then acknowledge it.
+
+        A crash anywhere before the acknowledgement leaves the command with the
+        broker, which sends it again when the session resumes; a crash after it
+        finds the result on disk. Commands still queued at a clean stop are not
+        acknowledged either and come back at the next start.
+        """
+        try:
+            result = self.commands.handle(delivery.payload)
+            if result is not None:
+                with self._state_lock:
+                    message = self.processor.result_message(result)
+                self._append([message])
+        except Exception:
+            log.exception("command handling failed; leaving it unacknowledged for a resend")
+            return
+        self.uplink.ack(delivery)
 
     def _apply_planogram(self, command: PlanogramCommand) -> None:
         with self._state_lock:

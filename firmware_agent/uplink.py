@@ -6,6 +6,11 @@ event (connection) for the agent's own threads, inside a catch-all that
 logs. The retained ``online`` status is published on every connect and the
 Last Will says ``offline``; ``close`` asks the broker to send the Will
 (DISCONNECT reason 0x04) so that a clean stop reads the same as a crash.
+
+Commands are acknowledged by hand (paho ``manual_ack``): the agent calls
+``ack`` only once a command's result is in the durable outbox, so a command
+that arrives just before a crash is sent again by the broker when the
+persistent session resumes, instead of being lost (docs/nxlink.md, §10).
 """
 
 from __future__ import annotations
@@ -33,6 +38,17 @@ DISCONNECT_WITH_WILL = 0x04
 
 
 @dataclass(frozen=True, slots=True)
+class CommandDelivery:
+    """A message from the ``cmd`` topic, with what it takes to acknowledge it later."""
+
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    """The connection it came over; an acknowledgement is only valid on that one."""
+
+
+@dataclass(frozen=True, slots=True)
 class PubAck:
     """The broker acknowledged (or refused) publish ``mid``."""
 
@@ -49,12 +65,14 @@ class Uplink:
         self.boot_id = boot_id
         self.firmware: str | None = None
         self.acks: queue.SimpleQueue[PubAck] = queue.SimpleQueue()
-        self.commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self.commands: queue.SimpleQueue[CommandDelivery] = queue.SimpleQueue()
         self.connected = threading.Event()
         self.wakeup = threading.Event()
         """Set whenever there is news for the outbox pump (an ACK, a connect)."""
         self.connects = 0
         self._closing = False
+        self._generation = 0
+        self._ack_lock = threading.Lock()
         self._client = self._make_client()
 
     def _topic(self, channel: Channel) -> str:
@@ -70,6 +88,8 @@ class Uplink:
             CallbackAPIVersion.VERSION2,
             client_id=s.machine_id,
             protocol=mqtt.MQTTv5,
+            # PUBACK for a command only after its result is durable (see ``ack``).
+            manual_ack=True,
         )
         client.username_pw_set(s.username, s.mqtt_password.get_secret_value() or None)
         client.will_set(self._topic(Channel.STATUS), self._status(MachineState.OFFLINE),
@@ -133,6 +153,32 @@ class Uplink:
             return None
         return int(info.mid)
 
+    def ack(self, delivery: CommandDelivery) -> bool:
+        """Acknowledge a command to the broker; False if it came over an earlier connection.
+
+        MQTT forbids acknowledging a message on another connection than the one
+        that carried it; the broker sends such a command again when the session
+        resumes, and it is then carried out again (commands are idempotent, see
+        docs/nxlink.md, §10).
+        """
+        if delivery.qos == 0:
+            return True
+        with self._ack_lock:
+            if delivery.generation != self._generation:
+                log.info("command mid %d came over an earlier connection; the broker resends it",
+                         delivery.mid)
+                return False
+            rc = self._client.ack(delivery.mid, delivery.qos)
+        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("paho refused to acknowledge command mid %d: %s", delivery.mid,
+                        mqtt.error_string(rc))
+            return False
+        return True
+
+    def _next_connection(self) -> None:
+        with self._ack_lock:
+            self._generation += 1
+
     # --- callbacks (paho's thread: record and return) -----------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
@@ -141,6 +187,7 @@ class Uplink:
             if reason_code.is_failure:
                 log.warning("mqtt connection refused: %s", reason_code)
                 return
+            self._next_connection()
             self.connects += 1
             log.info("mqtt connected (session present: %s)", flags.session_present)
             client.subscribe(self._topic(Channel.CMD), qos=1)
@@ -156,6 +203,7 @@ class Uplink:
                        properties: Properties | None) -> None:
         try:
             self.connected.clear()
+            self._next_connection()
             if not self._closing:
                 log.warning("mqtt disconnected (%s); reconnecting", reason_code)
         except Exception:
@@ -172,6 +220,10 @@ class Uplink:
     def _on_message(self, client: mqtt.Client, userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
         try:
-            self.commands.put(bytes(message.payload))
+            # Read under the lock: a message is never tagged with the connection after it.
+            with self._ack_lock:
+                generation = self._generation
+            self.commands.put(CommandDelivery(bytes(message.payload), message.mid, message.qos,
+                                              generation))
         except Exception:
             log.exception("error in mqtt on_message")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,8 +21,8 @@ from simulators.broker import MosquittoBroker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.waiting import DEFAULT_TIMEOUT_S, wait_until
 
-__all__ = ["MACHINE", "Collector", "agent_settings", "command_result", "send_command",
-           "wait_until"]
+__all__ = ["MACHINE", "AgentProcess", "Collector", "agent_settings", "command_result",
+           "send_command", "wait_until", "write_config"]
 
 MACHINE = "test-001"
 UPWARD_TOPICS = tuple(
@@ -118,3 +122,50 @@ def command_result(collector: Collector, command_id: str,
 
     wait_until(found, timeout=timeout, what=f"result of {command_id}")
     return next(r for r in collector.on("cmd/result") if r["command_id"] == command_id)
+
+
+def write_config(path: Path, broker: MosquittoBroker, data_dir: Path, port: str,
+                 extra: tuple[str, ...] = ()) -> Path:
+    """Write a TOML config for ``nx-agent run`` with test-sized timings (plus ``extra`` lines)."""
+    path.write_text(
+        "\n".join([
+            f'machine_id = "{MACHINE}"',
+            f'serial_port = "{port}"',
+            f'mqtt_host = "{broker.host}"',
+            f"mqtt_port = {broker.port}",
+            f'mqtt_password = "{TEST_MACHINES[MACHINE]}"',
+            f'data_dir = "{data_dir}"',
+            "read_timeout_s = 0.05",
+            "link_ack_timeout_s = 0.3",
+            "link_down_retry_s = 0.3",
+            "reconnect_min_s = 1",
+            "reconnect_max_s = 2",
+            *extra,
+        ]) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+class AgentProcess:
+    """``nx-agent run`` as a child process, logging to a file."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")},
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
+
+    def terminate(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(30)
+        self._log.close()
+        return code

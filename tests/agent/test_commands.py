@@ -12,15 +12,17 @@ import pytest
 
 from firmware_agent.agent import Agent
 from firmware_agent.nxlink.link import LinkTiming
-from firmware_agent.wire.frames import Frame, FrameReader
+from firmware_agent.wire.frames import Ack, Frame, FrameReader, encode
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VendRefusedError, VirtualController
 from tests.agent.helpers import (
+    AgentProcess,
     Collector,
     agent_settings,
     command_result,
     send_command,
     wait_until,
+    write_config,
 )
 
 
@@ -221,3 +223,68 @@ def test_unanswered_command_fails_and_is_never_sent_later(
     os.close(slave)
     types = {packet.type for packet in FrameReader().feed(written) if isinstance(packet, Frame)}
     assert types == {"HELLO"}
+
+
+class HelloOnlyController:
+    """The controller end of a pty, driven by hand: it ACKs the agent's HELLO and nothing else."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.port = os.ttyname(self.slave)
+        self.types: list[str] = []
+        self._reader = FrameReader()
+
+    def poll(self) -> None:
+        """Read what the agent wrote; ACK each HELLO so that the agent may send more."""
+        with contextlib.suppress(BlockingIOError):
+            data = os.read(self.master, 65536)
+            for packet in self._reader.feed(data):
+                if isinstance(packet, Frame):
+                    self.types.append(packet.type)
+                    if packet.type == "HELLO":
+                        os.write(self.master, encode(Ack(packet.seq)))
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_a_command_in_hand_when_the_agent_is_killed_is_carried_out_after_restart(
+    mosquitto: MosquittoBroker, tmp_path: Path,
+) -> None:
+    collector = Collector(mosquitto)
+    line = HelloOnlyController()
+    # The UNLOCK is never ACKed and may wait for minutes: the agent is busy with it when killed.
+    patient = ("command_timeout_s = 120", "link_max_tries = 1000")
+    config = tmp_path / "agent.toml"
+    write_config(config, mosquitto, tmp_path / "data", line.port, patient)
+    agent = AgentProcess(config, tmp_path / "agent.log")
+    try:
+        wait_until(lambda: bool(collector.on("status")), what="agent online")
+        send_command(collector, {"command_id": "k1", "kind": "unlock"})
+
+        def unlock_on_the_line() -> bool:
+            line.poll()
+            return "UNLOCK" in line.types
+
+        wait_until(unlock_on_the_line, what="the agent carrying out k1")
+        agent.kill()
+    finally:
+        line.close()
+    assert not [r for r in collector.on("cmd/result") if r["command_id"] == "k1"]
+    with VirtualController({1: ("naloxone-nasal-4mg", 3, 10)}) as vc:
+        vc.locked = True
+        write_config(config, mosquitto, tmp_path / "data", vc.port)
+        agent = AgentProcess(config, tmp_path / "agent.log")
+        try:
+            # Unacknowledged, k1 stayed in the agent's session and comes again.
+            answer = command_result(collector, "k1")
+            assert answer["ok"] is True
+            assert not vc.locked
+        finally:
+            assert agent.terminate() == 0
+            collector.close()
+    assert [r["command_id"] for r in collector.on("cmd/result")] == ["k1"]
+    assert [f.type for f in vc.received].count("UNLOCK") == 1

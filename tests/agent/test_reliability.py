@@ -8,10 +8,6 @@ one for one, the vends the virtual controller really made.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,8 +20,7 @@ from firmware_agent.agent import Agent
 from firmware_agent.nxlink.link import LinkTiming
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VirtualController
-from tests.agent.helpers import MACHINE, Collector, agent_settings, wait_until
-from tests.conftest import TEST_MACHINES
+from tests.agent.helpers import AgentProcess, Collector, agent_settings, wait_until, write_config
 
 BURST = 1000
 KILL_AT = (200, 350, 500, 650, 800)
@@ -71,50 +66,6 @@ def assert_exactly_the_controllers_vends(collector: Collector, vc: VirtualContro
 
 
 # --- kill -9 ----------------------------------------------------------------------------
-
-
-def write_config(path: Path, broker: MosquittoBroker, data_dir: Path, port: str) -> Path:
-    path.write_text(
-        "\n".join([
-            f'machine_id = "{MACHINE}"',
-            f'serial_port = "{port}"',
-            f'mqtt_host = "{broker.host}"',
-            f"mqtt_port = {broker.port}",
-            f'mqtt_password = "{TEST_MACHINES[MACHINE]}"',
-            f'data_dir = "{data_dir}"',
-            "read_timeout_s = 0.05",
-            "link_ack_timeout_s = 0.3",
-            "link_down_retry_s = 0.3",
-            "reconnect_min_s = 1",
-            "reconnect_max_s = 2",
-        ]) + "\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-class AgentProcess:
-    """``nx-agent run`` as a child process, logging to a file."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-            stdout=self._log, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")},
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self._log.close()
-
-    def terminate(self) -> int:
-        self.proc.terminate()
-        code = self.proc.wait(30)
-        self._log.close()
-        return code
 
 
 @pytest.mark.slow
