@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     # (MQTT v5 Receive Maximum); bounds memory and the size of a batch.
     ingest_receive_maximum: int = Field(default=1000, ge=1, le=65535)
     ingest_batch_max_size: int = Field(default=500, ge=1)
+    # The worker's own bound on messages received and not yet taken by the
+    # writer (Receive Maximum does not bound it on Mosquitto 2.0, see
+    # docs/decisions.md). When it is full, paho's network thread waits and
+    # stops reading the socket, so TCP holds the broker back. At least two
+    # batches: one waiting while the writer commits the one it took.
+    ingest_inbox_max: int = Field(default=2000, ge=2)
     ingest_batch_max_wait_s: float = Field(default=0.2, gt=0)
     # After the first message of a batch, wait this long for the next before
     # committing what is there: short, so that a trickle is committed at once.
@@ -63,6 +69,15 @@ class Settings(BaseSettings):
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None
     broker_pid_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _inbox_holds_two_batches(self) -> Settings:
+        if self.ingest_inbox_max < 2 * self.ingest_batch_max_size:
+            raise ValueError(
+                f"NX_INGEST_INBOX_MAX ({self.ingest_inbox_max}) must be at least twice "
+                f"NX_INGEST_BATCH_MAX_SIZE ({self.ingest_batch_max_size})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True)
 class IngestMetrics:
-    """Counters of one ingest worker."""
+    """Counters and gauges of one ingest worker."""
 
     messages_in: Counter
     committed: Counter
@@ -17,6 +17,9 @@ class IngestMetrics:
     dead_letters: Counter
     batch_seconds: Histogram
     batch_retries: Counter
+    inbox_depth: Gauge
+    inbox_blocked_seconds: Counter
+    backpressure_episodes: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -45,6 +48,22 @@ class IngestMetrics:
             batch_retries=Counter(
                 "nx_ingest_batch_retries",
                 "Batches retried after a database error",
+                registry=registry,
+            ),
+            # The worker points this at its inbox (set_function): read at scrape time.
+            inbox_depth=Gauge(
+                "nx_ingest_inbox_depth",
+                "Messages received and waiting for the writer",
+                registry=registry,
+            ),
+            inbox_blocked_seconds=Counter(
+                "nx_ingest_inbox_blocked_seconds",
+                "Time paho's network thread waited for room in a full inbox",
+                registry=registry,
+            ),
+            backpressure_episodes=Counter(
+                "nx_ingest_backpressure_episodes",
+                "Times the inbox filled up and the worker stopped reading from the broker",
                 registry=registry,
             ),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from backend.config import Settings
+from backend.metrics import IngestMetrics
 from backend.models import utcnow
 from firmware_agent.wire.topics import Channel, subscription
 
@@ -40,6 +42,107 @@ class Delivery:
     generation: int
 
 
+PUT_WAIT_S = 0.05
+"""How long paho's thread waits for room in a full inbox before it looks for a stop again."""
+
+
+class Inbox(queue.Queue[Delivery]):
+    """The bounded queue from paho's network thread to the writer.
+
+    When it is full the network thread waits in ``put_waiting`` and reads
+    nothing more from the socket, so TCP flow control holds the broker back:
+    Mosquitto 2.0 does not keep to our Receive Maximum when acks come in
+    batches (docs/decisions.md). A back-pressure episode starts when a put
+    finds the inbox full and ends when the writer has emptied it; each is
+    logged once, not per message.
+    """
+
+    def __init__(self, maxsize: int, metrics: IngestMetrics, name: str = "ingest") -> None:
+        if maxsize < 1:
+            raise ValueError("an inbox needs room for at least one message")
+        super().__init__(maxsize)
+        self.metrics = metrics
+        self.name = name
+        self.high_water = 0
+        """The largest depth ever reached, recorded on every put (not sampled)."""
+        self._episode_lock = threading.Lock()
+        self._pressed_since: float | None = None
+        self._episode_waited_s = 0.0
+
+    @property
+    def pressed(self) -> bool:
+        """Whether a back-pressure episode is going on."""
+        return self._pressed_since is not None
+
+    def _put(self, item: Delivery) -> None:
+        # Called by Queue.put with the queue's mutex held, so the depth is exact.
+        super()._put(item)
+        depth = len(self.queue)
+        if depth > self.high_water:
+            self.high_water = depth
+
+    def put_waiting(self, item: Delivery, stopping: threading.Event) -> bool:
+        """Put ``item``, waiting while the inbox is full; False if ``stopping`` came first."""
+        try:
+            self.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        self._press()
+        started = time.monotonic()
+        try:
+            # Short waits, not one long one: stop() joins this thread and must
+            # not wait for a writer that may be stuck on a dead database.
+            while not stopping.is_set():
+                try:
+                    self.put(item, timeout=PUT_WAIT_S)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            waited = time.monotonic() - started
+            self.metrics.inbox_blocked_seconds.inc(waited)
+            with self._episode_lock:
+                self._episode_waited_s += waited
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Delivery:
+        """Take the oldest message; the take that empties the inbox ends an episode."""
+        item = super().get(block, timeout)
+        # Unlocked reads first: this runs once per message on the writer's thread.
+        if self._pressed_since is not None and not self.queue:
+            self._relieve()
+        return item
+
+    def _press(self) -> None:
+        with self._episode_lock:
+            if self._pressed_since is not None:
+                return
+            self._pressed_since = time.monotonic()
+            self._episode_waited_s = 0.0
+        self.metrics.backpressure_episodes.inc()
+        log.warning(
+            "%s: inbox full (%d messages); reading from the broker paused until the "
+            "writer catches up",
+            self.name,
+            self.maxsize,
+        )
+
+    def _relieve(self) -> None:
+        with self._episode_lock:
+            if self._pressed_since is None:
+                return
+            lasted = time.monotonic() - self._pressed_since
+            waited = self._episode_waited_s
+            self._pressed_since = None
+        log.info(
+            "%s: inbox drained; back-pressure over after %.1f s (network thread waited %.1f s)",
+            self.name,
+            lasted,
+            waited,
+        )
+
+
 def subscriptions(settings: Settings, worker_index: int) -> list[str]:
     """Return the topic filters worker ``worker_index`` subscribes to."""
     share = f"$share/{settings.ingest_share_group}/"
@@ -50,15 +153,20 @@ def subscriptions(settings: Settings, worker_index: int) -> list[str]:
 
 
 class IngestClient:
-    """Owns the paho client; its callbacks only enqueue and never raise."""
+    """Owns the paho client; its callbacks only enqueue and never raise.
 
-    def __init__(self, settings: Settings, worker_index: int, inbox: queue.Queue[Delivery]) -> None:
+    ``_on_message`` may wait for room in the inbox (back-pressure), but never
+    past ``stop()``.
+    """
+
+    def __init__(self, settings: Settings, worker_index: int, inbox: Inbox) -> None:
         self.settings = settings
         self.client_id = f"{settings.ingest_client_id_prefix}-{worker_index}"
         self.topics = subscriptions(settings, worker_index)
         self.inbox = inbox
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self._stopping = threading.Event()
         self._generation = 0
         self._lock = threading.Lock()
         self._client = self._make_client()
@@ -90,6 +198,7 @@ class IngestClient:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
         props.ReceiveMaximum = self.settings.ingest_receive_maximum
+        self._stopping.clear()
         self._client.connect_async(
             self.settings.mqtt_host,
             self.settings.mqtt_port,
@@ -101,6 +210,10 @@ class IngestClient:
 
     def stop(self) -> None:
         """Disconnect (the session and its queue stay on the broker) and stop the thread."""
+        # First release a network thread waiting for room in a full inbox, or
+        # loop_stop() would join it for as long as the writer is stuck. The
+        # message it held is never acked, so the broker sends it again.
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -114,7 +227,7 @@ class IngestClient:
                 return
             self._client.ack(delivery.mid, delivery.qos)
 
-    # -- paho callbacks: catch everything, never block ---------------------------------
+    # -- paho callbacks: catch everything; only on_message may wait (for room) ---------
 
     def _on_connect(
         self,
@@ -181,8 +294,15 @@ class IngestClient:
         try:
             with self._lock:
                 generation = self._generation
-            self.inbox.put_nowait(
-                Delivery(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, generation)
+            # Never wait while holding self._lock: the writer's ack() takes it,
+            # and only the writer can make room. Acks it queues meanwhile go out
+            # when this thread is back in paho's loop. If the wait outlasts the
+            # keepalive the broker drops us: the generation check in ack(), and
+            # paho discarding unsent packets on reconnect, keep late acks off the
+            # next connection; the broker resends and the unique key drops them.
+            self.inbox.put_waiting(
+                Delivery(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, generation),
+                self._stopping,
             )
         except Exception:
             log.exception("could not enqueue a message on %r", getattr(msg, "topic", "?"))

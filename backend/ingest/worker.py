@@ -17,7 +17,7 @@ from backend.config import Settings
 from backend.db import check_schema, make_engine
 from backend.dbutil import insert_ignore
 from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
-from backend.ingest.mqtt import Delivery, IngestClient
+from backend.ingest.mqtt import Delivery, Inbox, IngestClient
 from backend.ingest.parse import Message, Rejected
 from backend.ingest.store import BatchResult, BatchWriter, dead_letter_rows
 from backend.metrics import IngestMetrics
@@ -77,7 +77,8 @@ class IngestWorker:
         self.metrics = IngestMetrics.create(self.registry)
         self.engine = engine or make_engine(settings.database_url, immediate=True)
         self._own_engine = engine is None
-        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self.inbox = Inbox(settings.ingest_inbox_max, self.metrics, f"ingest-{worker_index}")
+        self.metrics.inbox_depth.set_function(self.inbox.qsize)
         self.client = IngestClient(settings, worker_index, self.inbox)
         self.writer = BatchWriter(default_low_threshold=settings.default_low_threshold)
         self._stop = threading.Event()
