@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from firmware_agent.config import AgentSettings, ConfigError
 from firmware_agent.dex import cli as dex_cli
@@ -21,7 +22,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = (AgentSettings.from_toml(args.config) if args.config
                     else AgentSettings())
-    except (ConfigError, ValidationError) as exc:
+    except (ConfigError, ValidationError, SettingsError) as exc:
+        # SettingsError: an NX_AGENT_ variable of a structured setting that is not JSON.
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent

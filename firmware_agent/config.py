@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -29,6 +30,12 @@ class ConfigError(ValueError):
     """The configuration file is missing or unreadable."""
 
 
+DEX_SELECTION_PATTERN = r"^[!-)+-~]{1,20}$"
+"""A DEX selection id (PA1 field 01): 1-20 printable ASCII characters, no space or ``*``."""
+_DEX_SELECTION_RE = re.compile(DEX_SELECTION_PATTERN)
+Slot = Annotated[int, Field(ge=1, le=99)]
+
+
 class AgentSettings(BaseSettings):
     """Everything one agent needs; the defaults suit a Pi with a USB serial adapter."""
 
@@ -42,6 +49,14 @@ class AgentSettings(BaseSettings):
     dex_poll_s: float = Field(default=300.0, gt=0)
     dex_counters_since_reset: bool = False
     """Count DEX vends from PA2/PA4 field 03 (machines such as Animo keep lifetime counts there)."""
+    dex_slot_map: dict[str, Slot] = Field(default_factory=dict)
+    """DEX selection id -> slot, for selections whose id is not already their slot number.
+
+    A selection that is not in the map feeds the slot of its own number if that
+    is 1..99 (``"7"`` -> 7); any other selection's vends are counted as unmapped
+    and not published. In TOML a table (``[dex_slot_map]`` then ``A1 = 1``), in
+    the environment JSON (``NX_AGENT_DEX_SLOT_MAP='{"A1": 1}'``).
+    """
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, gt=0, lt=65536)
@@ -70,6 +85,15 @@ class AgentSettings(BaseSettings):
     link_max_tries: int = Field(default=5, ge=1)
     link_down_retry_s: float = Field(default=2.0, gt=0)
     link_window: int = Field(default=32, ge=1, le=256)
+
+    @field_validator("dex_slot_map")
+    @classmethod
+    def _check_selection_ids(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = sorted(key for key in value if not _DEX_SELECTION_RE.fullmatch(key))
+        if bad:
+            raise ValueError(
+                f"DEX selection ids are 1-20 printable characters without spaces or '*': {bad!r}")
+        return value
 
     @field_validator("mqtt_username")
     @classmethod

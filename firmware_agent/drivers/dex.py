@@ -55,6 +55,9 @@ class DexSettings(Protocol):
     @property
     def dex_counters_since_reset(self) -> bool: ...
 
+    @property
+    def dex_slot_map(self) -> Mapping[str, int]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -112,6 +115,7 @@ class DexDriver(ControllerDriver):
             data_dir=settings.data_dir,
             baudrate=settings.baudrate,
             poll_s=settings.dex_poll_s,
+            slot_map=settings.dex_slot_map,
             counters_since_reset=settings.dex_counters_since_reset,
         )
 

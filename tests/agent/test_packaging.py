@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,14 @@ def test_cli_rejects_a_bad_config_clearly(tmp_path: Path) -> None:
     assert "bad configuration" in out.stderr
     assert "machine_id" in out.stderr
     assert "Traceback" not in out.stderr
+    not_json = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run"], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "NX_AGENT_MACHINE_ID": "test-001",
+                          "NX_AGENT_DEX_SLOT_MAP": "A1=1"})
+    assert not_json.returncode == 2
+    assert "bad configuration" in not_json.stderr
+    assert "dex_slot_map" in not_json.stderr
+    assert "Traceback" not in not_json.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(tmp_path / "no.toml")],
         capture_output=True, text=True, timeout=120)

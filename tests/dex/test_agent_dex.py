@@ -20,6 +20,7 @@ from tests.agent.helpers import (
     send_command,
     wait_until,
 )
+from tests.dex.conftest import MACHINE_RESPONSE_S
 
 POLL_S = 0.2
 
@@ -100,3 +101,29 @@ def test_dex_agent_answers_commands_it_cannot_carry_out_with_an_error(
     assert auth["error"] == "dex cannot authorise vends"
     assert lock["ok"] is False
     assert lock["error"] == "dex cannot lock"
+
+
+def test_the_configured_slot_map_places_dex_vends_in_their_slots(
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path,
+) -> None:
+    vm = VirtualDexMachine({"A1": ("NALOXONE NASAL 4MG", 0), "B2": ("NALOXONE IM 0.4MG", 0),
+                            "9": ("WOUND CARE", 0), "Z9": ("TEST KIT", 0)},
+                           response_s=MACHINE_RESPONSE_S)
+    vm.start()
+    settings = agent_settings(mosquitto, tmp_path, vm.port, driver="dex", dex_poll_s=POLL_S,
+                              dex_slot_map={"A1": 4, "B2": 5})
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: vm.audits_served >= 1, what="first audit")
+        vm.vend("A1", count=2)
+        vm.vend("B2")
+        vm.vend("9")
+        vm.vend("Z9", count=3)  # neither mapped nor a slot number
+        wait_until(lambda: len(dex_vends(collector)) >= 4, what="4 vend events")
+        wait_until(lambda: agent.driver.counters()["dex_unmapped_vends"] == 3,
+                   what="the unmapped vends counted")
+    finally:
+        agent.stop()
+        vm.stop()
+    assert sorted(e["slot"] for e in dex_vends(collector)) == [4, 4, 5, 9]
