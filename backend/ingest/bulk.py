@@ -76,10 +76,9 @@ def _insert_new_sqlite(
     columns = [table.c[name] for name in names]
     processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
     quote = dialect.identifier_preparer.quote
-    head = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(n) for n in names)}) VALUES "
-    )
+    # Identifiers come from our own table and are quoted; every value is bound.
+    target = dialect.identifier_preparer.format_table(table)
+    head = f"INSERT INTO {target} ({', '.join(quote(n) for n in names)}) VALUES "  # noqa: S608
     tail = f" ON CONFLICT DO NOTHING RETURNING {', '.join(quote(k) for k in key)}"
     one_row = "(" + ", ".join("?" * len(names)) + ")"
     inserted: set[tuple[Any, ...]] = set()

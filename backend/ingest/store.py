@@ -48,6 +48,8 @@ class BatchResult:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    retries: int = 0
+    """Times the batch was tried again after the database was unreachable."""
 
 
 def _key(event: payloads.VendEvent | payloads.RestockEvent | Any) -> EventKey:

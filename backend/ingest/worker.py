@@ -6,22 +6,19 @@ import logging
 import queue
 import threading
 import time
-from datetime import timedelta
+from collections import deque
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session
 
 from backend.config import Settings
 from backend.db import check_schema, make_engine
-from backend.dbutil import insert_ignore
-from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
+from backend.ingest.committer import Committer
 from backend.ingest.mqtt import Delivery, Inbox, IngestClient
-from backend.ingest.parse import Message, Rejected
-from backend.ingest.store import BatchResult, BatchWriter, dead_letter_rows
+from backend.ingest.parse import Message
+from backend.ingest.store import BatchWriter
+from backend.ingest.writer_process import CommitterProcess
 from backend.metrics import IngestMetrics
-from backend.models import DeadLetter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +77,21 @@ class IngestWorker:
         self.inbox = Inbox(settings.ingest_inbox_max, self.metrics, f"ingest-{worker_index}")
         self.metrics.inbox_depth.set_function(self.inbox.qsize)
         self.client = IngestClient(settings, worker_index, self.inbox)
-        self.writer = BatchWriter(default_low_threshold=settings.default_low_threshold)
         self._stop = threading.Event()
+        self.committer: Committer | CommitterProcess
+        if settings.ingest_writer_process:
+            self.committer = CommitterProcess(settings, f"ingest-{worker_index}-writer", self._stop)
+        else:
+            self.committer = Committer(settings, self.engine, self._stop.wait)
         self._thread: threading.Thread | None = None
-        self._next_maintenance = 0.0
         self.batches = 0
+
+    @property
+    def writer(self) -> BatchWriter:
+        """The batch writer, when it runs in this process (tests wrap it)."""
+        if not isinstance(self.committer, Committer):
+            raise AttributeError("the writer runs in a child process")
+        return self.committer.writer
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -92,6 +99,10 @@ class IngestWorker:
         """Check the schema, start the writer thread, and connect to the broker."""
         check_schema(self.engine)
         self._stop.clear()
+        if isinstance(self.committer, CommitterProcess):
+            if self._own_engine:
+                self.engine.dispose()  # the child has its own; keep no idle connection here
+            self.committer.start()
         self._thread = threading.Thread(
             target=self._run, name=f"ingest-{self.worker_index}", daemon=True
         )
@@ -105,6 +116,8 @@ class IngestWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if isinstance(self.committer, CommitterProcess):
+            self.committer.close()
         if self._own_engine:
             self.engine.dispose()
 
@@ -115,27 +128,45 @@ class IngestWorker:
     # -- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        # Batches handed to the committer and not yet answered, oldest first. With a
+        # child process the next batch is sent before the previous one's acks, so
+        # the child commits while this thread acknowledges and gathers.
+        in_flight: deque[tuple[list[Delivery], float]] = deque()
         while not self._stop.is_set():
             try:
+                if len(in_flight) >= self.committer.max_in_flight:
+                    self._finish(in_flight.popleft())
                 batch = collect_batch(
                     self.inbox,
                     max_size=self.settings.ingest_batch_max_size,
                     max_wait_s=self.settings.ingest_batch_max_wait_s,
                     linger_s=self.settings.ingest_batch_linger_s,
+                    # Something to answer: look for more only briefly.
+                    poll_s=self.settings.ingest_batch_linger_s if in_flight else IDLE_POLL_S,
                 )
                 if batch:
-                    self._handle(batch)
-                self._maybe_maintain()
+                    self.metrics.messages_in.inc(len(batch))
+                    messages = [Message(d.topic, d.payload, d.received_at) for d in batch]
+                    self.committer.submit(messages)
+                    in_flight.append((batch, time.perf_counter()))
+                elif in_flight:
+                    self._finish(in_flight.popleft())
+                else:
+                    self.committer.maintain()
             except Exception:
                 # Unacked messages come back when the session reconnects; the
                 # writer itself must not die.
                 log.exception("ingest writer %d: unexpected error", self.worker_index)
+                in_flight.clear()
                 self._stop.wait(self.settings.ingest_retry_backoff_s)
+                try:
+                    self.committer.discard()
+                except Exception:
+                    log.exception("ingest writer %d: could not reset", self.worker_index)
 
-    def _handle(self, batch: list[Delivery]) -> None:
-        self.metrics.messages_in.inc(len(batch))
-        started = time.perf_counter()
-        result = self._commit_with_retry(batch)
+    def _finish(self, submitted: tuple[list[Delivery], float]) -> None:
+        batch, started = submitted
+        result = self.committer.result()
         if result is None:
             return  # stopping; nothing acked, the broker redelivers
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -144,80 +175,7 @@ class IngestWorker:
         self.metrics.committed.inc(result.stored)
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.dead_letters.inc(result.dead_letters)
+        self.metrics.batch_retries.inc(result.retries)
         for delivery in batch:
             self.client.ack(delivery)
         self.batches += 1
-
-    def _commit_with_retry(self, batch: list[Delivery]) -> BatchResult | None:
-        messages = [Message(d.topic, d.payload, d.received_at) for d in batch]
-        while not self._stop.is_set():
-            try:
-                try:
-                    return self._commit(messages)
-                except OperationalError:
-                    raise
-                except DBAPIError as exc:
-                    # The database refused something in the batch: find it message by message.
-                    log.warning(
-                        "batch of %d refused by the database (%s); splitting it",
-                        len(batch),
-                        exc.orig,
-                    )
-                    return self._commit_one_by_one(messages)
-                except Exception:
-                    # A bug of ours rather than bad input: say so loudly, keep ingesting.
-                    log.exception("batch of %d failed; splitting it", len(batch))
-                    return self._commit_one_by_one(messages)
-            except OperationalError as exc:
-                # Locked, deadlocked or unreachable database: try the same batch again.
-                self.metrics.batch_retries.inc()
-                log.warning("batch of %d not committed (%s); retrying", len(batch), exc.orig)
-                self._stop.wait(self.settings.ingest_retry_backoff_s)
-        return None
-
-    def _commit(self, messages: list[Message]) -> BatchResult:
-        with Session(self.engine, expire_on_commit=False) as session:
-            result = self.writer.write(session, messages, utcnow())
-            session.commit()
-            return result
-
-    def _commit_one_by_one(self, messages: list[Message]) -> BatchResult:
-        total = BatchResult(received=len(messages))
-        for message in messages:
-            try:
-                part = self._commit([message])
-            except OperationalError:
-                raise  # the database is unreachable, not this message's fault
-            except Exception as exc:
-                cause = exc.orig if isinstance(exc, DBAPIError) else exc
-                log.warning("message on %s not storable: %r", message.topic, cause)
-                reason = f"not storable: {type(cause).__name__}: {str(cause)[:300]}"
-                with Session(self.engine) as session:
-                    insert_ignore(
-                        session, DeadLetter, dead_letter_rows([Rejected(message, reason)])
-                    )
-                    session.commit()
-                total.dead_letters += 1
-                continue
-            total.stored += part.stored
-            total.duplicates += part.duplicates
-            total.dead_letters += part.dead_letters
-        return total
-
-    def _maybe_maintain(self) -> None:
-        now_mono = time.monotonic()
-        if now_mono < self._next_maintenance:
-            return
-        self._next_maintenance = now_mono + self.settings.ingest_maintenance_interval_s
-        try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                now = utcnow()
-                scan_delivery_gaps(
-                    session, now=now, timeout=timedelta(seconds=self.settings.gap_timeout_s)
-                )
-                mark_silent_machines(
-                    session, now=now, timeout=timedelta(seconds=self.settings.offline_timeout_s)
-                )
-                session.commit()
-        except OperationalError as exc:
-            log.warning("maintenance skipped: %s", exc.orig)

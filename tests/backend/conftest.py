@@ -100,6 +100,9 @@ def ingest_settings(url: str, broker: MosquittoBroker, **overrides: object) -> S
         "ingest_maintenance_interval_s": 0.2,
         "ingest_reconnect_min_s": 1,
         "ingest_reconnect_max_s": 2,
+        # In-process writer, which tests can wrap; the child process is tested in
+        # test_writer_process.py and by the `nx-backend ingest` reliability tests.
+        "ingest_writer_process": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)
