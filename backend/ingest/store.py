@@ -274,16 +274,16 @@ class BatchWriter:
     def _on_command_result(
         session: Session, machine: Machine, res: payloads.CommandResult, received: datetime
     ) -> None:
-        session.add(
-            CommandResultRecord(
-                machine_id=machine.id,
-                command_id=res.command_id,
-                ok=res.ok,
-                error=res.error,
-                detail=dict(res.detail),
-                received_at=received,
-            )
-        )
+        row = {
+            "machine_id": machine.id,
+            "command_id": res.command_id,
+            "ok": res.ok,
+            "error": res.error,
+            "detail": dict(res.detail),
+            "received_at": received,
+        }
+        # A command delivered twice is answered twice; the first answer stays.
+        insert_ignore(session, CommandResultRecord, [row])
 
 
 LIVENESS_CHANNELS = frozenset({Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT})

@@ -77,6 +77,11 @@ class CommandResultRecord(SQLModel, table=True):
     """A machine's answer to a command."""
 
     __tablename__ = "command_result"
+    # Commands are at-least-once (the agent acks one only after handling it), so a
+    # result can come twice: the first is kept.
+    __table_args__ = (
+        UniqueConstraint("machine_id", "command_id", name="uq_command_result_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     machine_id: str = Field(max_length=63, index=True)

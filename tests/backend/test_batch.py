@@ -11,6 +11,7 @@ from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
 from backend.models import (
     Alert,
+    CommandResultRecord,
     DeadLetter,
     DispenseEvent,
     Machine,
@@ -182,3 +183,21 @@ def test_door_and_temperature_events(engine: Engine, session: Session) -> None:
     assert _count(session, MachineEvent, machine_id="test-008") == 2
     kinds = set(session.execute(select(Alert.type).where(Alert.status == "open")).scalars())
     assert kinds == {"door_open", "temperature_excursion"}
+
+
+def test_a_command_answered_twice_keeps_its_first_result(
+    engine: Engine, session: Session
+) -> None:
+    # The agent acks a command only after handling it, so a crash in between
+    # means the command comes again and is answered again.
+    register(session, "test-009")
+    topic = machine_topic("test-009", Channel.CMD_RESULT)
+    first = payloads.CommandResult(command_id="c-1", ok=True, detail={"slot": 1}).to_bytes()
+    again = payloads.CommandResult(command_id="c-1", ok=False, error="locked").to_bytes()
+    other = payloads.CommandResult(command_id="c-2", ok=True).to_bytes()
+    _write(engine, [_msg(topic, first), _msg(topic, again)])
+    _write(engine, [_msg(topic, again), _msg(topic, other)])
+    fresh(session)
+    rows = session.exec(select(CommandResultRecord).order_by(CommandResultRecord.command_id)).all()
+    assert [(r[0].command_id, r[0].ok, r[0].detail) for r in rows] == [
+        ("c-1", True, {"slot": 1}), ("c-2", True, {})]
