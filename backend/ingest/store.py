@@ -88,6 +88,12 @@ def _event_row(event: Any, received_at: datetime) -> tuple[bool, dict[str, Any]]
     return False, {**base, "kind": event.kind, "slot": data.pop("slot", None), "data": data}
 
 
+def _newer(event: payloads.DoorEvent | payloads.TemperatureEvent,
+           boot_id: int | None, seq: int | None) -> bool:
+    """Whether ``event`` comes after the one last applied (boot ids grow; seq within a boot)."""
+    return boot_id is None or seq is None or (event.boot_id, event.seq) > (boot_id, seq)
+
+
 def dead_letter_rows(rejected: Sequence[Rejected]) -> list[dict[str, Any]]:
     """Return dead-letter rows for rejected messages."""
     return [
@@ -217,6 +223,9 @@ class BatchWriter:
         if isinstance(event, payloads.VendEvent | payloads.RestockEvent):
             stock_items[machine.id].append(event)
         elif isinstance(event, payloads.DoorEvent):
+            if not _newer(event, machine.door_event_boot_id, machine.door_event_seq):
+                return
+            machine.door_event_boot_id, machine.door_event_seq = event.boot_id, event.seq
             machine.door = event.state.value
             if event.state is payloads.DoorState.OPEN:
                 alerts.open(
@@ -226,6 +235,10 @@ class BatchWriter:
             else:
                 alerts.resolve(AlertType.DOOR_OPEN, machine.id)
         elif isinstance(event, payloads.TemperatureEvent):
+            if not _newer(event, machine.temperature_event_boot_id, machine.temperature_event_seq):
+                return
+            machine.temperature_event_boot_id = event.boot_id
+            machine.temperature_event_seq = event.seq
             machine.temperature_c = event.celsius
             if event.excursion:
                 alerts.open(

@@ -42,6 +42,13 @@ class Machine(MachineBase, table=True):
     firmware: str | None = Field(default=None, max_length=64)
     temperature_c: float | None = None
     door: str | None = Field(default=None, max_length=16)
+    # The (boot_id, seq) of the last door and temperature events applied: one that
+    # arrives after a newer one (another worker was faster) changes neither the
+    # state nor the alert.
+    door_event_boot_id: int | None = Field(default=None, sa_type=BigInteger)
+    door_event_seq: int | None = Field(default=None, sa_type=BigInteger)
+    temperature_event_boot_id: int | None = Field(default=None, sa_type=BigInteger)
+    temperature_event_seq: int | None = Field(default=None, sa_type=BigInteger)
     outbox_depth: int | None = Field(default=None, sa_type=BigInteger)
     # Stock snapshots older than this device time are stale (see stock.py).
     stock_as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)

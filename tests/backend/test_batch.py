@@ -201,3 +201,57 @@ def test_a_command_answered_twice_keeps_its_first_result(
     rows = session.exec(select(CommandResultRecord).order_by(CommandResultRecord.command_id)).all()
     assert [(r[0].command_id, r[0].ok, r[0].detail) for r in rows] == [
         ("c-1", True, {"slot": 1}), ("c-2", True, {})]
+
+
+def test_a_door_event_committed_after_a_newer_one_changes_nothing(
+    engine: Engine, session: Session
+) -> None:
+    # Two workers on the shared subscription: "closed" (seq 11) is committed
+    # before "open" (seq 10) that another worker held. The door is closed.
+    register(session, "test-010")
+
+    def door(boot_id: int, seq: int, state: payloads.DoorState) -> Message:
+        event = payloads.DoorEvent(machine_id="test-010", boot_id=boot_id, seq=seq,
+                                   device_time=T0 + timedelta(seconds=seq), state=state)
+        return _event_msg(event)  # type: ignore[arg-type]
+
+    def door_alerts() -> int:
+        return _count(session, Alert, type="door_open", status="open")
+
+    _write(engine, [door(1, 11, payloads.DoorState.CLOSED)])
+    _write(engine, [door(1, 10, payloads.DoorState.OPEN)])
+    assert door_alerts() == 0
+    fresh(session)
+    machine = session.get(Machine, "test-010")
+    assert machine is not None
+    assert machine.door == "closed"
+    assert _count(session, MachineEvent, machine_id="test-010") == 2  # both kept as history
+    # After a reboot the seq starts again: a newer boot id wins whatever its seq.
+    _write(engine, [door(2, 1, payloads.DoorState.OPEN)])
+    assert door_alerts() == 1
+    _write(engine, [door(2, 2, payloads.DoorState.CLOSED), door(1, 12, payloads.DoorState.OPEN)])
+    assert door_alerts() == 0
+    fresh(session)
+    machine = session.get(Machine, "test-010")
+    assert machine is not None
+    assert machine.door == "closed"
+
+
+def test_a_late_temperature_event_does_not_reopen_an_excursion(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-011")
+
+    def reading(seq: int, celsius: float, excursion: bool) -> Message:
+        event = payloads.TemperatureEvent(machine_id="test-011", boot_id=1, seq=seq,
+                                          device_time=T0 + timedelta(seconds=seq),
+                                          celsius=celsius, excursion=excursion)
+        return _msg(events_topic("test-011"), event.to_bytes())
+
+    _write(engine, [reading(5, 21.0, False)])
+    _write(engine, [reading(4, 41.0, True)])
+    assert _count(session, Alert, type="temperature_excursion", status="open") == 0
+    fresh(session)
+    machine = session.get(Machine, "test-011")
+    assert machine is not None
+    assert machine.temperature_c == 21.0
