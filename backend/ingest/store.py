@@ -230,7 +230,8 @@ class BatchWriter:
             if event.state is payloads.DoorState.OPEN:
                 alerts.open(
                     machine_alert_spec(AlertType.DOOR_OPEN, machine.id, f"{machine.id}: door open"),
-                    {"seq": event.seq},
+                    {"seq": event.seq, "since": event.device_time.isoformat()},
+                    keep_brief=True,
                 )
             else:
                 alerts.resolve(AlertType.DOOR_OPEN, machine.id)
@@ -248,6 +249,7 @@ class BatchWriter:
                         f"{machine.id}: temperature {event.celsius:.1f} °C outside storage range",
                     ),
                     {"celsius": event.celsius, "since": event.device_time.isoformat()},
+                    keep_brief=True,
                 )
             else:
                 alerts.resolve(AlertType.TEMPERATURE, machine.id)

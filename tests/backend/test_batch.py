@@ -255,3 +255,44 @@ def test_a_late_temperature_event_does_not_reopen_an_excursion(
     machine = session.get(Machine, "test-011")
     assert machine is not None
     assert machine.temperature_c == 21.0
+
+
+def test_a_door_opened_and_shut_within_one_batch_is_still_recorded(
+    engine: Engine, session: Session
+) -> None:
+    # A backlog after an outage brings the opening and the closing together.
+    register(session, "test-012")
+
+    def door(seq: int, state: payloads.DoorState) -> Message:
+        event = payloads.DoorEvent(machine_id="test-012", boot_id=1, seq=seq,
+                                   device_time=T0 + timedelta(minutes=seq), state=state)
+        return _msg(events_topic("test-012"), event.to_bytes())
+
+    def door_alerts(status: str) -> int:
+        return _count(session, Alert, type="door_open", status=status)
+
+    open_, shut = payloads.DoorState.OPEN, payloads.DoorState.CLOSED
+    _write(engine, [door(1, open_), door(2, open_), door(3, shut)])
+    assert (door_alerts("open"), door_alerts("resolved")) == (0, 1)
+    fresh(session)
+    details = session.execute(select(Alert.details).where(Alert.type == "door_open")).scalar_one()
+    assert details["since"] == (T0 + timedelta(minutes=1)).isoformat()  # the first opening
+    # Open before the batch; in it the door shuts, opens again and shuts: two visits.
+    _write(engine, [door(4, open_)])
+    assert door_alerts("open") == 1
+    _write(engine, [door(5, shut), door(6, open_), door(7, shut)])
+    assert (door_alerts("open"), door_alerts("resolved")) == (0, 3)
+    # Opened and still open at the end of the batch: one open alert, nothing brief.
+    _write(engine, [door(8, open_), door(9, shut), door(10, open_)])
+    assert (door_alerts("open"), door_alerts("resolved")) == (1, 4)
+
+
+def test_stock_that_dips_and_recovers_within_a_batch_raises_no_alert(
+    engine: Engine, session: Session
+) -> None:
+    # Stock alerts keep the batch's last word: a dip that a restock in the same
+    # batch undoes is not worth an outreach worker's attention.
+    register(session, "test-013", count=3, capacity=10, threshold=2)
+    _write(engine, [_event_msg(vend("test-013", 1)), _event_msg(vend("test-013", 2)),
+                    _event_msg(restock_event("test-013", 3, 1, 10))])
+    assert _count(session, Alert, machine_id="test-013") == 0
