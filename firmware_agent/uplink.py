@@ -29,6 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware_agent.config import AgentSettings
+from firmware_agent.manual_ack import ConnectionAcks
 from firmware_agent.wire.payloads import MachineState, Status
 from firmware_agent.wire.topics import Channel, machine_topic
 
@@ -71,8 +72,7 @@ class Uplink:
         """Set whenever there is news for the outbox pump (an ACK, a connect)."""
         self.connects = 0
         self._closing = False
-        self._generation = 0
-        self._ack_lock = threading.Lock()
+        self._acks = ConnectionAcks()
         self._client = self._make_client()
 
     def _topic(self, channel: Channel) -> str:
@@ -161,23 +161,16 @@ class Uplink:
         resumes, and it is then carried out again (commands are idempotent, see
         docs/nxlink.md, §10).
         """
-        if delivery.qos == 0:
-            return True
-        with self._ack_lock:
-            if delivery.generation != self._generation:
-                log.info("command mid %d came over an earlier connection; the broker resends it",
-                         delivery.mid)
-                return False
-            rc = self._client.ack(delivery.mid, delivery.qos)
+        rc = self._acks.ack(self._client, delivery.mid, delivery.qos, delivery.generation)
+        if rc is None:
+            log.info("command mid %d came over an earlier connection; the broker resends it",
+                     delivery.mid)
+            return False
         if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.warning("paho refused to acknowledge command mid %d: %s", delivery.mid,
                         mqtt.error_string(rc))
             return False
         return True
-
-    def _next_connection(self) -> None:
-        with self._ack_lock:
-            self._generation += 1
 
     # --- callbacks (paho's thread: record and return) -----------------------------------------
 
@@ -187,7 +180,7 @@ class Uplink:
             if reason_code.is_failure:
                 log.warning("mqtt connection refused: %s", reason_code)
                 return
-            self._next_connection()
+            self._acks.next_connection()
             self.connects += 1
             log.info("mqtt connected (session present: %s)", flags.session_present)
             client.subscribe(self._topic(Channel.CMD), qos=1)
@@ -203,7 +196,7 @@ class Uplink:
                        properties: Properties | None) -> None:
         try:
             self.connected.clear()
-            self._next_connection()
+            self._acks.next_connection()
             if not self._closing:
                 log.warning("mqtt disconnected (%s); reconnecting", reason_code)
         except Exception:
@@ -220,10 +213,7 @@ class Uplink:
     def _on_message(self, client: mqtt.Client, userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
         try:
-            # Read under the lock: a message is never tagged with the connection after it.
-            with self._ack_lock:
-                generation = self._generation
             self.commands.put(CommandDelivery(bytes(message.payload), message.mid, message.qos,
-                                              generation))
+                                              self._acks.current()))
         except Exception:
             log.exception("error in mqtt on_message")

@@ -44,6 +44,12 @@ class Committer:
         self._next_maintenance = 0.0
         self._submitted: deque[list[Message]] = deque()
 
+    def start(self) -> None:
+        """Nothing to start: batches are committed in the caller's thread."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
     def submit(self, messages: list[Message]) -> None:
         """Take a batch; ``result()`` commits it."""
         self._submitted.append(messages)

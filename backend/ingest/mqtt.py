@@ -20,6 +20,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from backend.config import Settings
 from backend.metrics import IngestMetrics
 from backend.models import utcnow
+from firmware_agent.manual_ack import ConnectionAcks
 from firmware_agent.wire.topics import Channel, subscription
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,7 @@ class IngestClient:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._stopping = threading.Event()
-        self._generation = 0
-        self._lock = threading.Lock()
+        self._acks = ConnectionAcks()
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -219,13 +219,9 @@ class IngestClient:
 
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge a committed message, unless it came over an earlier connection."""
-        if delivery.qos == 0:
-            return
-        with self._lock:
-            if delivery.generation != self._generation:
-                # The broker resends it on this connection; the unique key drops it.
-                return
-            self._client.ack(delivery.mid, delivery.qos)
+        # One from an earlier connection is not sent: the broker resends that message
+        # on this connection and the unique key drops it.
+        self._acks.ack(self._client, delivery.mid, delivery.qos, delivery.generation)
 
     # -- paho callbacks: catch everything; only on_message may wait (for room) ---------
 
@@ -282,8 +278,7 @@ class IngestClient:
         _props: Properties | None,
     ) -> None:
         try:
-            with self._lock:
-                self._generation += 1
+            self._acks.next_connection()
             self.connected.clear()
             self.subscribed.clear()
             log.info("%s disconnected: %s", self.client_id, reason)
@@ -292,9 +287,8 @@ class IngestClient:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            with self._lock:
-                generation = self._generation
-            # Never wait while holding self._lock: the writer's ack() takes it,
+            generation = self._acks.current()
+            # Never wait while holding the acks' lock: the writer's ack() takes it,
             # and only the writer can make room. Acks it queues meanwhile go out
             # when this thread is back in paho's loop. If the wait outlasts the
             # keepalive the broker drops us: the generation check in ack(), and

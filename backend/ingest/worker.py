@@ -98,11 +98,12 @@ class IngestWorker:
     def start(self) -> None:
         """Check the schema, start the writer thread, and connect to the broker."""
         check_schema(self.engine)
+        if self._own_engine:
+            # Give back the check's connection: a writer in a child process has an
+            # engine of its own, and an in-process one reconnects when it needs to.
+            self.engine.dispose()
         self._stop.clear()
-        if isinstance(self.committer, CommitterProcess):
-            if self._own_engine:
-                self.engine.dispose()  # the child has its own; keep no idle connection here
-            self.committer.start()
+        self.committer.start()
         self._thread = threading.Thread(
             target=self._run, name=f"ingest-{self.worker_index}", daemon=True
         )
@@ -116,8 +117,7 @@ class IngestWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if isinstance(self.committer, CommitterProcess):
-            self.committer.close()
+        self.committer.close()
         if self._own_engine:
             self.engine.dispose()
 

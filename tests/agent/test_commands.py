@@ -26,19 +26,30 @@ from tests.agent.helpers import (
 )
 
 
+@contextlib.contextmanager
+def _online(mosquitto: MosquittoBroker, tmp_path: Path,
+            vc: VirtualController) -> Iterator[tuple[Agent, Collector]]:
+    """Start ``vc`` and an agent on it; yield once the agent is online."""
+    collector = Collector(mosquitto)
+    vc.start()
+    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port))
+    agent.start()
+    try:
+        wait_until(lambda: bool(collector.on("status")), what="agent online")
+        yield agent, collector
+    finally:
+        agent.stop()
+        vc.stop()
+        collector.close()
+
+
 @pytest.fixture
 def running(mosquitto: MosquittoBroker,
             tmp_path: Path) -> Iterator[tuple[Agent, VirtualController, Collector]]:
-    collector = Collector(mosquitto)
     vc = VirtualController({1: ("naloxone-nasal-4mg", 3, 10)},
-                           timing=LinkTiming(ack_timeout_s=0.3, link_down_retry_s=0.3)).start()
-    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port))
-    agent.start()
-    wait_until(lambda: bool(collector.on("status")), what="agent online")
-    yield agent, vc, collector
-    agent.stop()
-    vc.stop()
-    collector.close()
+                           timing=LinkTiming(ack_timeout_s=0.3, link_down_retry_s=0.3))
+    with _online(mosquitto, tmp_path, vc) as (agent, collector):
+        yield agent, vc, collector
 
 
 def test_lock_and_unlock(running: tuple[Agent, VirtualController, Collector]) -> None:
@@ -121,16 +132,10 @@ def gated(mosquitto: MosquittoBroker,
           tmp_path: Path) -> Iterator[tuple[VirtualController, Collector, ManualClock]]:
     """A machine that vends only what the agent authorised, on a clock the test moves."""
     clock = ManualClock()
-    collector = Collector(mosquitto)
     vc = VirtualController({1: ("naloxone-nasal-4mg", 5, 10), 2: ("naloxone-im", 5, 10)},
-                           gated=True, clock=clock).start()
-    agent = Agent(agent_settings(mosquitto, tmp_path, vc.port))
-    agent.start()
-    wait_until(lambda: bool(collector.on("status")), what="agent online")
-    yield vc, collector, clock
-    agent.stop()
-    vc.stop()
-    collector.close()
+                           gated=True, clock=clock)
+    with _online(mosquitto, tmp_path, vc) as (_, collector):
+        yield vc, collector, clock
 
 
 def auth_frames(vc: VirtualController) -> list[tuple[str, ...]]:

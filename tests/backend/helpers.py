@@ -113,6 +113,16 @@ def machine_publisher(broker: MosquittoBroker, machine_id: str,
                           password or TEST_MACHINES[machine_id])
 
 
+def publish_vends(broker: MosquittoBroker, machine_id: str, seqs: Iterable[int]) -> int:
+    """Publish vend events ``seqs`` as a test machine, wait for every PUBACK; return how many."""
+    publisher = machine_publisher(broker, machine_id)
+    try:
+        return publisher.publish_all(
+            (events_topic(machine_id), vend(machine_id, seq).to_bytes()) for seq in seqs)
+    finally:
+        publisher.close()
+
+
 def fresh(session: Session) -> Session:
     """End the session's read snapshot and forget loaded rows, to see what others committed."""
     session.rollback()

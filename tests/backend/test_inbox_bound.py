@@ -28,7 +28,11 @@ from backend.ingest.store import BatchResult
 from backend.models import DeadLetter, DispenseEvent
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
-from tests.backend.helpers import WAIT_S, events_topic, fresh, machine_publisher, vend
+from tests.backend.helpers import (
+    WAIT_S,
+    fresh,
+    publish_vends,
+)
 from tests.conftest import TEST_MACHINES
 from tests.waiting import wait_until
 
@@ -80,16 +84,8 @@ def _metric(worker: IngestWorker, name: str) -> float:
 
 def _publish_fleet(broker: MosquittoBroker, per_machine: int) -> int:
     """Every test machine publishes ``per_machine`` vends (seq 1..n); return the total."""
-    total = 0
-    for machine_id in MACHINES:
-        publisher = machine_publisher(broker, machine_id)
-        try:
-            total += publisher.publish_all(
-                (events_topic(machine_id), vend(machine_id, seq).to_bytes())
-                for seq in range(1, per_machine + 1))
-        finally:
-            publisher.close()
-    return total
+    return sum(publish_vends(broker, machine_id, range(1, per_machine + 1))
+               for machine_id in MACHINES)
 
 
 def _stored(session: Session) -> tuple[int, int]:

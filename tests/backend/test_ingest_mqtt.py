@@ -17,7 +17,15 @@ from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
-from tests.backend.helpers import WAIT_S, events_topic, fresh, machine_publisher, vend, wait_until
+from tests.backend.helpers import (
+    WAIT_S,
+    events_topic,
+    fresh,
+    machine_publisher,
+    publish_vends,
+    vend,
+    wait_until,
+)
 
 
 def _count(session: Session, query: object) -> int:
@@ -41,12 +49,7 @@ def test_events_from_a_machine_are_committed(
     worker: IngestWorker, session: Session, mosquitto: MosquittoBroker
 ) -> None:
     register(session, "test-001", count=10)
-    publisher = machine_publisher(mosquitto, "test-001")
-    try:
-        publisher.publish_all((events_topic("test-001"), vend("test-001", s).to_bytes())
-                              for s in range(1, 51))
-    finally:
-        publisher.close()
+    publish_vends(mosquitto, "test-001", range(1, 51))
     stored = select(func.count()).select_from(DispenseEvent)
     wait_until(lambda: _count(session, stored) == 50, what="50 events committed")
     assert worker.metrics.committed._value.get() == 50
@@ -110,12 +113,7 @@ def test_a_failing_message_is_isolated_and_ingest_goes_on(
         return real_write(writing, messages, now)
 
     worker.writer.write = write_with_a_bug  # type: ignore[method-assign]
-    publisher = machine_publisher(mosquitto, "test-004")
-    try:
-        publisher.publish_all((events_topic("test-004"), vend("test-004", s).to_bytes())
-                              for s in range(1, 31))
-    finally:
-        publisher.close()
+    publish_vends(mosquitto, "test-004", range(1, 31))
     stored = select(func.count()).select_from(DispenseEvent)
     wait_until(lambda: _count(session, stored) == 29, what="every event but the poisoned one")
     letters = select(DeadLetter.reason)
@@ -140,12 +138,7 @@ def test_an_exception_in_the_message_callback_does_not_stop_the_loop(
         real_put(item)  # type: ignore[arg-type]
 
     monkeypatch.setattr(worker.inbox, "put_nowait", failing_once)
-    publisher = machine_publisher(mosquitto, "test-005")
-    try:
-        publisher.publish_all((events_topic("test-005"), vend("test-005", s).to_bytes())
-                              for s in range(1, 11))
-    finally:
-        publisher.close()
+    publish_vends(mosquitto, "test-005", range(1, 11))
     stored = select(func.count()).select_from(DispenseEvent)
     # The first message was lost inside the callback (never acked, so the broker
     # keeps it for the next connection); the network loop kept delivering the rest.

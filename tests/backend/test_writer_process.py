@@ -19,7 +19,13 @@ from backend.ingest.writer_process import CommitterProcess
 from backend.models import DispenseEvent, utcnow
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
-from tests.backend.helpers import WAIT_S, events_topic, fresh, machine_publisher, vend
+from tests.backend.helpers import (
+    WAIT_S,
+    events_topic,
+    fresh,
+    publish_vends,
+    vend,
+)
 from tests.waiting import wait_until
 
 
@@ -119,12 +125,7 @@ def test_a_worker_with_its_writer_in_a_child_ingests_from_the_broker(
         assert worker.wait_subscribed(WAIT_S)
         with pytest.raises(AttributeError):
             _ = worker.writer  # nothing to wrap here: it runs in the child
-        publisher = machine_publisher(mosquitto, "test-004")
-        try:
-            publisher.publish_all((events_topic("test-004"), vend("test-004", s).to_bytes())
-                                  for s in range(1, 201))
-        finally:
-            publisher.close()
+        publish_vends(mosquitto, "test-004", range(1, 201))
         wait_until(lambda: worker.metrics.committed._value.get() == 200,
                    what="200 events committed by the child")
         assert _stored(session) == 200
