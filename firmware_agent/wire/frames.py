@@ -25,6 +25,7 @@ ACK = "ACK"
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
 # Printable ASCII without the four characters that carry framing.
+_CHECKSUM_RE = re.compile(rb"[0-9A-F]{4}")
 _FIELD_RE = re.compile(r"^[\x20-\x7e]*$")
 _FORBIDDEN = frozenset("$*,")
 
@@ -123,11 +124,11 @@ def decode(data: bytes) -> Packet:
     body, checksum = data[1:star], data[star + 1 : -2]
     if b"$" in body:
         raise FrameError("$ inside a frame")
-    try:
-        expected = int(checksum.decode("ascii"), 16)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FrameError("checksum is not hex") from exc
-    if checksum != checksum.upper() or crc16_ccitt_false(body) != expected:
+    # Exactly four upper-case hex digits: int(..., 16) alone would also take a
+    # space or an underscore where a bit flip put one (" DFE" reads as 0x0DFE).
+    if not _CHECKSUM_RE.fullmatch(checksum):
+        raise FrameError("checksum is not four upper-case hex digits")
+    if crc16_ccitt_false(body) != int(checksum, 16):
         raise FrameError("checksum mismatch")
     return decode_body(body)
 

@@ -102,3 +102,15 @@ def test_sequence_numbers_wrap() -> None:
 def test_fields_with_framing_characters_are_refused(bad: str) -> None:
     with pytest.raises(FrameError):
         Frame(1, "KEY", (bad,))
+
+
+@pytest.mark.parametrize("checksum", [b" DFE", b"0DF ", b"0_FE", b"0dfe", b"+DFE"])
+def test_a_checksum_that_int_would_read_is_still_refused(checksum: bytes) -> None:
+    # Found by the bit-flip property: one bit turned the '0' of "0DFE" into a space,
+    # which int(..., 16) reads as the same number.
+    good = encode(Frame(16295, "RESTOCK", ("14", "336")))
+    assert good.endswith(b"*0DFE\r\n")
+    damaged = good[:-6] + checksum + b"\r\n"
+    with pytest.raises(FrameError):
+        decode(damaged)
+    assert list(FrameReader().feed(damaged)) == []
