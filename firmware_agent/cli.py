@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
 from firmware_agent.config import AgentSettings, ConfigError
 from firmware_agent.dex import cli as dex_cli
@@ -20,10 +19,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = (AgentSettings.from_toml(args.config) if args.config
-                    else AgentSettings())
-    except (ConfigError, ValidationError, SettingsError) as exc:
-        # SettingsError: an NX_AGENT_ variable of a structured setting that is not JSON.
+        settings = AgentSettings.load(args.config)
+    except (ConfigError, ValidationError) as exc:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent

@@ -1,34 +1,33 @@
-"""Agent settings: a TOML file plus ``NX_AGENT_`` environment variables (which win)."""
+"""Agent settings: a TOML file plus ``NX_AGENT_`` environment variables (which win).
+
+The settings are a pydantic model, validated as the backend's are; reading the
+two sources is ``firmware_agent.config_sources``. The agent does not use
+pydantic-settings: importing it costs 4.8 MB of the Pi's 40 MB budget
+(asyncio, argparse, subprocess, python-dotenv, importlib.metadata and every
+cloud provider's source are imported with it), for two sources that take a
+few lines (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
+import os
 import re
-import tomllib
-from contextvars import ContextVar
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from firmware_agent.config_sources import ConfigError, merge, parse_toml, values_from_environment
 from firmware_agent.wire.topics import MACHINE_ID_PATTERN
 
 if TYPE_CHECKING:
     from firmware_agent.nxlink.link import LinkTiming
 
-# The TOML file of the settings being built; a context variable so that
-# concurrent builders (tests, the demo's many agents) do not see each other's.
-_TOML_FILE: ContextVar[Path | None] = ContextVar("nx_agent_toml_file", default=None)
+__all__ = ["ENV_PREFIX", "AgentSettings", "ConfigError"]
 
-
-class ConfigError(ValueError):
-    """The configuration file is missing or unreadable."""
-
+ENV_PREFIX = "NX_AGENT_"
 
 DEX_SELECTION_PATTERN = r"^[!-)+-~]{1,20}$"
 """A DEX selection id (PA1 field 01): 1-20 printable ASCII characters, no space or ``*``."""
@@ -36,10 +35,14 @@ _DEX_SELECTION_RE = re.compile(DEX_SELECTION_PATTERN)
 Slot = Annotated[int, Field(ge=1, le=99)]
 
 
-class AgentSettings(BaseSettings):
-    """Everything one agent needs; the defaults suit a Pi with a USB serial adapter."""
+class AgentSettings(BaseModel):
+    """Everything one agent needs; the defaults suit a Pi with a USB serial adapter.
 
-    model_config = SettingsConfigDict(env_prefix="NX_AGENT_", extra="forbid", frozen=True)
+    Built directly, it takes only the values given; ``load`` adds the TOML
+    file and the environment, as ``nx-agent run`` does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     machine_id: str = Field(pattern=MACHINE_ID_PATTERN)
     driver: Literal["nxlink", "dex"] = "nxlink"
@@ -127,34 +130,40 @@ class AgentSettings(BaseSettings):
         )
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read, by priority: arguments, environment, the TOML file of ``from_toml``."""
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get()),
-        )
+    def load(cls, config_file: Path | str | None = None, *,
+             environ: Mapping[str, str] | None = None, **values: Any) -> AgentSettings:
+        """Build settings from, by priority: ``values``, ``NX_AGENT_`` variables, the file.
 
-    @classmethod
-    def from_toml(cls, path: Path | str) -> AgentSettings:
-        """Load settings from a TOML file; ``NX_AGENT_`` variables override it."""
-        path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-        token = _TOML_FILE.set(path)
-        try:
-            return cls()  # machine_id comes from the file or the environment
-        finally:
-            _TOML_FILE.reset(token)
+        ``environ`` defaults to the process environment. Raises ConfigError for
+        a file or variable that cannot be read and pydantic's ValidationError
+        for a value that is not valid.
+        """
+        from_file: dict[str, Any] = {}
+        if config_file is not None:
+            path = Path(config_file)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path} is not UTF-8 text: {exc}") from exc
+            from_file = parse_toml(text, str(path))
+        from_environment = values_from_environment(
+            os.environ if environ is None else environ, ENV_PREFIX,
+            fields=cls.model_fields, structured=_structured_fields(cls))
+        return cls.model_validate(merge(merge(from_file, from_environment), values))
+
+
+def _structured_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Return the fields of ``model`` whose values are tables or lists (JSON in the environment)."""
+    def structured(annotation: Any) -> bool:
+        origin = get_origin(annotation)
+        if origin in (Union, UnionType):
+            return any(structured(arg) for arg in get_args(annotation) if arg is not type(None))
+        if origin is Annotated:
+            return structured(get_args(annotation)[0])
+        return (origin in (dict, list, tuple, set, frozenset)
+                or (isinstance(annotation, type) and issubclass(annotation, BaseModel)))
+
+    return frozenset(name for name, field in model.model_fields.items()
+                     if structured(field.annotation))

@@ -28,7 +28,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,7 @@ def deployment_python() -> Path:
 
 
 @pytest.fixture(scope="module")
-def deployed_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+def deployed_agent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Install the agent as the install guide does; yield (nx-agent script, interpreter)."""
     work = tmp_path_factory.mktemp("deployed-agent")
     base = deployment_python()
@@ -97,11 +96,11 @@ def deployed_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     if installed.returncode != 0:
         pytest.skip(f"could not install the agent's wheel and its dependencies "
                     f"(no package index?): {installed.stderr.strip()[-300:]}")
-    yield venv / "bin" / "nx-agent", base
+    return venv / "bin" / "nx-agent", base
 
 
 def systemd_like_environment() -> dict[str, str]:
-    """The environment nx-agent.service gives the agent: no PYTHON* or NX_AGENT_ settings of ours."""
+    """The environment nx-agent.service gives the agent: none of our PYTHON* or NX_AGENT_*."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("NX_AGENT_", "PYTHON", "VIRTUAL_ENV"))}
     env["PYTHONUNBUFFERED"] = "1"
@@ -190,7 +189,8 @@ def test_agent_memory_and_throughput(mosquitto: MosquittoBroker, deployed_agent:
     deployed["python"] = python_version(base)
     report("as installed on a Pi", deployed)
     (tmp_path / "dev").mkdir()
-    dev = measure_agent([sys.executable, "-m", "firmware_agent.cli"], "test-002", mosquitto, tmp_path / "dev")
+    dev = measure_agent([sys.executable, "-m", "firmware_agent.cli"], "test-002", mosquitto,
+                        tmp_path / "dev")
     dev["python"] = python_version(Path(sys.executable))
     report("development .venv", dev)
 
@@ -204,7 +204,8 @@ def test_agent_memory_and_throughput(mosquitto: MosquittoBroker, deployed_agent:
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    # Figures, not gates: a shared 2-core machine moves them run to run. The
-    # JSON says whether this run met the design's bars.
-    assert deployed["rss_mb"] > 0 and dev["rss_mb"] > 0
-    assert deployed["events_per_s"] > 0 and dev["events_per_s"] > 0
+    # The design's bars, on the agent as deployed. Memory moves little run to
+    # run (0.1-0.2 MB); the rate moved between 1,170 and 1,920 events/s over
+    # runs on this shared 2-core machine.
+    assert deployed["rss_mb"] < RSS_TARGET_MB, figures
+    assert deployed["events_per_s"] >= RATE_TARGET, figures

@@ -140,7 +140,7 @@ def test_password_config_loads_into_agent_settings(tmp_path: Path) -> None:
                                          tls_ca_file=Path("/etc/nx-agent/ca.crt")))
     path = tmp_path / "agent.toml"
     path.write_text(text, encoding="utf-8")
-    settings = AgentSettings.from_toml(path)
+    settings = AgentSettings.load(path, environ={})
     assert settings.machine_id == "site-001"
     assert settings.mqtt_username == "site-001"
     assert settings.mqtt_password.get_secret_value() == 'p"w\\x'
@@ -158,7 +158,7 @@ def test_certificate_config_has_no_password(tmp_path: Path) -> None:
     assert "mqtt_password" not in text
     path = tmp_path / "agent.toml"
     path.write_text(text, encoding="utf-8")
-    settings = AgentSettings.from_toml(path)
+    settings = AgentSettings.load(path, environ={})
     assert settings.tls_key_file == Path("/etc/nx-agent/site-002.key")
 
 
