@@ -22,6 +22,7 @@ from firmware_agent.commands import CommandHandler
 from firmware_agent.config import AgentSettings
 from firmware_agent.drivers import make_driver
 from firmware_agent.drivers.base import Batch, ControllerDriver, DriverError
+from firmware_agent.instance_lock import DataDirLock
 from firmware_agent.ledger import Ledger
 from firmware_agent.processor import STATE_LEDGER, STATE_SEQ, Processor
 from firmware_agent.pump import OutboxPump
@@ -66,7 +67,13 @@ class Agent:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self.store = Store(settings.data_dir / DB_NAME, max_rows=settings.outbox_max_rows)
+        self._instance_lock = DataDirLock(settings.data_dir)
+        self._instance_lock.acquire()
+        try:
+            self.store = Store(settings.data_dir / DB_NAME, max_rows=settings.outbox_max_rows)
+        except BaseException:
+            self._instance_lock.release()
+            raise
         self.boot_id = _next_boot_id(self.store.get(STATE_BOOT_ID), clock)
         # Durable before anything uses it: two starts never share a boot id.
         self.store.put({STATE_BOOT_ID: str(self.boot_id)})
@@ -122,6 +129,7 @@ class Agent:
         self.pump.stop()
         self.uplink.close()
         self.store.close()
+        self._instance_lock.release()
         log.info("agent %s stopped", self.settings.machine_id)
 
     def run_forever(self) -> None:

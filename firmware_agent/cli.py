@@ -24,12 +24,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent
+    from firmware_agent.instance_lock import InstanceLockError
     from firmware_agent.memory import release_freed_heap
     from firmware_agent.store import StoreError
 
     try:
         agent = Agent(settings)
-    except StoreError as exc:
+    except (StoreError, InstanceLockError) as exc:
         print(f"nx-agent: {exc}", file=sys.stderr)
         return 2
     # Everything is imported and built now (the driver's modules too); what

@@ -54,7 +54,7 @@ def _read(args: argparse.Namespace) -> int:
 
     try:
         with serial.serial_for_url(
-            args.port, baudrate=args.baudrate, timeout=PORT_READ_TIMEOUT_S
+            args.port, baudrate=args.baudrate, timeout=PORT_READ_TIMEOUT_S, exclusive=True
         ) as port:
             raw = UcsMaster(port, timings=LinkTimings()).read_audit()
     except (serial.SerialException, OSError, ValueError) as exc:

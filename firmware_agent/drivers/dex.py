@@ -125,8 +125,10 @@ class DexDriver(ControllerDriver):
         """Open the serial port and load the committed baseline."""
         self._closing.clear()
         try:
+            # Exclusive, so that `nx-agent dex read` by hand cannot break into a session.
             self._serial = serial.serial_for_url(
-                self._port_name, baudrate=self._baudrate, timeout=PORT_READ_TIMEOUT_S
+                self._port_name, baudrate=self._baudrate, timeout=PORT_READ_TIMEOUT_S,
+                exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DriverError(f"cannot open DEX port {self._port_name}: {exc}") from exc

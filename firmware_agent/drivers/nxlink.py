@@ -81,8 +81,11 @@ class NxlinkDriver(ControllerDriver):
     def open(self) -> None:
         """Open the port and say HELLO, so the controller resets its receive window."""
         try:
+            # Exclusive: a second reader on the line (an agent started by hand
+            # beside the service) would take and ACK frames this one never sees.
             self._port = serial.serial_for_url(
-                self.port_url, baudrate=self.baudrate, timeout=POLL_S, write_timeout=2.0)
+                self.port_url, baudrate=self.baudrate, timeout=POLL_S, write_timeout=2.0,
+                exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DriverError(f"cannot open {self.port_url}: {exc}") from exc
         log.info("opened %s at %d baud", self.port_url, self.baudrate)
