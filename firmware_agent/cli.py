@@ -17,11 +17,23 @@ log = logging.getLogger("firmware_agent.cli")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """Say what is wrong with each setting, without echoing values (one may be a password)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"  {where}: {error['msg']}")
+    return f"{exc.error_count()} invalid setting(s):\n" + "\n".join(lines)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         settings = AgentSettings.load(args.config)
-    except (ConfigError, ValidationError) as exc:
+    except ConfigError as exc:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"nx-agent: bad configuration: {describe_invalid_settings(exc)}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent
     from firmware_agent.instance_lock import InstanceLockError

@@ -71,6 +71,18 @@ def test_cli_rejects_a_bad_config_clearly(tmp_path: Path) -> None:
     assert "bad configuration" in not_json.stderr
     assert "dex_slot_map" in not_json.stderr
     assert "Traceback" not in not_json.stderr
+    # A value of the wrong type is reported by setting, never echoed: it may be a secret.
+    leaky = tmp_path / "leaky.toml"
+    leaky.write_text('machine_id = "test-001"\nmqtt_password = 86421357\nmqtt_port = "x"\n',
+                     encoding="utf-8")
+    wrong_type = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(leaky)],
+        capture_output=True, text=True, timeout=120)
+    assert wrong_type.returncode == 2
+    assert "2 invalid setting(s)" in wrong_type.stderr
+    assert "mqtt_password: Input should be a valid string" in wrong_type.stderr
+    assert "mqtt_port:" in wrong_type.stderr
+    assert "86421357" not in wrong_type.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(tmp_path / "no.toml")],
         capture_output=True, text=True, timeout=120)
