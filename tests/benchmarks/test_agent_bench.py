@@ -8,7 +8,9 @@ a wheel of this checkout installed into a fresh venv of Debian's own
 That is the headline (``rss_mb``, ``events_per_s``). The same run is repeated
 from the development ``.venv`` (an editable install on this machine's own
 Python build, with every extra) and reported beside it as ``dev``, so the
-difference between the two is visible rather than argued.
+difference between the two is visible rather than argued. A third run puts
+the deployed agent on the DEX driver (a virtual DEX machine, an audit every
+0.3 s, vends between) for its memory (``dex`` in the JSON).
 
 In each case the agent runs as its own process on a virtual controller's pty,
 against the real Mosquitto of the fixture. A burst of vends is queued at the
@@ -36,6 +38,7 @@ import pytest
 
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VirtualController
+from simulators.virtual_dex import VirtualDexMachine
 from tests.agent.helpers import Collector, wait_until
 from tests.conftest import TEST_MACHINES
 
@@ -45,6 +48,10 @@ RATE_TARGET = 1000.0
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench-results" / "agent.json"
 SLOTS = {n: (f"product-{n}", 2500, 2500) for n in range(1, 5)}
+DEX_SELECTIONS = {"1": ("NALOXONE NASAL 4MG", 0), "2": ("NALOXONE IM 0.4MG", 0)}
+DEX_ROUNDS = 20
+DEX_VENDS_PER_ROUND = 5
+DEX_POLL_S = 0.3
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 
 
@@ -112,21 +119,26 @@ def systemd_like_environment() -> dict[str, str]:
 
 
 def write_agent_config(path: Path, machine: str, broker: MosquittoBroker, port: str,
-                       data_dir: Path) -> None:
+                       data_dir: Path, extra: tuple[str, ...] = ()) -> None:
     """The bench agent's TOML: production timings, the fixture's broker and the pty."""
     path.write_text("\n".join([
         f'machine_id = "{machine}"', f'serial_port = "{port}"',
         f'mqtt_host = "{broker.host}"', f"mqtt_port = {broker.port}",
-        f'mqtt_password = "{TEST_MACHINES[machine]}"', f'data_dir = "{data_dir}"',
+        f'mqtt_password = "{TEST_MACHINES[machine]}"', f'data_dir = "{data_dir}"', *extra,
     ]) + "\n", encoding="utf-8")
+
+
+def machine_collector(broker: MosquittoBroker, machine: str) -> Collector:
+    """A QoS 1 subscriber to ``machine``'s upward topics only."""
+    channels = ("status", "events", "telemetry", "stock", "cmd/result")
+    return Collector(broker, client_id=f"bench-collector-{machine}",
+                     topics=tuple(f"nx/v1/machines/{machine}/{c}" for c in channels))
 
 
 def measure_agent(command: list[str], machine: str, broker: MosquittoBroker,
                   work: Path) -> dict[str, Any]:
     """Run one agent as ``machine`` through a burst of EVENTS vends; return its figures."""
-    channels = ("status", "events", "telemetry", "stock", "cmd/result")
-    collector = Collector(broker, client_id=f"bench-collector-{machine}",
-                          topics=tuple(f"nx/v1/machines/{machine}/{c}" for c in channels))
+    collector = machine_collector(broker, machine)
     vc = VirtualController(SLOTS, seed=1).start()
     data_dir = work / "data"
     config = work / "agent.toml"
@@ -176,6 +188,46 @@ def measure_agent(command: list[str], machine: str, broker: MosquittoBroker,
     }
 
 
+def measure_dex_agent(command: list[str], machine: str, broker: MosquittoBroker,
+                      work: Path) -> dict[str, Any]:
+    """Run one DEX agent through DEX_ROUNDS audits with vends between; return its memory."""
+    collector = machine_collector(broker, machine)
+    vm = VirtualDexMachine(DEX_SELECTIONS)
+    vm.start()
+    config = work / "agent.toml"
+    write_agent_config(config, machine, broker, vm.port, work / "data",
+                       extra=('driver = "dex"', "baudrate = 9600", f"dex_poll_s = {DEX_POLL_S}"))
+    proc = subprocess.Popen([*command, "--log-level", "WARNING", "run", "--config", str(config)],
+                            env=systemd_like_environment())
+    try:
+        wait_until(lambda: any(s["state"] == "online" for s in collector.on("status")),
+                   what="DEX agent online")
+        wait_until(lambda: vm.audits_served >= 1, what="first audit (the baseline)")
+        idle_mb = peak_mb = rss_mb(proc.pid)
+        for round_ in range(DEX_ROUNDS):
+            served = vm.audits_served
+            vm.vend(str(round_ % 2 + 1), count=DEX_VENDS_PER_ROUND)
+
+            def next_audit(served: int = served) -> bool:
+                nonlocal peak_mb
+                peak_mb = max(peak_mb, rss_mb(proc.pid))
+                return vm.audits_served > served + 1  # one audit begun after the vends
+
+            wait_until(next_audit, what=f"audit after round {round_}")
+        want = DEX_ROUNDS * DEX_VENDS_PER_ROUND
+        wait_until(lambda: len(set(collector.event_ids("vend"))) >= want, timeout=120,
+                   what=f"{want} DEX vends at the subscriber")
+        peak_mb = max(peak_mb, rss_mb(proc.pid))
+        assert len(set(collector.event_ids("vend"))) == want  # none invented
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        vm.stop()
+        collector.close()
+    return {"audits": vm.audits_served, "vends": want, "rss_mb": round(peak_mb, 1),
+            "rss_idle_mb": round(idle_mb, 1)}
+
+
 def report(name: str, figures: dict[str, Any]) -> None:
     """Print one case's figures on a line."""
     print(f"\nagent ({name}): {figures['events']} events serial->outbox->broker PUBACK in "
@@ -198,6 +250,11 @@ def test_agent_memory_and_throughput(mosquitto: MosquittoBroker, deployed_agent:
     dev["python"] = python_version(Path(sys.executable))
     report("development .venv", dev)
 
+    (tmp_path / "dex").mkdir()
+    dex = measure_dex_agent([str(script)], "test-003", mosquitto, tmp_path / "dex")
+    print(f"agent (DEX driver, as installed on a Pi): {dex['audits']} audits, {dex['vends']} "
+          f"vends; RSS peak {dex['rss_mb']:.1f} MB (idle {dex['rss_idle_mb']:.1f} MB)")
+
     figures = {
         **{k: v for k, v in deployed.items()},
         "rss_target_mb": RSS_TARGET_MB,
@@ -205,6 +262,7 @@ def test_agent_memory_and_throughput(mosquitto: MosquittoBroker, deployed_agent:
         "meets_rss_target": deployed["rss_mb"] < RSS_TARGET_MB,
         "meets_rate_target": deployed["events_per_s"] >= RATE_TARGET,
         "dev": dev,
+        "dex": dex,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
@@ -212,4 +270,5 @@ def test_agent_memory_and_throughput(mosquitto: MosquittoBroker, deployed_agent:
     # run (0.1-0.2 MB); the rate moved between 1,170 and 1,920 events/s over
     # runs on this shared 2-core machine.
     assert deployed["rss_mb"] < RSS_TARGET_MB, figures
+    assert dex["rss_mb"] < RSS_TARGET_MB, figures
     assert deployed["events_per_s"] >= RATE_TARGET, figures
