@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -94,6 +95,12 @@ def _newer(event: payloads.DoorEvent | payloads.TemperatureEvent,
     return boot_id is None or seq is None or (event.boot_id, event.seq) > (boot_id, seq)
 
 
+def dead_letter_digest(topic: str, payload: bytes) -> str:
+    """Return the key that makes a message a dead letter once: SHA-256 of topic and payload."""
+    # The NUL cannot occur in an MQTT topic, so no two (topic, payload) pairs collide.
+    return hashlib.sha256(topic.encode("utf-8", "surrogatepass") + b"\0" + payload).hexdigest()
+
+
 def dead_letter_rows(rejected: Sequence[Rejected]) -> list[dict[str, Any]]:
     """Return dead-letter rows for rejected messages."""
     return [
@@ -102,6 +109,7 @@ def dead_letter_rows(rejected: Sequence[Rejected]) -> list[dict[str, Any]]:
             "topic": r.message.topic[:512],
             "reason": r.reason[:500],
             "payload": r.message.payload,
+            "digest": dead_letter_digest(r.message.topic, r.message.payload),
         }
         for r in rejected
     ]

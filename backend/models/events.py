@@ -93,15 +93,23 @@ class CommandResultRecord(SQLModel, table=True):
 
 
 class DeadLetter(SQLModel, table=True):
-    """A message ingest could not accept, kept verbatim with the reason."""
+    """A message ingest could not accept, kept verbatim with the reason, once.
+
+    ``digest`` (SHA-256 of topic and payload) makes a redelivery or a retried
+    batch land on the row already there: a message is dead-lettered once,
+    with the time it first arrived. How often rejections happen is the
+    ``nx_ingest_dead_letters`` counter's job.
+    """
 
     __tablename__ = "dead_letter"
+    __table_args__ = (UniqueConstraint("digest", name="uq_dead_letter_digest"),)
 
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     topic: str = Field(max_length=512)
     reason: str = Field(max_length=500)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    digest: str = Field(max_length=64)
 
 
 class DeliveryGap(SQLModel, table=True):

@@ -296,3 +296,18 @@ def test_stock_that_dips_and_recovers_within_a_batch_raises_no_alert(
     _write(engine, [_event_msg(vend("test-013", 1)), _event_msg(vend("test-013", 2)),
                     _event_msg(restock_event("test-013", 3, 1, 10))])
     assert _count(session, Alert, machine_id="test-013") == 0
+
+
+def test_a_message_is_dead_lettered_once(engine: Engine, session: Session) -> None:
+    # The same junk twice in a batch, then the whole batch again (a redelivery
+    # after a crash, or a retry after the database dropped mid-batch).
+    junk = _msg(events_topic("test-005"), b"{not json")
+    elsewhere = _msg(events_topic("test-006"), b"{not json")  # same bytes, other topic
+    batch = [junk, junk, elsewhere]
+    first = _write(engine, batch)
+    again = _write(engine, batch)
+    assert first.dead_letters == again.dead_letters == 3  # type: ignore[attr-defined]
+    fresh(session)
+    letters = session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+    assert [(d.topic, d.payload) for d in letters] == [(junk.topic, junk.payload),
+                                                       (elsewhere.topic, elsewhere.payload)]

@@ -105,3 +105,36 @@ def test_models_and_migrations_agree(migrated_url: str) -> None:
             assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_migration_0006_keeps_each_messages_first_dead_letter(db_url: str) -> None:
+    from sqlalchemy import text
+
+    from backend.ingest.store import dead_letter_digest
+    from backend.models import DeadLetter
+
+    migrate(db_url, "0005")
+    engine = make_engine(db_url)
+    rows = [("nx/v1/machines/m-1/events", b"{not json", "2026-11-24 12:00:00"),
+            ("nx/v1/machines/m-1/events", b"{not json", "2026-11-24 12:00:05"),  # redelivered
+            ("nx/v1/machines/m-2/events", b"{not json", "2026-11-24 12:00:01"),  # other topic
+            ("nx/v1/machines/m-1/events", b"\xff\xfe", "2026-11-24 12:00:02")]
+    try:
+        with engine.begin() as connection:
+            for topic, payload, received in rows:
+                connection.execute(
+                    text("INSERT INTO dead_letter (received_at, topic, reason, payload) "
+                         "VALUES (:received, :topic, 'not json', :payload)"),
+                    {"received": received, "topic": topic, "payload": payload})
+        migrate(db_url)
+        with Session(engine) as session:
+            letters = session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+            assert [(d.topic, d.payload, d.received_at.second) for d in letters] == [
+                (t, p, int(r[-2:])) for t, p, r in (rows[0], rows[2], rows[3])]
+            assert all(d.digest == dead_letter_digest(d.topic, d.payload) for d in letters)
+            session.add(DeadLetter(topic=rows[0][0], reason="again", payload=rows[0][1],
+                                   digest=dead_letter_digest(rows[0][0], rows[0][1])))
+            with pytest.raises(IntegrityError):
+                session.commit()
+    finally:
+        engine.dispose()

@@ -71,6 +71,10 @@ def test_fuzzed_batches_dead_letter_junk_and_keep_the_rest(
     order = data.draw(st.permutations(bad + good))
     fresh(session)
     letters_before = session.execute(select(func.count()).select_from(DeadLetter)).scalar_one()
+    # A message is a dead letter once (digest of topic and payload): junk that
+    # repeats, within this batch or from an earlier example, adds no row.
+    known = set(session.execute(select(DeadLetter.payload)
+                                .where(DeadLetter.topic == events_topic(MACHINE))).scalars())
     events_before = session.execute(select(func.count()).select_from(DispenseEvent)).scalar_one()
     with Session(engine) as writing:
         messages = [Message(events_topic(MACHINE), raw, utcnow()) for raw in order]
@@ -80,7 +84,7 @@ def test_fuzzed_batches_dead_letter_junk_and_keep_the_rest(
     letters = session.execute(select(func.count()).select_from(DeadLetter)).scalar_one()
     events = session.execute(select(func.count()).select_from(DispenseEvent)).scalar_one()
     assert (result.dead_letters, result.stored) == (len(bad), len(good))
-    assert letters - letters_before == len(bad)
+    assert letters - letters_before == len(set(bad) - known)
     assert events - events_before == len(good)
 
 
