@@ -113,9 +113,10 @@ def machine_publisher(broker: MosquittoBroker, machine_id: str,
                           password or TEST_MACHINES[machine_id])
 
 
-def publish_vends(broker: MosquittoBroker, machine_id: str, seqs: Iterable[int]) -> int:
-    """Publish vend events ``seqs`` as a test machine, wait for every PUBACK; return how many."""
-    publisher = machine_publisher(broker, machine_id)
+def publish_vends(broker: MosquittoBroker, machine_id: str, seqs: Iterable[int],
+                  password: str | None = None) -> int:
+    """Publish vend events ``seqs`` as a machine, wait for every PUBACK; return how many."""
+    publisher = machine_publisher(broker, machine_id, password)
     try:
         return publisher.publish_all(
             (events_topic(machine_id), vend(machine_id, seq).to_bytes()) for seq in seqs)

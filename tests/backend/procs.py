@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from simulators.broker import MosquittoBroker
-from tests.backend.helpers import WAIT_S, PacedPublisher, events_topic, vend, wait_until
+from tests.backend.helpers import WAIT_S, publish_vends, wait_until
 from tests.conftest import BACKEND_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,14 +35,9 @@ class Fleet:
 
     def _run(self, machine_id: str) -> None:
         try:
-            publisher = PacedPublisher(self.broker.host, self.broker.port, machine_id,
-                                       self.machines[machine_id])
-            try:
-                publisher.publish_all(
-                    (events_topic(machine_id), vend(machine_id, seq).to_bytes())
-                    for seq in range(self.first_seq, self.first_seq + self.events))
-            finally:
-                publisher.close()
+            publish_vends(self.broker, machine_id,
+                          range(self.first_seq, self.first_seq + self.events),
+                          password=self.machines[machine_id])
             with self._lock:
                 self.finished_at = max(self.finished_at, time.time())
         except BaseException as exc:  # surfaced by join()
