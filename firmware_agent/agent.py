@@ -74,9 +74,26 @@ class Agent:
         except BaseException:
             self._instance_lock.release()
             raise
+        try:
+            self._build(settings, driver, clock)
+        except BaseException:
+            # A setting the parts refuse (a TLS file, say): leave nothing open or held.
+            self.store.close()
+            self._instance_lock.release()
+            raise
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat_s = settings.heartbeat_s
+        self._started = time.monotonic()
+        self._seen_connects = 0
+        self._threads: list[threading.Thread] = []
+        log.info("agent %s boot %d, next seq %d, %d messages waiting in the outbox",
+                 settings.machine_id, self.boot_id, self.processor.next_seq, self.store.depth)
+
+    def _build(self, settings: AgentSettings, driver: ControllerDriver | None,
+               clock: Callable[[], datetime]) -> None:
+        """Build the parts; the boot id is made durable last, once nothing can refuse."""
         self.boot_id = _next_boot_id(self.store.get(STATE_BOOT_ID), clock)
-        # Durable before anything uses it: two starts never share a boot id.
-        self.store.put({STATE_BOOT_ID: str(self.boot_id)})
         self.processor = Processor(
             settings.machine_id, self.boot_id, source=settings.driver,
             next_seq=int(self.store.get(STATE_SEQ) or 0), ledger=self._load_ledger(),
@@ -89,14 +106,9 @@ class Agent:
             self.driver, apply_planogram=self._apply_planogram,
             publish_stock=self._publish_stock, set_heartbeat=self._set_heartbeat,
         )
-        self._state_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._heartbeat_s = settings.heartbeat_s
-        self._started = time.monotonic()
-        self._seen_connects = 0
-        self._threads: list[threading.Thread] = []
-        log.info("agent %s boot %d, next seq %d, %d messages waiting in the outbox",
-                 settings.machine_id, self.boot_id, self.processor.next_seq, self.store.depth)
+        # Durable before anything uses it (nothing is sent before ``start``):
+        # two starts never share a boot id.
+        self.store.put({STATE_BOOT_ID: str(self.boot_id)})
 
     def _load_ledger(self) -> Ledger:
         text = self.store.get(STATE_LEDGER)

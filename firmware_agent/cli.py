@@ -39,9 +39,13 @@ def _run(args: argparse.Namespace) -> int:
     from firmware_agent.instance_lock import InstanceLockError
     from firmware_agent.memory import release_freed_heap
     from firmware_agent.store import StoreError
+    from firmware_agent.uplink import UplinkConfigError
 
     try:
         agent = Agent(settings)
+    except UplinkConfigError as exc:
+        print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
+        return 2
     except (StoreError, InstanceLockError) as exc:
         print(f"nx-agent: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DISCONNECT_WITH_WILL = 0x04
 
 
+class UplinkConfigError(ValueError):
+    """The TLS files named in the settings cannot be used."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommandDelivery:
     """A message from the ``cmd`` topic, with what it takes to acknowledge it later."""
@@ -95,12 +99,7 @@ class Uplink:
         client.will_set(self._topic(Channel.STATUS), self._status(MachineState.OFFLINE),
                         qos=1, retain=True)
         if s.tls_ca_file or s.tls_cert_file:
-            client.tls_set(
-                ca_certs=str(s.tls_ca_file) if s.tls_ca_file else None,
-                certfile=str(s.tls_cert_file) if s.tls_cert_file else None,
-                keyfile=str(s.tls_key_file) if s.tls_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            self._set_tls(client)
         client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
         # We bound in-flight messages ourselves; let paho send all of those at once.
         client.max_inflight_messages_set(s.max_inflight)
@@ -109,6 +108,30 @@ class Uplink:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
+
+    def _set_tls(self, client: mqtt.Client) -> None:
+        """Load the CA and client certificate; UplinkConfigError names what is wrong."""
+        s = self.settings
+        files = {"tls_ca_file": s.tls_ca_file, "tls_cert_file": s.tls_cert_file,
+                 "tls_key_file": s.tls_key_file}
+        for name, path in files.items():
+            if path is None:
+                continue
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                raise UplinkConfigError(f"{name} {path}: {exc.strerror}") from exc
+        try:
+            client.tls_set(
+                ca_certs=str(s.tls_ca_file) if s.tls_ca_file else None,
+                certfile=str(s.tls_cert_file) if s.tls_cert_file else None,
+                keyfile=str(s.tls_key_file) if s.tls_key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            named = ", ".join(f"{k} {v}" for k, v in files.items() if v is not None)
+            raise UplinkConfigError(f"TLS files not usable ({named}): {exc}") from exc
 
     # --- life cycle ---------------------------------------------------------------------
 

@@ -130,3 +130,4 @@ def test_dex_driver_opens_its_port_exclusively(tmp_path: Path) -> None:
     finally:
         os.close(master)
         os.close(slave)
+

@@ -1,0 +1,48 @@
+"""A start the settings make impossible fails with a clear message and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_agent.agent import Agent
+from firmware_agent.config import AgentSettings
+
+
+def test_unusable_tls_files_refuse_the_start_and_leave_nothing_behind(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from firmware_agent.uplink import UplinkConfigError
+
+    now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    missing = AgentSettings(machine_id="test-001", serial_port="loop://", data_dir=tmp_path,
+                            tls_ca_file=tmp_path / "no-ca.pem")
+    with pytest.raises(UplinkConfigError, match=f"tls_ca_file {tmp_path / 'no-ca.pem'}: No such"):
+        Agent(missing, clock=lambda: now)
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n", encoding="ascii")
+    with pytest.raises(UplinkConfigError, match="TLS files not usable"):
+        Agent(missing.model_copy(update={"tls_ca_file": garbage}), clock=lambda: now)
+    # Neither refused start held the data dir or used up a boot id.
+    agent = Agent(AgentSettings(machine_id="test-001", serial_port="loop://", data_dir=tmp_path),
+                  clock=lambda: now)
+    assert agent.boot_id == int(now.timestamp())
+    agent.stop()
+
+
+def test_cli_reports_a_missing_tls_file_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'machine_id = "test-001"\nserial_port = "loop://"\n'
+                      f'data_dir = "{tmp_path / "data"}"\n'
+                      f'tls_ca_file = "{tmp_path / "ca.pem"}"\n', encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")})
+    assert out.returncode == 2
+    assert f"bad configuration: tls_ca_file {tmp_path / 'ca.pem'}: No such file" in out.stderr
+    assert "Traceback" not in out.stderr
