@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nx-agent: bad configuration: {describe_invalid_settings(exc)}", file=sys.stderr)
         return 2
     from firmware_agent.agent import Agent
-    from firmware_agent.instance_lock import InstanceLockError
+    from firmware_agent.instance_lock import DataDirError
     from firmware_agent.memory import release_freed_heap
     from firmware_agent.store import StoreError
     from firmware_agent.uplink import UplinkConfigError
@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     except UplinkConfigError as exc:
         print(f"nx-agent: bad configuration: {exc}", file=sys.stderr)
         return 2
-    except (StoreError, InstanceLockError) as exc:
+    except (StoreError, DataDirError) as exc:
         print(f"nx-agent: {exc}", file=sys.stderr)
         return 2
     # Everything is imported and built now (the driver's modules too); what

@@ -18,7 +18,11 @@ from pathlib import Path
 LOCK_NAME = "agent.lock"
 
 
-class InstanceLockError(RuntimeError):
+class DataDirError(RuntimeError):
+    """The data dir cannot be created or opened."""
+
+
+class InstanceLockError(DataDirError):
     """Another agent holds the data dir."""
 
 
@@ -31,8 +35,12 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock or raise InstanceLockError naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot use the data dir {self.path.parent}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

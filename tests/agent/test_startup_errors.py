@@ -46,3 +46,18 @@ def test_cli_reports_a_missing_tls_file_without_a_traceback(tmp_path: Path) -> N
     assert out.returncode == 2
     assert f"bad configuration: tls_ca_file {tmp_path / 'ca.pem'}: No such file" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_reports_a_data_dir_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir's parent should be\n", encoding="utf-8")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'machine_id = "test-001"\nserial_port = "loop://"\n'
+                      f'data_dir = "{blocker / "data"}"\n', encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")})
+    assert out.returncode == 2
+    assert f"cannot use the data dir {blocker / 'data'}: Not a directory" in out.stderr
+    assert "Traceback" not in out.stderr
