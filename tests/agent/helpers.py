@@ -21,8 +21,8 @@ from simulators.broker import MosquittoBroker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.waiting import DEFAULT_TIMEOUT_S, wait_until
 
-__all__ = ["MACHINE", "AgentProcess", "Collector", "agent_settings", "command_result",
-           "send_command", "wait_until", "write_config"]
+__all__ = ["MACHINE", "AgentProcess", "Collector", "agent_environment", "agent_settings",
+           "command_result", "run_agent_cli", "send_command", "wait_until", "write_config"]
 
 MACHINE = "test-001"
 UPWARD_TOPICS = tuple(
@@ -147,6 +147,21 @@ def write_config(path: Path, broker: MosquittoBroker, data_dir: Path, port: str,
     return path
 
 
+def agent_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without NX_AGENT_ variables, plus ``variables``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")}
+    env.update(variables)
+    return env
+
+
+def run_agent_cli(*args: str, env: dict[str, str] | None = None
+                  ) -> subprocess.CompletedProcess[str]:
+    """Run ``nx-agent ARGS`` to its end in a child process (``env``: ours, no NX_AGENT_)."""
+    return subprocess.run([sys.executable, "-m", "firmware_agent.cli", *args],
+                          capture_output=True, text=True, timeout=120,
+                          env=agent_environment() if env is None else env)
+
+
 class AgentProcess:
     """``nx-agent run`` as a child process, logging to a file."""
 
@@ -155,8 +170,7 @@ class AgentProcess:
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-            stdout=self._log, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")},
+            stdout=self._log, stderr=subprocess.STDOUT, env=agent_environment(),
         )
 
     def kill(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 import configparser
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from firmware_agent.config import AgentSettings
+from tests.agent.helpers import agent_environment, run_agent_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "firmware_agent"
@@ -57,16 +57,13 @@ def test_no_module_of_the_agent_imports_another_package() -> None:
 def test_cli_rejects_a_bad_config_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "agent.toml"
     bad.write_text('machine_id = "Not Valid"\n', encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(bad)],
-                         capture_output=True, text=True, timeout=120)
+    out = run_agent_cli("run", "--config", str(bad))
     assert out.returncode == 2
     assert "bad configuration" in out.stderr
     assert "machine_id" in out.stderr
     assert "Traceback" not in out.stderr
-    not_json = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run"], capture_output=True, text=True,
-        timeout=120, env={**os.environ, "NX_AGENT_MACHINE_ID": "test-001",
-                          "NX_AGENT_DEX_SLOT_MAP": "A1=1"})
+    not_json = run_agent_cli("run", env=agent_environment(NX_AGENT_MACHINE_ID="test-001",
+                                                          NX_AGENT_DEX_SLOT_MAP="A1=1"))
     assert not_json.returncode == 2
     assert "bad configuration" in not_json.stderr
     assert "dex_slot_map" in not_json.stderr
@@ -75,17 +72,13 @@ def test_cli_rejects_a_bad_config_clearly(tmp_path: Path) -> None:
     leaky = tmp_path / "leaky.toml"
     leaky.write_text('machine_id = "test-001"\nmqtt_password = 86421357\nmqtt_port = "x"\n',
                      encoding="utf-8")
-    wrong_type = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(leaky)],
-        capture_output=True, text=True, timeout=120)
+    wrong_type = run_agent_cli("run", "--config", str(leaky))
     assert wrong_type.returncode == 2
     assert "2 invalid setting(s)" in wrong_type.stderr
     assert "mqtt_password: Input should be a valid string" in wrong_type.stderr
     assert "mqtt_port:" in wrong_type.stderr
     assert "86421357" not in wrong_type.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(tmp_path / "no.toml")],
-        capture_output=True, text=True, timeout=120)
+    missing = run_agent_cli("run", "--config", str(tmp_path / "no.toml"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 
@@ -117,9 +110,7 @@ def test_cli_refuses_a_corrupt_store_without_touching_it(tmp_path: Path) -> None
     (data / "agent.db").write_bytes(garbage)
     config = tmp_path / "agent.toml"
     config.write_text(f'machine_id = "test-001"\ndata_dir = "{data}"\n', encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=120)
+    out = run_agent_cli("run", "--config", str(config))
     assert out.returncode == 2
     assert "cannot use the agent store" in out.stderr
     assert "Traceback" not in out.stderr

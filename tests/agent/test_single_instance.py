@@ -17,6 +17,7 @@ from firmware_agent.drivers.dex import DexDriver
 from firmware_agent.drivers.nxlink import NxlinkDriver
 from firmware_agent.instance_lock import DataDirLock, InstanceLockError
 from simulators.virtual_controller import VirtualController
+from tests.agent.helpers import run_agent_cli
 from tests.waiting import wait_until
 
 
@@ -78,10 +79,7 @@ def test_cli_refuses_a_data_dir_in_use(tmp_path: Path) -> None:
     lock = DataDirLock(data)
     lock.acquire()
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-            capture_output=True, text=True, timeout=120,
-            env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")})
+        out = run_agent_cli("run", "--config", str(config))
     finally:
         lock.release()
     assert out.returncode == 2

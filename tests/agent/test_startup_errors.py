@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from firmware_agent.agent import Agent
 from firmware_agent.config import AgentSettings
+from tests.agent.helpers import run_agent_cli
 
 
 def test_unusable_tls_files_refuse_the_start_and_leave_nothing_behind(tmp_path: Path) -> None:
@@ -34,15 +33,16 @@ def test_unusable_tls_files_refuse_the_start_and_leave_nothing_behind(tmp_path: 
     agent.stop()
 
 
-def test_cli_reports_a_missing_tls_file_without_a_traceback(tmp_path: Path) -> None:
+def run_with(tmp_path: Path, data_dir: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+    """Run ``nx-agent run`` on a loop:// port with ``data_dir`` and the TOML ``lines``."""
     config = tmp_path / "agent.toml"
-    config.write_text(f'machine_id = "test-001"\nserial_port = "loop://"\n'
-                      f'data_dir = "{tmp_path / "data"}"\n'
-                      f'tls_ca_file = "{tmp_path / "ca.pem"}"\n', encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")})
+    config.write_text("\n".join(['machine_id = "test-001"', 'serial_port = "loop://"',
+                                 f'data_dir = "{data_dir}"', *lines]) + "\n", encoding="utf-8")
+    return run_agent_cli("run", "--config", str(config))
+
+
+def test_cli_reports_a_missing_tls_file_without_a_traceback(tmp_path: Path) -> None:
+    out = run_with(tmp_path, tmp_path / "data", f'tls_ca_file = "{tmp_path / "ca.pem"}"')
     assert out.returncode == 2
     assert f"bad configuration: tls_ca_file {tmp_path / 'ca.pem'}: No such file" in out.stderr
     assert "Traceback" not in out.stderr
@@ -51,13 +51,7 @@ def test_cli_reports_a_missing_tls_file_without_a_traceback(tmp_path: Path) -> N
 def test_cli_reports_a_data_dir_it_cannot_create(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir's parent should be\n", encoding="utf-8")
-    config = tmp_path / "agent.toml"
-    config.write_text(f'machine_id = "test-001"\nserial_port = "loop://"\n'
-                      f'data_dir = "{blocker / "data"}"\n', encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "firmware_agent.cli", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("NX_AGENT_")})
+    out = run_with(tmp_path, blocker / "data")
     assert out.returncode == 2
     assert f"cannot use the data dir {blocker / 'data'}: Not a directory" in out.stderr
     assert "Traceback" not in out.stderr

@@ -45,7 +45,7 @@ def test_parser_on_a_damaged_real_file(tag: str, fields: list[str], position: in
     lines.insert(position, "*".join([tag, *fields]))
     result = outcome("\n".join(lines))
     if isinstance(result, DexParseError):
-        assert 1 <= result.line <= len(lines)
+        assert 1 <= result.line <= len(lines)  # ok: a refusal must name a line of the file
     else:
         assert result.identity.communication_id == "NEC0000000"
 
