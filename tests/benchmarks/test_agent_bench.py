@@ -30,7 +30,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import pytest
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VirtualController
 from simulators.virtual_dex import VirtualDexMachine
-from tests.agent.helpers import Collector, wait_until
+from tests.agent.helpers import UPWARD_TOPICS, Collector, wait_until
 from tests.conftest import TEST_MACHINES
 
 EVENTS = 5000
@@ -130,9 +131,23 @@ def write_agent_config(path: Path, machine: str, broker: MosquittoBroker, port: 
 
 def machine_collector(broker: MosquittoBroker, machine: str) -> Collector:
     """A QoS 1 subscriber to ``machine``'s upward topics only."""
-    channels = ("status", "events", "telemetry", "stock", "cmd/result")
     return Collector(broker, client_id=f"bench-collector-{machine}",
-                     topics=tuple(f"nx/v1/machines/{machine}/{c}" for c in channels))
+                     topics=tuple(t.replace("+", machine) for t in UPWARD_TOPICS))
+
+
+@contextmanager
+def running_agent(command: list[str], config: Path,
+                  collector: Collector) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``nx-agent run --config`` as the unit does; yield it once online, stop it after."""
+    proc = subprocess.Popen([*command, "--log-level", "WARNING", "run", "--config", str(config)],
+                            env=systemd_like_environment())
+    try:
+        wait_until(lambda: any(s["state"] == "online" for s in collector.on("status")),
+                   what=f"agent online ({config})")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def measure_agent(command: list[str], machine: str, broker: MosquittoBroker,
@@ -143,37 +158,32 @@ def measure_agent(command: list[str], machine: str, broker: MosquittoBroker,
     data_dir = work / "data"
     config = work / "agent.toml"
     write_agent_config(config, machine, broker, vc.port, data_dir)
-    proc = subprocess.Popen([*command, "--log-level", "WARNING", "run", "--config", str(config)],
-                            env=systemd_like_environment())
     try:
-        wait_until(lambda: any(s["state"] == "online" for s in collector.on("status")),
-                   what="agent online")
-        idle_mb = rss_mb(proc.pid)
-        peak_mb = idle_mb
-        started = time.perf_counter()
-        for n in range(EVENTS):
-            vc.vend(n % 4 + 1)
+        with running_agent(command, config, collector) as proc:
+            idle_mb = rss_mb(proc.pid)
+            peak_mb = idle_mb
+            started = time.perf_counter()
+            for n in range(EVENTS):
+                vc.vend(n % 4 + 1)
 
-        stored_s = 0.0
+            stored_s = 0.0
 
-        def all_acknowledged() -> bool:
-            nonlocal peak_mb, stored_s
+            def all_acknowledged() -> bool:
+                nonlocal peak_mb, stored_s
+                peak_mb = max(peak_mb, rss_mb(proc.pid))
+                if vc.unacked:
+                    return False
+                stored_s = stored_s or time.perf_counter() - started
+                return outbox_depth(data_dir / "agent.db") == 0
+
+            wait_until(all_acknowledged, timeout=300, what=f"{EVENTS} events PUBACKed")
+            elapsed = time.perf_counter() - started
             peak_mb = max(peak_mb, rss_mb(proc.pid))
-            if vc.unacked:
-                return False
-            stored_s = stored_s or time.perf_counter() - started
-            return outbox_depth(data_dir / "agent.db") == 0
-
-        wait_until(all_acknowledged, timeout=300, what=f"{EVENTS} events PUBACKed")
-        elapsed = time.perf_counter() - started
-        peak_mb = max(peak_mb, rss_mb(proc.pid))
-        # The private part: RSS minus pages of shared libraries and files.
-        anon_mb = rss_mb(proc.pid, "RssAnon")
-        wait_until(lambda: len(set(collector.event_ids("vend"))) >= EVENTS, timeout=120,
-                   what=f"{EVENTS} events at the subscriber")
+            # The private part: RSS minus pages of shared libraries and files.
+            anon_mb = rss_mb(proc.pid, "RssAnon")
+            wait_until(lambda: len(set(collector.event_ids("vend"))) >= EVENTS, timeout=120,
+                       what=f"{EVENTS} events at the subscriber")
     finally:
-        proc.terminate()
-        proc.wait(30)
         vc.stop()
         collector.close()
     rate = EVENTS / elapsed
@@ -197,31 +207,26 @@ def measure_dex_agent(command: list[str], machine: str, broker: MosquittoBroker,
     config = work / "agent.toml"
     write_agent_config(config, machine, broker, vm.port, work / "data",
                        extra=('driver = "dex"', "baudrate = 9600", f"dex_poll_s = {DEX_POLL_S}"))
-    proc = subprocess.Popen([*command, "--log-level", "WARNING", "run", "--config", str(config)],
-                            env=systemd_like_environment())
     try:
-        wait_until(lambda: any(s["state"] == "online" for s in collector.on("status")),
-                   what="DEX agent online")
-        wait_until(lambda: vm.audits_served >= 1, what="first audit (the baseline)")
-        idle_mb = peak_mb = rss_mb(proc.pid)
-        for round_ in range(DEX_ROUNDS):
-            served = vm.audits_served
-            vm.vend(str(round_ % 2 + 1), count=DEX_VENDS_PER_ROUND)
+        with running_agent(command, config, collector) as proc:
+            wait_until(lambda: vm.audits_served >= 1, what="first audit (the baseline)")
+            idle_mb = peak_mb = rss_mb(proc.pid)
+            for round_ in range(DEX_ROUNDS):
+                served = vm.audits_served
+                vm.vend(str(round_ % 2 + 1), count=DEX_VENDS_PER_ROUND)
 
-            def next_audit(served: int = served) -> bool:
-                nonlocal peak_mb
-                peak_mb = max(peak_mb, rss_mb(proc.pid))
-                return vm.audits_served > served + 1  # one audit begun after the vends
+                def next_audit(served: int = served) -> bool:
+                    nonlocal peak_mb
+                    peak_mb = max(peak_mb, rss_mb(proc.pid))
+                    return vm.audits_served > served + 1  # one audit begun after the vends
 
-            wait_until(next_audit, what=f"audit after round {round_}")
-        want = DEX_ROUNDS * DEX_VENDS_PER_ROUND
-        wait_until(lambda: len(set(collector.event_ids("vend"))) >= want, timeout=120,
-                   what=f"{want} DEX vends at the subscriber")
-        peak_mb = max(peak_mb, rss_mb(proc.pid))
-        assert len(set(collector.event_ids("vend"))) == want  # none invented
+                wait_until(next_audit, what=f"audit after round {round_}")
+            want = DEX_ROUNDS * DEX_VENDS_PER_ROUND
+            wait_until(lambda: len(set(collector.event_ids("vend"))) >= want, timeout=120,
+                       what=f"{want} DEX vends at the subscriber")
+            peak_mb = max(peak_mb, rss_mb(proc.pid))
+            assert len(set(collector.event_ids("vend"))) == want  # none invented
     finally:
-        proc.terminate()
-        proc.wait(30)
         vm.stop()
         collector.close()
     return {"audits": vm.audits_served, "vends": want, "rss_mb": round(peak_mb, 1),
