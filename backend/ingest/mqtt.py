@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from backend.config import Settings
+from backend.ingest.takeover import DropWatch, describe_disconnect
 from backend.metrics import IngestMetrics
 from backend.models import utcnow
 from firmware_agent.manual_ack import ConnectionAcks
@@ -169,6 +170,7 @@ class IngestClient:
         self.subscribed = threading.Event()
         self._stopping = threading.Event()
         self._acks = ConnectionAcks()
+        self._takeovers = DropWatch()
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -281,7 +283,11 @@ class IngestClient:
             self._acks.next_connection()
             self.connected.clear()
             self.subscribed.clear()
-            log.info("%s disconnected: %s", self.client_id, reason)
+            # A takeover is someone else holding this worker's session: never just INFO.
+            level, fmt, args = describe_disconnect(
+                self.client_id, int(reason.value), stopping=self._stopping.is_set(),
+                watch=self._takeovers, now=time.monotonic())
+            log.log(level, fmt + ": %s", *args, reason)
         except Exception:
             log.exception("on_disconnect failed")
 
