@@ -92,7 +92,9 @@ def scan_command(
             if max_share is not None
             else float(params.get("MaxSpatialSizeInPopulationAtRisk", "50"))
         )
-        days = max_days if max_days is not None else int(params.get("MaxTemporalSize", "7"))
+        days = (
+            max_days if max_days is not None else satscan_io.prm_int(params, "MaxTemporalSize", 7)
+        )
         settings = ScanSettings(
             max_radius_km=radius,
             max_share=share / 100.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from backend.hotspots.engine import IntMatrix
 from backend.hotspots.geometry import CoordinateSystem, FloatArray
+from firmware_agent.wire.digits import ascii_int, is_ascii_digits
 
 
 class SatscanFormatError(ValueError):
@@ -45,7 +46,7 @@ class Location:
 def parse_date(text: str) -> dt.date:
     """Parse YYYY/MM/DD (SaTScan) or YYYY-MM-DD; months and days may lack a zero."""
     parts = text.replace("-", "/").split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(is_ascii_digits(p) for p in parts):
         raise ValueError(f"date {text!r} is not YYYY/MM/DD")
     return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
 
@@ -76,14 +77,12 @@ def read_cas(path: Path) -> list[CaseRecord]:
         where = f"{path}, line {number}"
         if len(fields) < 3:
             raise SatscanFormatError(f"{where}: expected 'location count date', got {fields}")
-        try:
-            count = int(fields[1])
-        except ValueError:
-            raise SatscanFormatError(
-                f"{where}: case count {fields[1]!r} is not a whole number"
-            ) from None
-        if count < 0:
-            raise SatscanFormatError(f"{where}: case count {count} is negative")
+        magnitude = ascii_int(fields[1].removeprefix("-"))
+        if magnitude is None:
+            raise SatscanFormatError(f"{where}: case count {fields[1]!r} is not a whole number")
+        if fields[1].startswith("-") and magnitude:
+            raise SatscanFormatError(f"{where}: case count -{magnitude} is negative")
+        count = magnitude
         try:
             day = parse_date(fields[2])
         except ValueError as exc:
@@ -138,6 +137,17 @@ def read_prm(path: Path) -> dict[str, str]:
             raise SatscanFormatError(f"{path}, line {number}: parameter without a name")
         out[key.strip()] = value.strip()
     return out
+
+
+def prm_int(params: Mapping[str, str], key: str, default: int) -> int:
+    """Return parameter ``key`` as a whole number, ``default`` when it is absent."""
+    value = params.get(key)
+    if value is None:
+        return default
+    number = ascii_int(value)
+    if number is None:
+        raise SatscanFormatError(f"parameter {key}={value!r} is not a whole number")
+    return number
 
 
 def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:

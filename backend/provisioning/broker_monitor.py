@@ -24,6 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from firmware_agent.wire.digits import ascii_int
+
 log = logging.getLogger(__name__)
 
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
@@ -61,7 +63,7 @@ class DropCounter:
 def parse_counter(payload: bytes) -> int | None:
     """Return the integer in a ``$SYS`` payload, or None if it is not one."""
     text = payload.decode("ascii", errors="replace").strip()
-    return int(text) if text.isdigit() else None
+    return ascii_int(text)
 
 
 class BrokerMonitor:

@@ -6,6 +6,8 @@ import os
 import signal
 from pathlib import Path
 
+from firmware_agent.wire.digits import ascii_int
+
 
 class BrokerSignalError(RuntimeError):
     """The broker could not be signalled (no pid file, stale pid, no permission)."""
@@ -14,12 +16,15 @@ class BrokerSignalError(RuntimeError):
 def read_pid(pid_file: Path) -> int:
     """Return the pid written in ``pid_file``."""
     try:
-        text = pid_file.read_text(encoding="ascii").strip()
+        # Bytes, not text: a damaged file must reach the check below, not raise
+        # UnicodeDecodeError (a ValueError that no caller expects).
+        text = pid_file.read_bytes().decode("ascii", errors="replace").strip()
     except OSError as exc:
         raise BrokerSignalError(f"cannot read broker pid file {pid_file}: {exc}") from exc
-    if not text.isdigit() or int(text) <= 1:
-        raise BrokerSignalError(f"broker pid file {pid_file} does not hold a pid: {text!r}")
-    return int(text)
+    pid = ascii_int(text)
+    if pid is None or pid <= 1:
+        raise BrokerSignalError(f"broker pid file {pid_file} does not hold a pid: {text[:40]!r}")
+    return pid
 
 
 def reload_broker(pid_file: Path) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from firmware_agent.dex.audit import Audit
 from firmware_agent.dex.deltas import Delta
 from firmware_agent.drivers.base import Door, Fault, Hello, Observation, Temperature, Vend
+from firmware_agent.wire.digits import ascii_int
 from firmware_agent.wire.payloads import DoorState, VendResult
 
 DOOR_EVENT_CODES = frozenset({"EGS"})
@@ -26,9 +27,8 @@ def slot_for(selection_id: str, slot_map: Mapping[str, int] | None = None) -> in
     """Return the slot a selection feeds: mapped, else its own number if 1..99, else None."""
     if slot_map and selection_id in slot_map:
         return slot_map[selection_id]
-    if selection_id.isdigit() and 1 <= int(selection_id) <= 99:
-        return int(selection_id)
-    return None
+    number = ascii_int(selection_id)
+    return number if number is not None and 1 <= number <= 99 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from firmware_agent.dex.audit import Audit, DexEvent, Identity, Selection, VendTotals
 from firmware_agent.dex.crc import dex_crc16
+from firmware_agent.wire.digits import ascii_int, is_ascii_digits
 
 _TAG = re.compile(r"^[A-Z][A-Z0-9]{1,3}$")
 # Record types whose content we read; anything else is listed as ignored.
@@ -54,10 +55,11 @@ class _Segment:
         value = self.get(index)
         if value == "":
             return None
-        if not value.isdigit():
+        count = ascii_int(value)
+        if count is None:
             reason = f"{self.tag} field {index:02d} is not a count"
             raise DexParseError(self.line, reason, self.text)
-        return int(value)
+        return count
 
 
 def _decode(data: bytes | str) -> str:
@@ -94,7 +96,7 @@ def split_segments(data: bytes | str) -> list[_Segment]:
 def parse_date_time(date: str, time: str = "") -> datetime | None:
     """Read a YYMMDD or YYYYMMDD date and an HHMM or HHMMSS time; None when unset."""
     date, time = date.strip(), time.strip()
-    if not date.isdigit() or int(date) == 0:
+    if not is_ascii_digits(date) or int(date) == 0:
         return None
     try:
         if len(date) == 8:
@@ -103,7 +105,7 @@ def parse_date_time(date: str, time: str = "") -> datetime | None:
             day = datetime.strptime(date, "%y%m%d")
         else:
             return None
-        if time.isdigit() and len(time) in (4, 6):
+        if is_ascii_digits(time) and len(time) in (4, 6):
             clock = time.ljust(6, "0")
             return day.replace(hour=int(clock[:2]), minute=int(clock[2:4]), second=int(clock[4:]))
     except ValueError:
@@ -175,7 +177,7 @@ class _Builder:
         places = seg.get(1)
         self.identity = replace(
             self.identity,
-            decimal_places=int(places) if places.isdigit() else None,
+            decimal_places=ascii_int(places),
             currency=seg.get(3) or None,
         )
 
@@ -243,7 +245,7 @@ class _Builder:
         self.events[code] = replace(
             old or DexEvent(code=code),
             occurred_at=when,
-            duration_min=int(duration) if duration.isdigit() else None,
+            duration_min=ascii_int(duration),
             line=seg.line,
         )
 
@@ -255,8 +257,8 @@ class _Builder:
         since_reset, since_init, activity = seg.get(2), seg.get(3), seg.get(5)
         self.events[code] = replace(
             old,
-            count_since_reset=int(since_reset) if since_reset.isdigit() else None,
-            count=int(since_init) if since_init.isdigit() else None,
+            count_since_reset=ascii_int(since_reset),
+            count=ascii_int(since_init),
             active={"1": True, "0": False}.get(activity),
         )
 
@@ -297,7 +299,7 @@ def _check_envelope(segments: list[_Segment], warnings: list[str]) -> tuple[bool
         se = segments[tags.index("SE")]
         count = se.get(1)
         included = tags.index("SE") - tags.index("ST") + 1
-        if count.isdigit() and int(count) != included:
+        if is_ascii_digits(count) and int(count) != included:
             warnings.append(f"line {se.line}: SE counts {count} segments, found {included}")
     return complete, crc_ok
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from firmware_agent.wire.crc import crc16_ccitt_false
+from firmware_agent.wire.digits import is_ascii_digits
 
 SEQ_MODULUS = 65536
 """Sequence numbers are 0..65535 and wrap to 0."""
@@ -89,7 +90,7 @@ def encode(packet: Packet) -> bytes:
 
 def _parse_seq(text: str) -> int:
     # Canonical decimal only: "007" or "+7" would make two encodings of one frame.
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0") or not text.isascii():
+    if not is_ascii_digits(text) or (len(text) > 1 and text[0] == "0"):
         raise FrameError(f"bad sequence number {text!r}")
     return int(text)
 

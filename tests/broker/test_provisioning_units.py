@@ -230,6 +230,11 @@ def test_pid_file_errors_are_clear(tmp_path: Path) -> None:
     garbage.write_text("not-a-pid")
     with pytest.raises(BrokerSignalError, match="does not hold a pid"):
         reload_broker(garbage)
+    # A damaged byte is no pid either (it was a UnicodeDecodeError, or int() refusing "²").
+    for damaged in (b"12\xb2\n", "\u00b2".encode(), "\u0663\u0663".encode(), b"1_000"):
+        garbage.write_bytes(damaged)
+        with pytest.raises(BrokerSignalError, match="does not hold a pid"):
+            read_pid(garbage)
 
 
 def test_drop_counter_reports_each_increase_once() -> None:
@@ -249,7 +254,8 @@ def test_drops_before_the_monitor_started_are_reported() -> None:
 
 
 @pytest.mark.parametrize(("payload", "value"), [(b"17", 17), (b" 3\n", 3), (b"x", None),
-                                                (b"-1", None), (b"", None)])
+                                                (b"-1", None), (b"", None), (b"\xb2", None),
+                                                ("\u00b2".encode(), None), (b"1_0", None)])
 def test_parse_counter(payload: bytes, value: int | None) -> None:
     assert parse_counter(payload) == value
 

@@ -197,3 +197,35 @@ def test_latin1_names_are_read() -> None:
 )
 def test_dates(date: str, time: str, expected: datetime | None) -> None:
     assert parse_date_time(date, time) == expected
+
+
+NOT_ASCII_DIGITS = ["\u00b2", "\u0663", "\u2460", "+7", "1_0"]
+"""Text that str.isdigit() or int() accepts but that is no count in an audit."""
+HEAD = "DXS*X*VA*V1/1*1\nST*001*0001\nPA1*1*100*A\n"
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS)
+def test_a_count_that_is_not_ascii_digits_names_the_line(text: str) -> None:
+    with pytest.raises(DexParseError) as info:
+        parse_audit(f"{HEAD}PA1*2*{text}*B\n")
+    assert info.value.line == 4
+    assert "PA1 field 02 is not a count" in str(info.value)
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS)
+def test_optional_numbers_that_are_not_ascii_digits_read_as_unset(text: str) -> None:
+    audit = parse_audit(
+        f"{HEAD}ID4*{text}*978*EUR\nPA5*{text}*1200\nEA1*EJJ*{text}*{text}*{text}\n"
+        f"EA2*EJJ*{text}*{text}\nSE*{text}*0001\n"
+    )
+    assert audit.identity.decimal_places is None
+    assert audit.selection("1").last_sale is None
+    (event,) = audit.events
+    assert (event.occurred_at, event.duration_min) == (None, None)
+    assert (event.count_since_reset, event.count) == (None, None)
+
+
+def test_the_byte_0xb2_in_an_ea2_count_is_read_not_crashed_on() -> None:
+    audit = parse_audit(HEAD.encode() + b"EA2*EJJ*\xb2\n")
+    assert audit.events[0].code == "EJJ"
+    assert audit.events[0].count_since_reset is None

@@ -47,6 +47,11 @@ def test_round_trip(tmp_path: Path) -> None:
     ("a 1 2001-11-01\nb 1\n", "line 2: expected 'location count date'"),
     ("a -3 2001/11/01\n", "line 1: case count -3 is negative"),
     ("a 1 yesterday\n", "line 1: date 'yesterday' is not YYYY/MM/DD"),
+    # str.isdigit() takes "²" and int() then fails; int() takes "٣" as 3 and "1_0" as 10.
+    ("a 1 2001/11/0\u00b2\n", "line 1: date '2001/11/0\u00b2' is not YYYY/MM/DD"),
+    ("a \u0663 2001/11/01\n", "line 1: case count '\u0663' is not a whole number"),
+    ("a 1_0 2001/11/01\n", "line 1: case count '1_0' is not a whole number"),
+    ("a +3 2001/11/01\n", "line 1: case count '\\+3' is not a whole number"),
 ])
 def test_bad_case_files_name_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.cas"
@@ -102,3 +107,11 @@ def test_cli_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "line 2: case count 'one'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_whole_number_parameters_are_ascii_digits() -> None:
+    assert io.prm_int({"MaxTemporalSize": "14"}, "MaxTemporalSize", 7) == 14
+    assert io.prm_int({}, "MaxTemporalSize", 7) == 7
+    for bad in ("\u0667", " 1_4", "14 days", "-1"):
+        with pytest.raises(io.SatscanFormatError, match=r"=.* is not a whole number"):
+            io.prm_int({"MaxTemporalSize": bad}, "MaxTemporalSize", 7)
