@@ -26,7 +26,7 @@ from firmware_agent.dex.baseline_store import BaselineStore
 from firmware_agent.dex.deltas import MAX_PLAUSIBLE_DELTA, Baseline, diff
 from firmware_agent.dex.link import DexLinkError, LinkTimings, UcsMaster
 from firmware_agent.dex.observations import hello_for, observations_for
-from firmware_agent.dex.parser import DexParseError, parse_audit
+from firmware_agent.dex.parser import parse_audit
 from firmware_agent.drivers.base import Batch, ControllerDriver, DriverError
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,12 @@ class DexDriver(ControllerDriver):
                 return Batch()
         self._next_poll = time.monotonic() + self._poll_s
         audit = self._fetch(master)
-        return self._batch(audit)
+        try:
+            return self._batch(audit)
+        except ValueError as exc:
+            # Mapping an audit reads its selection ids and counters: outside input too.
+            self._refuse_audit()
+            raise DriverError(f"DEX audit not usable: {exc}") from exc
 
     def _fetch(self, master: UcsMaster) -> Audit:
         try:
@@ -185,15 +190,19 @@ class DexDriver(ControllerDriver):
             raise DriverError(f"DEX port {self._port_name} failed: {exc}") from exc
         try:
             audit = parse_audit(raw)
-        except DexParseError as exc:
-            self._counts["dex_bad_audits"] += 1
-            self._retry_soon()
+        except ValueError as exc:
+            # DexParseError is a ValueError; any other one is a parser bug met on
+            # outside input, and still only costs this audit (the baseline stays).
+            self._refuse_audit()
             raise DriverError(f"DEX audit unreadable: {exc}") from exc
         if not audit.complete or audit.crc_ok is False:
-            self._counts["dex_bad_audits"] += 1
-            self._retry_soon()
+            self._refuse_audit()
             raise DriverError(f"DEX audit damaged: {'; '.join(audit.warnings)}")
         return audit
+
+    def _refuse_audit(self) -> None:
+        self._counts["dex_bad_audits"] += 1
+        self._retry_soon()
 
     def _retry_soon(self) -> None:
         self._next_poll = min(self._next_poll, time.monotonic() + self._retry_s)

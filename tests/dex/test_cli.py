@@ -47,6 +47,26 @@ def test_malformed_file_exits_2_with_the_line(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_a_noisy_byte_in_an_ea2_count_is_read_not_a_traceback(tmp_path: Path) -> None:
+    noisy = tmp_path / "noisy.eva_dts"
+    noisy.write_bytes(b"DXS*X*VA*V1/1*1\r\nST*001*0001\r\nEA2*EJJ*\xb2\r\n")
+    result = nx_agent("dex", "parse", str(noisy))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    (event,) = json.loads(result.stdout)["events"]
+    assert event["code"] == "EJJ"
+    assert event["count_since_reset"] is None
+
+
+def test_a_noisy_byte_in_a_price_exits_2_naming_the_line(tmp_path: Path) -> None:
+    noisy = tmp_path / "noisy.eva_dts"
+    noisy.write_bytes(b"DXS*X*VA*V1/1*1\r\nST*001*0001\r\nPA1*1*\xb2\r\n")
+    result = nx_agent("dex", "parse", str(noisy))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert "line 3: PA1 field 02 is not a count" in result.stderr
+
+
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     result = nx_agent("dex", "parse", str(tmp_path / "absent.eva_dts"))
     assert result.returncode == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware_agent.dex.audit import Audit
 from firmware_agent.dex.baseline_store import FILE_NAME
 from firmware_agent.dex.link import LinkTimings
 from firmware_agent.drivers.base import (
@@ -178,3 +179,49 @@ def test_corrupt_baseline_file_is_ignored_with_a_warning(
     with caplog.at_level(logging.WARNING), make_driver(machine, tmp_path, fast_link) as driver:
         assert vends(driver.read(READ_S)) == []
     assert "ignoring DEX baseline" in caplog.text
+
+
+def test_a_noisy_byte_in_the_audit_costs_nothing(
+    machine: VirtualDexMachine, tmp_path: Path, fast_link: LinkTimings
+) -> None:
+    with make_driver(machine, tmp_path, fast_link) as driver:
+        driver.commit(driver.read(READ_S))
+        machine.vend("1", count=2)
+        # The code shifts the fields: EA1 and EA2 then carry "²" (0xB2 on the wire,
+        # read as Latin-1) where a date and a count belong.
+        machine.record_event("EJJ*\u00b2")
+        batch = driver.read(READ_S)
+        assert vends(batch) == [1, 1]
+        assert [o.code for o in of_type(batch, Fault)] == ["DEX_EJJ"]
+
+
+def test_a_selection_id_in_noisy_digits_maps_to_no_slot(
+    tmp_path: Path, fast_link: LinkTimings
+) -> None:
+    vm = VirtualDexMachine({"1": ("NALOXONE", 0), "\u00b2": ("NOISE", 0)}, response_s=1.5)
+    with vm, make_driver(vm, tmp_path, fast_link) as driver:
+        driver.commit(driver.read(READ_S))
+        vm.vend("1")
+        vm.vend("\u00b2")
+        batch = driver.read(READ_S)
+        assert vends(batch) == [1]
+        assert driver.counters()["dex_unmapped_vends"] == 1
+
+
+def test_an_audit_the_parser_cannot_handle_is_a_driver_error_and_keeps_the_baseline(
+    machine: VirtualDexMachine, tmp_path: Path, fast_link: LinkTimings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def parser_bug(data: bytes | str) -> Audit:
+        raise ValueError("invalid literal for int() with base 10: 'x'")
+
+    with make_driver(machine, tmp_path, fast_link) as driver:
+        driver.commit(driver.read(READ_S))
+        machine.vend("2")
+        with monkeypatch.context() as patch:
+            # Fault injection: stands for any parser bug still hidden on outside input.
+            patch.setattr("firmware_agent.drivers.dex.parse_audit", parser_bug)
+            with pytest.raises(DriverError, match="DEX audit unreadable: invalid literal"):
+                driver.read(READ_S)
+        assert driver.counters()["dex_bad_audits"] == 1
+        assert vends(driver.read(READ_S)) == [2]
