@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint mosquitto clean help
+.PHONY: demo test fuzz bench lint mosquitto clean help
 
 help:
 	@echo "make demo   - run broker, backend, a simulated fleet and the console"
 	@echo "make test   - run the whole test suite"
+	@echo "make fuzz   - run the property tests with a random seed and many more examples"
 	@echo "make bench  - run the benchmarks (figures in bench-results/)"
 	@echo "make lint   - ruff and mypy"
 
@@ -29,6 +30,11 @@ demo: $(STAMP) mosquitto
 
 test: $(STAMP) mosquitto
 	$(BIN)/python -m pytest
+
+# Random seed each run (NX_FUZZ_EXAMPLES examples per test, default 2000); a failure
+# prints the seed and a @reproduce_failure blob: keep it as an @example (README).
+fuzz: $(STAMP) mosquitto
+	$(BIN)/python -m pytest -m hypothesis --hypothesis-profile=fuzz
 
 bench: $(STAMP) mosquitto
 	@mkdir -p bench-results

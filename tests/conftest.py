@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from simulators.broker import MosquittoBroker
+
+# Property tests run derandomised by default ("ci"): the same examples on every run,
+# so a red build means a change, not luck. `make fuzz` loads "fuzz" instead: a fresh
+# random seed and many more examples; a failure it finds becomes an @example (README).
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz", derandomize=False, deadline=None, print_blob=True,
+    max_examples=int(os.environ.get("NX_FUZZ_EXAMPLES", "2000")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# --hypothesis-profile on the command line is applied later and wins over this.
+settings.load_profile(os.environ.get("NX_HYPOTHESIS_PROFILE", "ci"))
 
 BACKEND_USER = "nx-backend"
 BACKEND_PASSWORD = "backend-test-password"
