@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
 from backend.api.router import api_router, root_router
+from backend.api.security import authorize
 from backend.api.snapshot import SnapshotCache
+from backend.auth.oidc import make_verifier
 from backend.config import Settings
 from backend.db import check_schema, make_engine
 
@@ -26,11 +28,18 @@ def create_app(
     engine = engine or make_engine(settings.database_url)
     check_schema(engine)
     registry = registry if registry is not None else CollectorRegistry()
-    app = FastAPI(title="NaloxNet backend", version="1", docs_url="/docs")
+    # One dependency on every route applies the policy table (backend/api/policy.py).
+    app = FastAPI(
+        title="NaloxNet backend",
+        version="1",
+        docs_url="/docs",
+        dependencies=[Depends(authorize)],
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.write_engine = write_engine or make_engine(settings.database_url, immediate=True)
     app.state.registry = registry
+    app.state.oidc = make_verifier(settings)
     app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
     requests = Counter(
         "nx_api_requests", "API requests", ["method", "route", "status"], registry=registry

@@ -1,9 +1,10 @@
-"""``nx-backend``: the backend's command line (serve, ingest, migrate, device, hotspots)."""
+"""``nx-backend``: the backend's command line (serve, ingest, migrate, device, token, hotspots)."""
 
 from __future__ import annotations
 
 import typer
 
+from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
 from backend.service_cli import register as register_services
@@ -12,6 +13,7 @@ app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hot
                   no_args_is_help=True)
 app.add_typer(device_app, name="device")
 app.add_typer(hotspots_app, name="hotspots")
+app.add_typer(token_app, name="token")
 register_services(app)
 
 

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.auth.principal import Role
+
 DEV_MQTT_PASSWORD = "nx-backend-dev"  # noqa: S105 - refused outside development below
 
 
@@ -73,6 +75,27 @@ class Settings(BaseSettings):
     offline_timeout_s: float = Field(default=15 * 60, gt=0)
     gap_timeout_s: float = Field(default=10 * 60, gt=0)
 
+    # API tokens: the database is read on every request (a revocation holds at
+    # once on every replica); last_used_at is written at most this often.
+    auth_last_used_interval_s: float = Field(default=60.0, ge=0)
+
+    # OpenID Connect access tokens from one issuer (docs/security.md). OIDC is
+    # on when the issuer is set; the JWKS comes from its discovery document
+    # unless given.
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+    # The claim holding the groups (a list or space-separated string; dotted
+    # for nested claims such as realm_access.roles) and group -> role.
+    oidc_role_claim: str = "groups"
+    oidc_role_map: dict[str, Role] = Field(default_factory=dict)
+    oidc_name_claim: str = "sub"
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256"])
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    oidc_jwks_cache_s: float = Field(default=300.0, gt=0)
+    oidc_jwks_refresh_min_s: float = Field(default=30.0, ge=0)
+    oidc_http_timeout_s: float = Field(default=5.0, gt=0)
+
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None
     broker_pid_file: Path | None = None
@@ -84,6 +107,12 @@ class Settings(BaseSettings):
                 f"NX_INGEST_INBOX_MAX ({self.ingest_inbox_max}) must be at least twice "
                 f"NX_INGEST_BATCH_MAX_SIZE ({self.ingest_batch_max_size})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer is not None and not self.oidc_audience:
+            raise ValueError("NX_OIDC_AUDIENCE must be set when NX_OIDC_ISSUER is")
         return self
 
     @model_validator(mode="after")

@@ -11,6 +11,8 @@ from sqlmodel import Session, col, delete, func, select
 
 from backend.alerts.rules import slot_alert_spec, slot_alert_types, slot_subject
 from backend.alerts.store import open_alert, resolve_alerts
+from backend.auth.principal import Principal
+from backend.auth.scope import alert_filter, sees_alert, sees_machine_area
 from backend.models import (
     Alert,
     AlertStatus,
@@ -63,15 +65,20 @@ def register_machine(
     site: str | None = None,
     slots: Sequence[dict[str, Any]] | None = None,
     default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
+    area: str | None = None,
 ) -> Machine:
-    """Create or update a machine and its slots (idempotent), then commit."""
+    """Create or update a machine and its slots (idempotent), then commit.
+
+    ``area`` names the area tokens can be limited to; None keeps the current one.
+    """
     validate_machine_id(machine_id)
     machine = session.get(Machine, machine_id)
     if machine is None:
-        machine = Machine(id=machine_id, name=name, lat=lat, lon=lon, site=site)
+        machine = Machine(id=machine_id, name=name, lat=lat, lon=lon, site=site, area=area)
         session.add(machine)
     else:
         machine.name, machine.lat, machine.lon, machine.site = name, lat, lon, site
+        machine.area = area if area is not None else machine.area
         machine.active = True
     Machine.model_validate(machine.model_dump())  # range checks on lat/lon
     session.flush()
@@ -129,12 +136,17 @@ def _resolve_machine_alerts(session: Session, machine_id: str, *, by: str) -> No
     ).all()
     now = utcnow()
     for alert in active:
-        alert.status, alert.resolved_at, alert.acted_by = AlertStatus.RESOLVED, now, by
+        alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, by
 
 
-def get_machine(*, session: Session, machine_id: str) -> Machine | None:
-    """Return a machine by id."""
-    return session.get(Machine, machine_id)
+def get_machine(
+    *, session: Session, machine_id: str, principal: Principal | None = None
+) -> Machine | None:
+    """Return a machine by id (None also when ``principal`` may not see it)."""
+    machine = session.get(Machine, machine_id)
+    if machine is None or (principal and not sees_machine_area(principal, machine.area)):
+        return None
+    return machine
 
 
 def list_machines(
@@ -234,9 +246,10 @@ def list_alerts(
     machine_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    principal: Principal | None = None,
 ) -> tuple[list[Alert], int]:
-    """Return a page of alerts, newest first, and the total matching."""
-    where = []
+    """Return a page of alerts, newest first, and the total matching (of those visible)."""
+    where = [] if principal is None else [alert_filter(principal)]
     if status is not None:
         where.append(col(Alert.status) == status)
     if alert_type is not None:
@@ -254,27 +267,40 @@ def list_alerts(
     return list(page), int(total)
 
 
-def acknowledge_alert(*, session: Session, alert_id: int, by: str) -> Alert:
-    """Mark an open alert acknowledged by ``by``."""
+def _visible_alert(session: Session, alert_id: int, principal: Principal | None) -> Alert:
     alert = session.get(Alert, alert_id)
+    if alert is not None and principal is not None:
+        machine = None if alert.machine_id is None else session.get(Machine, alert.machine_id)
+        area = None if machine is None else machine.area
+        if not sees_alert(principal, alert.machine_id, area):
+            alert = None
     if alert is None:
         raise NotFoundError(f"alert {alert_id} does not exist")
+    return alert
+
+
+def acknowledge_alert(
+    *, session: Session, alert_id: int, by: str, principal: Principal | None = None
+) -> Alert:
+    """Mark an open alert acknowledged by ``by`` (NotFoundError if ``principal`` cannot see it)."""
+    alert = _visible_alert(session, alert_id, principal)
     if alert.status == AlertStatus.RESOLVED:
         raise InvalidTransitionError(f"alert {alert_id} is already resolved")
     if alert.status == AlertStatus.OPEN:
-        alert.status, alert.acknowledged_at, alert.acted_by = AlertStatus.ACKNOWLEDGED, utcnow(), by
+        alert.status, alert.acknowledged_at = AlertStatus.ACKNOWLEDGED, utcnow()
+        alert.acknowledged_by = by
         session.commit()
         session.refresh(alert)
     return alert
 
 
-def resolve_alert(*, session: Session, alert_id: int, by: str) -> Alert:
-    """Mark an alert resolved by ``by`` (idempotent)."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFoundError(f"alert {alert_id} does not exist")
+def resolve_alert(
+    *, session: Session, alert_id: int, by: str, principal: Principal | None = None
+) -> Alert:
+    """Mark an alert resolved by ``by`` (idempotent; NotFoundError if not visible)."""
+    alert = _visible_alert(session, alert_id, principal)
     if alert.status != AlertStatus.RESOLVED:
-        alert.status, alert.resolved_at, alert.acted_by = AlertStatus.RESOLVED, utcnow(), by
+        alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, utcnow(), by
         session.commit()
         session.refresh(alert)
     return alert
@@ -289,13 +315,14 @@ def record_restock_visit(
     counted_before: dict[int, int] | None = None,
     visited_at: datetime | None = None,
     default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
+    principal: Principal | None = None,
 ) -> RestockVisit:
     """Record a visit that set slot counts; closes the stock alerts it fixed.
 
     ``counted_before`` holds what the visitor found in each slot before loading;
     where it differs from the books it is stored as a discrepancy.
     """
-    machine = session.get(Machine, machine_id)
+    machine = get_machine(session=session, machine_id=machine_id, principal=principal)
     if machine is None:
         raise NotFoundError(f"machine {machine_id!r} is not registered")
     now = visited_at or utcnow()

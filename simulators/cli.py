@@ -46,6 +46,12 @@ def _banner(urls: DemoUrls, machines: int) -> str:
         f"  API docs  {urls.docs}",
         f"  API       {urls.api}/api/v1/machines",
         f"  broker    {urls.broker}",
+        *(
+            [f"  admin token  {urls.admin_token}  (the console uses it; for curl: "
+             f"-H 'Authorization: Bearer <token>')"]
+            if urls.admin_token
+            else []
+        ),
         f"  logs      {urls.logs}",
         f"  {machines} simulated machines around Philadelphia. Ctrl-C stops everything.",
         "",

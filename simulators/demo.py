@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlmodel import Session
+
 from backend import crud
+from backend.auth.principal import Role
+from backend.auth.tokens import create_token
 from backend.db import make_engine, migrate, session_scope
 from backend.provisioning.passwords import new_password
 from simulators.broker import MosquittoBroker
@@ -48,6 +52,7 @@ class DemoUrls:
     console: str | None
     broker: str
     logs: Path
+    admin_token: str | None = None
 
 
 @dataclass
@@ -90,12 +95,13 @@ class Demo:
         database_url = f"sqlite:///{workdir / 'naloxnet.db'}"
         migrate(database_url)
         self._register(database_url)
+        admin_token = self._admin_token(database_url)
 
         env = backend_env(cfg, broker, database_url, backend_password)
         api_url = self._start_backend(env, workdir)
         # The console comes up while the fleet replays its history, so the map
         # shows stock moving from the first minute.
-        console_url = self._start_console(api_url, workdir)
+        console_url = self._start_console(api_url, workdir, admin_token)
         self._start_fleet(broker, passwords, backend_password, scenario, workdir)
         if cfg.hotspots:
             self.hotspot_job = Child(
@@ -112,6 +118,7 @@ class Demo:
             console=console_url,
             broker=f"mqtt://{broker.host}:{broker.port}",
             logs=workdir / "logs",
+            admin_token=admin_token,
         )
 
     def _scenario(self) -> Scenario | None:
@@ -147,6 +154,16 @@ class Demo:
             engine.dispose()
         log.info("registered %d machines", len(self.specs))
 
+    def _admin_token(self, database_url: str) -> str:
+        # The API refuses callers without a token: the console signs in as admin
+        # so that the demo shows everything at once.
+        engine = make_engine(database_url)
+        try:
+            with Session(engine) as session:
+                return create_token(session, name="demo-admin", role=Role.ADMIN)
+        finally:
+            engine.dispose()
+
     def _start_backend(self, env: dict[str, str], workdir: Path) -> str:
         port = str(self.config.api_port)
         self.backend = Child(
@@ -159,14 +176,16 @@ class Demo:
         self.backend.wait_http(f"{api_url}/healthz", API_START_S)
         return api_url
 
-    def _start_console(self, api_url: str, workdir: Path) -> str | None:
+    def _start_console(self, api_url: str, workdir: Path, token: str) -> str | None:
         if not self.config.console:
             return None
         port = str(self.config.console_port)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NX_")}
+        env["NX_CONSOLE_API_TOKEN"] = token
         self.console = Child(
             "console",
             [entry_point("nx-console"), "--port", port, "--api-url", api_url],
-            {k: v for k, v in os.environ.items() if not k.startswith("NX_")},
+            env,
             workdir / "logs" / "console.log",
         )
         return f"http://127.0.0.1:{port}"

@@ -61,7 +61,7 @@ def resolve_alerts(
             table.c.subject == subject,
             table.c.status != AlertStatus.RESOLVED.value,
         )
-        .values(status=AlertStatus.RESOLVED.value, resolved_at=now or utcnow(), acted_by=by)
+        .values(status=AlertStatus.RESOLVED.value, resolved_at=now or utcnow(), resolved_by=by)
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
     if count:

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from backend.api.security import require_principal
+from backend.auth.principal import Principal
 from backend.config import Settings
 
 
@@ -53,3 +55,4 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
+PrincipalDep = Annotated[Principal, Depends(require_principal)]

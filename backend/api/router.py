@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import alerts, health, hotspots, machines
+from backend.api.routes import alerts, auth, health, hotspots, machines, tokens
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
+api_router.include_router(auth.router)
+api_router.include_router(tokens.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -60,16 +60,11 @@ class AlertsPage(BaseModel):
     count: int
 
 
-class AlertAction(BaseModel):
-    """Who acknowledges or resolves an alert (a role or team name, not a person's identity)."""
-
-    by: str = Field(default="console", min_length=1, max_length=64)
-
-
 class RestockVisitCreate(BaseModel):
     counts: dict[int, int] = Field(description="slot number -> count after loading")
     counted_before: dict[int, int] | None = None
-    visited_by: str | None = Field(default=None, max_length=64)
+    # No visited_by: the visit is recorded as the authenticated caller's (a
+    # visited_by sent by an older client is ignored).
 
 
 class RestockVisitPublic(BaseModel):
@@ -78,3 +73,44 @@ class RestockVisitPublic(BaseModel):
     visited_at: datetime
     visited_by: str | None
     counts: dict[str, int]
+
+
+class PrincipalPublic(BaseModel):
+    """Who the caller is, as the API sees it."""
+
+    name: str
+    role: str
+    areas: list[str]
+    source: Literal["token", "oidc"]
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$")
+    role: Literal["admin", "outreach", "health", "provisioning"]
+    areas: list[str] = Field(default_factory=list, max_length=100)
+    expires_in: str | None = Field(
+        default=None, max_length=16, description="e.g. 90d, 12h, 2w; none: never expires"
+    )
+
+
+class TokenPublic(BaseModel):
+    """A token as listed: never the token itself (only its hash is stored)."""
+
+    name: str
+    role: str
+    prefix: str
+    areas: list[str]
+    state: Literal["live", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The bearer token: shown this once, never again")
+
+
+class TokensPage(BaseModel):
+    data: list[TokenPublic]
+    count: int

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from backend.alerts.rules import machine_health
+from backend.auth.principal import Principal
+from backend.auth.scope import machine_filter
 from backend.models import Alert, AlertStatus, Machine, Slot
 
 
@@ -35,11 +38,21 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def fleet_page(
-    session: Session, *, limit: int, offset: int, default_threshold: int
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    default_threshold: int,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
-    """Return ``{"data": [MachinePublic...], "count": N}`` as plain JSON-ready values."""
+    """Return ``{"data": [MachinePublic...], "count": N}`` as plain JSON-ready values.
+
+    With a ``principal`` limited to areas, only the machines in them.
+    """
     m, s, a = _tables()
-    active = m.c.active.is_(True)
+    active: ColumnElement[bool] = m.c.active.is_(True)
+    if principal is not None:
+        active = active & machine_filter(principal, m.c.area)
     total = session.execute(select(func.count()).select_from(m).where(active)).scalar_one()
     page = select(m.c.id).where(active).order_by(m.c.id).offset(offset).limit(limit).subquery()
     machines = session.execute(
@@ -117,9 +130,9 @@ class SnapshotCache:
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._pages: dict[tuple[int, int], tuple[float, bytes]] = {}
+        self._pages: dict[Hashable, tuple[float, bytes]] = {}
 
-    def get(self, key: tuple[int, int], build: Callable[[], dict[str, Any]]) -> bytes:
+    def get(self, key: Hashable, build: Callable[[], dict[str, Any]]) -> bytes:
         """Return the cached JSON for ``key``, or build, serialize and keep it."""
         now = self._clock()
         with self._lock:

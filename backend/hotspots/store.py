@@ -122,7 +122,7 @@ def apply_plan(session: Session, plan: Plan, now: dt.datetime) -> tuple[int, int
         if alert is not None and alert.status != AlertStatus.RESOLVED.value:
             alert.status = AlertStatus.RESOLVED.value
             alert.resolved_at = now
-            alert.acted_by = SYSTEM_ACTOR
+            alert.resolved_by = SYSTEM_ACTOR
             session.add(alert)
             log.info("hotspot alert %s resolved: the cluster is gone", alert.subject)
     return opened, len(plan.update), len(plan.resolve)

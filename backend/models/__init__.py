@@ -8,6 +8,7 @@ from backend.models.alerts import (
     AlertType,
     Severity,
 )
+from backend.models.auth import ApiToken
 from backend.models.events import (
     CommandResultRecord,
     DeadLetter,
@@ -26,6 +27,7 @@ __all__ = [
     "AlertPublic",
     "AlertStatus",
     "AlertType",
+    "ApiToken",
     "CommandResultRecord",
     "DeadLetter",
     "DeliveryGap",

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import computed_field
 from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
@@ -67,7 +68,9 @@ class Alert(AlertBase, table=True):
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    acted_by: str | None = Field(default=None, max_length=64)
+    # The principal (token name or OIDC subject), or "system" for the rules.
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    resolved_by: str | None = Field(default=None, max_length=64)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -79,5 +82,14 @@ class AlertPublic(AlertBase):
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
-    acted_by: str | None
+    acknowledged_by: str | None
+    resolved_by: str | None
     details: dict[str, Any]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated: who acted last (resolved_by, else acknowledged_by)."
+    )
+    @property
+    def acted_by(self) -> str | None:
+        """Return who acted last, as before acknowledged_by and resolved_by were kept apart."""
+        return self.resolved_by or self.acknowledged_by

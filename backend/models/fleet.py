@@ -26,6 +26,8 @@ class MachineBase(SQLModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     site: str | None = Field(default=None, max_length=120)
+    # The named area (neighbourhood, district) a token can be limited to.
+    area: str | None = Field(default=None, max_length=64, index=True)
 
 
 class Machine(MachineBase, table=True):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from backend import crud
+from backend.auth.tokens import create_token
 from backend.config import Settings
 from backend.db import make_engine, migrate
 from simulators.broker import MosquittoBroker
@@ -75,12 +76,49 @@ def session(migrated_url: str) -> Iterator[Session]:
         eng.dispose()
 
 
+AuthHeaders = Callable[..., dict[str, str]]
+"""``auth_headers(role, areas=(), name=None)``: bearer headers of a live token."""
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_token(url: str, role: str, *, name: str | None = None, areas: Iterable[str] = ()
+               ) -> str:
+    """Create a token in the database at ``url``; return it (named ``test-<role>`` by default)."""
+    eng = make_engine(url)
+    try:
+        with Session(eng) as s:
+            return create_token(s, name=name or f"test-{role}", role=role, areas=areas)
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def auth_headers(migrated_url: str) -> AuthHeaders:
+    """Bearer headers per role for the migrated test database (one token per distinct ask)."""
+    made: dict[tuple[str, tuple[str, ...], str | None], dict[str, str]] = {}
+
+    def headers(role: str, *, areas: Iterable[str] = (), name: str | None = None
+                ) -> dict[str, str]:
+        key = (str(role), tuple(sorted(areas)), name)
+        if key not in made:
+            suffix = "-" + "-".join(key[1]) if key[1] else ""
+            made[key] = bearer(make_token(migrated_url, str(role),
+                                          name=name or f"test-{role}{suffix}", areas=key[1]))
+        return made[key]
+
+    return headers
+
+
 def register(session: Session, machine_id: str, *, count: int = 8, capacity: int = 10,
-             threshold: int = 2, slots: int = 1) -> None:
-    """Register a test machine with ``slots`` naloxone slots."""
+             threshold: int = 2, slots: int = 1, area: str | None = None) -> None:
+    """Register a test machine with ``slots`` naloxone slots (in a named ``area``)."""
     crud.register_machine(
         session=session, machine_id=machine_id, name=f"Machine {machine_id}", lat=40.7,
-        lon=-74.0, site="test",
+        lon=-74.0, site="test", area=area,
         slots=[{"slot": n, "product": "naloxone-nasal-4mg", "capacity": capacity,
                 "count": count, "low_threshold": threshold} for n in range(1, slots + 1)],
     )

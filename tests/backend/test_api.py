@@ -15,7 +15,7 @@ from backend.db import SchemaOutOfDateError, make_engine
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
 from backend.models import utcnow
-from tests.backend.conftest import register
+from tests.backend.conftest import AuthHeaders, register
 from tests.backend.helpers import events_topic, vend
 from tests.http_server import serve_http
 
@@ -23,7 +23,8 @@ MACHINE_KEYS = {"id", "name", "lat", "lon", "site", "status", "health", "last_se
                 "firmware", "slots", "open_alerts"}
 SLOT_KEYS = {"slot", "product", "count", "capacity", "par", "low_threshold"}
 ALERT_KEYS = {"id", "type", "severity", "subject", "machine_id", "status", "opened_at",
-              "acknowledged_at", "resolved_at", "acted_by", "message", "details"}
+              "acknowledged_at", "resolved_at", "acknowledged_by", "resolved_by", "acted_by",
+              "message", "details"}
 
 
 @pytest.fixture
@@ -32,10 +33,10 @@ def settings(migrated_url: str) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[httpx.Client]:
-    """The app served by uvicorn on a free port, and an HTTP client for it."""
+def client(settings: Settings, auth_headers: AuthHeaders) -> Iterator[httpx.Client]:
+    """The app served by uvicorn on a free port, and an HTTP client for it (as admin)."""
     with serve_http(create_app(settings)) as base_url, \
-            httpx.Client(base_url=base_url, timeout=10) as http:
+            httpx.Client(base_url=base_url, timeout=10, headers=auth_headers("admin")) as http:
         yield http
 
 
@@ -72,16 +73,20 @@ def test_machines_list_and_detail_shapes(
 
 
 def test_alert_filters_acknowledge_resolve(client: httpx.Client, session: Session,
-                                           engine: Engine) -> None:
+                                           engine: Engine, auth_headers: AuthHeaders) -> None:
     register(session, "test-003", count=1)  # at/below threshold 2 already: low-stock alert
     alerts = client.get("/api/v1/alerts", params={"status": "open"}).json()
     assert alerts["count"] == 1
     alert = alerts["data"][0]
     assert set(alert) == ALERT_KEYS
     assert (alert["type"], alert["subject"]) == ("low_stock", "test-003/slot/1")
-    acked = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "outreach"})
+    # Who acted is the token's name; a client-sent "by" is not honoured.
+    van = auth_headers("outreach", name="van-north")
+    acked = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "mallory"},
+                        headers=van)
     assert acked.json()["status"] == "acknowledged"
-    assert acked.json()["acted_by"] == "outreach"
+    assert (acked.json()["acknowledged_by"], acked.json()["acted_by"]) == ("van-north",
+                                                                           "van-north")
     assert client.get("/api/v1/alerts", params={"status": "open"}).json()["count"] == 0
     # Still active: the slot emptying opens an empty-slot alert, not a second low-stock one.
     _vends(engine, "test-003", range(1, 2))
@@ -89,18 +94,23 @@ def test_alert_filters_acknowledge_resolve(client: httpx.Client, session: Sessio
     assert sorted(a["type"] for a in by_type["data"]) == ["empty_slot", "low_stock"]
     resolved = client.post(f"/api/v1/alerts/{alert['id']}/resolve")
     assert resolved.json()["status"] == "resolved"
+    assert (resolved.json()["acknowledged_by"], resolved.json()["resolved_by"],
+            resolved.json()["acted_by"]) == ("van-north", "test-admin", "test-admin")
     assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge").status_code == 409
     assert client.post("/api/v1/alerts/999999/resolve").status_code == 404
     assert client.get("/api/v1/alerts", params={"status": "bogus"}).status_code == 422
 
 
-def test_restock_visit_resolves_stock_alerts(client: httpx.Client, session: Session) -> None:
+def test_restock_visit_resolves_stock_alerts(client: httpx.Client, session: Session,
+                                             auth_headers: AuthHeaders) -> None:
     register(session, "test-004", count=0)
     assert client.get("/api/v1/alerts", params={"status": "open"}).json()["count"] == 2
     visit = client.post("/api/v1/machines/test-004/restock-visits",
                         json={"counts": {"1": 10}, "counted_before": {"1": 1},
-                              "visited_by": "team-a"})
+                              "visited_by": "team-a"},
+                        headers=auth_headers("outreach", name="van-south"))
     assert visit.status_code == 201
+    assert visit.json()["visited_by"] == "van-south"  # the principal, not the body
     assert client.get("/api/v1/alerts", params={"status": "open"}).json()["count"] == 0
     slots = client.get("/api/v1/machines/test-004").json()["slots"]
     assert slots[0]["count"] == 10

@@ -12,7 +12,7 @@ import httpx
 from sqlmodel import Session
 
 from simulators.broker import MosquittoBroker, free_port
-from tests.backend.conftest import register
+from tests.backend.conftest import bearer, make_token, register
 from tests.backend.helpers import WAIT_S, events_topic, machine_publisher, vend, wait_until
 from tests.backend.procs import REPO
 from tests.conftest import BACKEND_PASSWORD
@@ -50,7 +50,8 @@ def test_serve_with_ingest_shows_an_empty_slot_alert(
                               env=_env(migrated_url, mosquitto), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
+                          headers=bearer(make_token(migrated_url, "admin"))) as http:
             def up() -> bool:
                 try:
                     return http.get("/healthz").status_code == 200

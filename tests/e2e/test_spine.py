@@ -25,6 +25,7 @@ from firmware_agent.config import AgentSettings
 from firmware_agent.nxlink.link import LinkTiming
 from simulators.broker import MosquittoBroker
 from simulators.virtual_controller import VirtualController
+from tests.backend.conftest import bearer, make_token
 from tests.conftest import BACKEND_PASSWORD, TEST_MACHINES
 from tests.http_server import serve_http
 from tests.waiting import wait_until
@@ -60,7 +61,8 @@ def api(mosquitto: MosquittoBroker, database: str) -> Iterator[httpx.Client]:
     try:
         assert worker.wait_subscribed(30), "ingest did not subscribe"
         with serve_http(create_app(settings)) as base_url, \
-                httpx.Client(base_url=base_url, timeout=10) as client:
+                httpx.Client(base_url=base_url, timeout=10,
+                             headers=bearer(make_token(database, "outreach"))) as client:
             yield client
     finally:
         worker.stop()

@@ -27,6 +27,7 @@ from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.store import HotspotScheduler, run_hotspot_job
 from backend.hotspots.stpscan import ScanSettings, scan
 from backend.models import Alert, AlertType, DispenseEvent
+from tests.backend.conftest import bearer, make_token
 from tests.http_server import serve_http
 from tests.postgres import (
     create_pg_database,
@@ -132,7 +133,7 @@ def test_job_opens_once_keeps_and_resolves(engine: Engine) -> None:
     assert later.resolved == 1
     (closed,) = hotspot_alerts(engine)
     assert closed.status == "resolved"
-    assert closed.acted_by == "system"
+    assert closed.resolved_by == "system"
 
 
 def test_quiet_fleet_raises_nothing(engine: Engine) -> None:
@@ -155,9 +156,11 @@ def test_scheduler_runs_in_the_background(engine: Engine) -> None:
 
 @pytest.fixture
 def client(db_url: str) -> Iterator[httpx.Client]:
-    """The backend app served by uvicorn on a free port."""
+    """The backend app served by uvicorn on a free port, called with a health token."""
     app = create_app(Settings(environment="test", database_url=db_url))
-    with serve_http(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+    with serve_http(app) as base_url, httpx.Client(
+            base_url=base_url, timeout=10, headers=bearer(make_token(db_url, "health"))
+    ) as http:
         yield http
 
 

@@ -31,9 +31,10 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _machines(api: str) -> list[dict[str, object]]:
+def _machines(api: str, token: str) -> list[dict[str, object]]:
     try:
-        response = httpx.get(f"{api}/api/v1/machines", params={"limit": 1000}, timeout=5)
+        response = httpx.get(f"{api}/api/v1/machines", params={"limit": 1000}, timeout=5,
+                             headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError:
         return []
     if response.status_code != 200:
@@ -82,20 +83,29 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
     try:
         first: dict[tuple[str, int], int] = {}
 
+        def banner() -> bool:
+            assert demo.poll() is None, out.read_text()
+            return "demo is running" in out.read_text()
+
+        wait_until(banner, START_S, "the banner")
+        found = re.search(r"admin token\s+(nxt_\S+)", out.read_text())
+        assert found, out.read_text()
+        token = found.group(1)
+        assert httpx.get(f"{api}/api/v1/machines", timeout=5).status_code == 401
+
         def fleet_listed() -> bool:
             assert demo.poll() is None, out.read_text()
-            machines = _machines(api)
+            machines = _machines(api, token)
             first.update(_stock(machines))
             return len(machines) >= DEMO_MACHINES
 
         wait_until(fleet_listed, START_S, f"the API to list {DEMO_MACHINES} machines")
 
         def stock_moved() -> bool:
-            now = _stock(_machines(api))
+            now = _stock(_machines(api, token))
             return sum(1 for key, n in now.items() if n < first.get(key, n)) >= 3
 
         wait_until(stock_moved, START_S, "dispenses to lower the stock in the API")
-        wait_until(lambda: "demo is running" in out.read_text(), START_S, "the banner")
         text = out.read_text()
         assert f"http://127.0.0.1:{console_port}" in text
         assert f"{api}/docs" in text

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.alerts.rules import machine_health
-from backend.api.deps import SessionDep, SettingsDep, WriteSessionDep
+from backend.api.deps import PrincipalDep, SessionDep, SettingsDep, WriteSessionDep
 from backend.api.schemas import (
     EventPublic,
     MachineDetail,
@@ -64,24 +64,31 @@ def list_machines(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """List machines with their slots, status and health (at most a second stale)."""
+    """List the machines the caller may see, with slots, status and health (<= 1 s stale)."""
     cache: SnapshotCache = request.app.state.snapshot_cache
     body = cache.get(
-        (limit, offset),
+        (limit, offset, principal.areas),
         lambda: fleet_page(
-            session, limit=limit, offset=offset, default_threshold=settings.default_low_threshold
+            session,
+            limit=limit,
+            offset=offset,
+            default_threshold=settings.default_low_threshold,
+            principal=principal,
         ),
     )
     return Response(body, media_type="application/json")
 
 
 @router.get("/{machine_id}", response_model=MachineDetail)
-def get_machine(machine_id: str, session: SessionDep, settings: SettingsDep) -> MachineDetail:
+def get_machine(
+    machine_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> MachineDetail:
     """Show one machine with its recent events."""
-    machine = crud.get_machine(session=session, machine_id=machine_id)
+    machine = crud.get_machine(session=session, machine_id=machine_id, principal=principal)
     if machine is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"machine {machine_id!r} not found")
     public = _public(session, [machine], settings.default_low_threshold)[0]
@@ -101,9 +108,13 @@ def get_machine(machine_id: str, session: SessionDep, settings: SettingsDep) -> 
     status_code=status.HTTP_201_CREATED,
 )
 def record_restock_visit(
-    machine_id: str, body: RestockVisitCreate, session: WriteSessionDep, settings: SettingsDep
+    machine_id: str,
+    body: RestockVisitCreate,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> RestockVisitPublic:
-    """Record a restock visit: set slot counts and close the stock alerts it fixed."""
+    """Record a restock visit by the caller: set slot counts, close the stock alerts it fixed."""
     if any(c < 0 for c in body.counts.values()):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "counts cannot be negative")
     try:
@@ -112,8 +123,9 @@ def record_restock_visit(
             machine_id=machine_id,
             counts=body.counts,
             counted_before=body.counted_before,
-            visited_by=body.visited_by,
+            visited_by=principal.name,
             default_low_threshold=settings.default_low_threshold,
+            principal=principal,
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

@@ -1,0 +1,64 @@
+"""The one table of who may call which route; ``authorize`` (backend/api/security.py) enforces it.
+
+Keys are (method, path template exactly as in the OpenAPI schema). A route
+missing here is refused to everyone (403) and fails tests/backend/test_route_matrix.py,
+so every new route needs an entry. Admin may call every non-public route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Final
+
+from backend.auth.principal import Role
+
+
+class Access(Enum):
+    """A route anyone may call, without a credential."""
+
+    PUBLIC = "public"
+
+
+PUBLIC: Final = Access.PUBLIC
+Allowed = frozenset[Role] | Access
+
+ADMIN: Final = frozenset({Role.ADMIN})
+ANY_ROLE: Final = frozenset(Role)
+FLEET_READ: Final = frozenset({Role.ADMIN, Role.OUTREACH, Role.HEALTH})
+FLEET_WRITE: Final = frozenset({Role.ADMIN, Role.OUTREACH})
+# Which alerts each of these sees and acts on is backend/auth/scope.py's ALERT_SUBJECTS.
+ALERTS: Final = frozenset({Role.ADMIN, Role.OUTREACH, Role.HEALTH})
+HOTSPOTS: Final = frozenset({Role.ADMIN, Role.HEALTH})
+PROVISION: Final = frozenset({Role.ADMIN, Role.PROVISIONING})
+
+POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
+    ("GET", "/healthz"): PUBLIC,
+    # Scraped by Prometheus with a token (authorization.credentials in scrape_config).
+    ("GET", "/metrics"): ADMIN,
+    ("GET", "/api/v1/auth/me"): ANY_ROLE,
+    ("GET", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens/{name}/revoke"): ADMIN,
+    ("GET", "/api/v1/machines"): FLEET_READ,
+    ("GET", "/api/v1/machines/{machine_id}"): FLEET_READ,
+    ("POST", "/api/v1/machines/{machine_id}/restock-visits"): FLEET_WRITE,
+    ("GET", "/api/v1/alerts"): ALERTS,
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,
+    ("GET", "/api/v1/hotspots"): HOTSPOTS,
+}
+
+
+def access_for(method: str, path: str | None) -> Allowed | None:
+    """Return who may call a route, or None when the table has no entry for it."""
+    if path is None:
+        return None
+    return POLICY.get((method.upper(), path))
+
+
+def allows(access: Allowed | None, role: Role) -> bool:
+    """Say whether ``role`` may call a route with ``access``."""
+    if access is None:
+        return False
+    return access is PUBLIC or role in access

@@ -1,0 +1,215 @@
+"""Tokens, roles and areas over real HTTP: life cycle, scoping, who acted, no secrets logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from backend.app import create_app
+from backend.auth.tokens import authenticate_token, create_token, parse_duration
+from backend.config import Settings
+from backend.db import make_engine
+from backend.models import Alert, AlertType, ApiToken, utcnow
+from tests.backend.conftest import AuthHeaders, bearer, register
+from tests.backend.procs import REPO
+from tests.http_server import serve_http
+
+
+@pytest.fixture
+def settings(migrated_url: str) -> Settings:
+    return Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0)
+
+
+@pytest.fixture
+def base_url(settings: Settings) -> Iterator[str]:
+    with serve_http(create_app(settings)) as url:
+        yield url
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NX_ENVIRONMENT": "test", "NX_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-c", "from backend.cli import main; main()", "token", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_token_life_cycle_and_a_replica_refuses_a_revoked_token(
+        migrated_url: str, settings: Settings) -> None:
+    created = _cli(migrated_url, "create", "--name", "van-north", "--role", "outreach",
+                   "--expires-in", "90d", "--area", "north")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert created.stdout == token + "\n"  # the token alone on stdout
+    assert token.startswith("nxt_")
+    assert len(token) >= 40
+    assert "shown only this once" in created.stderr
+    assert token not in created.stderr
+    listed = _cli(migrated_url, "list")
+    assert listed.returncode == 0
+    assert "van-north" in listed.stdout
+    assert "outreach" in listed.stdout
+    assert token[:10] in listed.stdout
+    assert token not in listed.stdout
+    again = _cli(migrated_url, "create", "--name", "van-north", "--role", "admin")
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+    assert again.stdout == ""
+    bad = _cli(migrated_url, "create", "--name", "x", "--role", "admin", "--expires-in", "soon")
+    assert bad.returncode == 1
+    assert "duration" in bad.stderr
+    # Two API processes on one database, as replicas behind a load balancer.
+    with serve_http(create_app(settings)) as one, serve_http(create_app(settings)) as two:
+        for url in (one, two):
+            me = httpx.get(f"{url}/api/v1/auth/me", headers=bearer(token), timeout=10)
+            assert me.json() == {"name": "van-north", "role": "outreach", "areas": ["north"],
+                                 "source": "token"}
+        revoked = _cli(migrated_url, "revoke", "van-north")
+        assert revoked.returncode == 0, revoked.stderr
+        for url in (one, two):
+            refused = httpx.get(f"{url}/api/v1/auth/me", headers=bearer(token), timeout=10)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert _cli(migrated_url, "revoke", "van-north").returncode == 1
+    assert "revoked" in _cli(migrated_url, "list", "--all").stdout
+
+
+def test_expired_token_is_refused_and_last_used_is_written_sparingly(migrated_url: str) -> None:
+    engine = make_engine(migrated_url)
+    with Session(engine) as session:
+        token = create_token(session, name="short", role="health", expires_in=timedelta(hours=1))
+        now = utcnow()
+        assert authenticate_token(session, token, touch_after_s=60, now=now) is not None
+        first = session.exec(select(ApiToken)).one().last_used_at
+        assert first == now
+        authenticate_token(session, token, touch_after_s=60, now=now + timedelta(seconds=30))
+        session.expire_all()
+        assert session.exec(select(ApiToken)).one().last_used_at == first  # not yet
+        authenticate_token(session, token, touch_after_s=60, now=now + timedelta(seconds=61))
+        session.expire_all()
+        assert session.exec(select(ApiToken)).one().last_used_at == now + timedelta(seconds=61)
+        assert authenticate_token(session, token, touch_after_s=60,
+                                  now=now + timedelta(hours=1)) is None
+        assert authenticate_token(session, token + "x", touch_after_s=60, now=now) is None
+    engine.dispose()
+    assert parse_duration("90d") == timedelta(days=90)
+    assert parse_duration("2w") == timedelta(weeks=2)
+
+
+def test_area_limited_token_sees_and_writes_only_its_areas(
+        base_url: str, session: Session, auth_headers: AuthHeaders) -> None:
+    register(session, "nor-001", count=0, area="north")
+    register(session, "sou-001", count=0, area="south")
+    register(session, "nowhere-001", count=0)
+    north = auth_headers("outreach", areas=["north"])
+    with httpx.Client(base_url=base_url, timeout=10, headers=north) as http:
+        page = http.get("/api/v1/machines").json()
+        assert ([m["id"] for m in page["data"]], page["count"]) == (["nor-001"], 1)
+        assert http.get("/api/v1/machines/nor-001").status_code == 200
+        assert http.get("/api/v1/machines/sou-001").status_code == 404
+        assert http.get("/api/v1/machines/nowhere-001").status_code == 404
+        visit = {"counts": {"1": 5}}
+        assert http.post("/api/v1/machines/sou-001/restock-visits", json=visit).status_code == 404
+        alerts = http.get("/api/v1/alerts").json()
+        assert {a["machine_id"] for a in alerts["data"]} == {"nor-001"}
+        assert alerts["count"] == len(alerts["data"]) == 2
+        others = httpx.get(f"{base_url}/api/v1/alerts", params={"machine_id": "sou-001"},
+                           headers=auth_headers("admin")).json()["data"]
+        assert others
+        assert http.post(f"/api/v1/alerts/{others[0]['id']}/acknowledge").status_code == 404
+        assert http.post(f"/api/v1/alerts/{others[0]['id']}/resolve").status_code == 404
+        assert http.post("/api/v1/machines/nor-001/restock-visits", json=visit).status_code == 201
+    everyone = httpx.get(f"{base_url}/api/v1/machines", headers=auth_headers("outreach"),
+                         timeout=10).json()
+    assert everyone["count"] == 3
+
+
+def test_alerts_about_machines_go_to_outreach_and_about_areas_to_health(
+        base_url: str, session: Session, auth_headers: AuthHeaders) -> None:
+    register(session, "nor-001", count=0, area="north")
+    hotspot = Alert(type=AlertType.OVERDOSE_HOTSPOT.value, severity="warning",
+                    subject="cluster-1", machine_id=None, message="a cluster",
+                    details={"lat": 40.0, "lon": -75.0, "radius_km": 1.0, "machines": ["nor-001"]})
+    session.add(hotspot)
+    session.commit()
+    session.refresh(hotspot)
+
+    def ids(headers: dict[str, str]) -> set[int]:
+        body = httpx.get(f"{base_url}/api/v1/alerts", headers=headers, timeout=10).json()
+        return {a["id"] for a in body["data"]}
+
+    outreach, health = auth_headers("outreach"), auth_headers("health")
+    admin = auth_headers("admin")
+    machine_alerts = ids(outreach)
+    assert machine_alerts
+    assert hotspot.id not in machine_alerts
+    assert ids(health) == {hotspot.id}
+    assert ids(admin) == machine_alerts | {hotspot.id}
+    assert ids(auth_headers("health", areas=["north"])) == set()  # area alerts: no named area
+    some_machine_alert = min(machine_alerts)
+    assert httpx.post(f"{base_url}/api/v1/alerts/{some_machine_alert}/resolve", headers=health,
+                      timeout=10).status_code == 404
+    assert httpx.post(f"{base_url}/api/v1/alerts/{hotspot.id}/acknowledge", headers=outreach,
+                      timeout=10).status_code == 404
+    acked = httpx.post(f"{base_url}/api/v1/alerts/{hotspot.id}/acknowledge", headers=health,
+                       json={"by": "someone-else"}, timeout=10).json()
+    assert (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "test-health")
+    features = httpx.get(f"{base_url}/api/v1/hotspots", headers=health, timeout=10).json()
+    assert len(features["features"]) == 1
+    assert httpx.get(f"{base_url}/api/v1/hotspots", headers=outreach,
+                     timeout=10).status_code == 403
+
+
+def test_admin_manages_tokens_over_the_api(base_url: str, auth_headers: AuthHeaders) -> None:
+    with httpx.Client(base_url=base_url, timeout=10, headers=auth_headers("admin")) as http:
+        made = http.post("/api/v1/tokens", json={"name": "epi-1", "role": "health",
+                                                 "expires_in": "30d"})
+        assert made.status_code == 201, made.text
+        assert made.headers["cache-control"] == "no-store"
+        token = made.json()["token"]
+        assert made.json()["prefix"] == token[:10]
+        me = httpx.get(f"{base_url}/api/v1/auth/me", headers=bearer(token), timeout=10).json()
+        assert (me["name"], me["role"]) == ("epi-1", "health")
+        assert http.post("/api/v1/tokens", json={"name": "epi-1", "role": "health"}
+                         ).status_code == 409
+        assert http.post("/api/v1/tokens", json={"name": "x", "role": "health",
+                                                 "expires_in": "never"}).status_code == 422
+        listed = http.get("/api/v1/tokens").json()
+        assert "epi-1" in {t["name"] for t in listed["data"]}
+        assert token not in http.get("/api/v1/tokens").text
+        assert http.post("/api/v1/tokens/epi-1/revoke").json()["state"] == "revoked"
+        assert http.post("/api/v1/tokens/epi-1/revoke").status_code == 404
+        assert httpx.get(f"{base_url}/api/v1/auth/me", headers=bearer(token),
+                         timeout=10).status_code == 401
+    assert httpx.get(f"{base_url}/api/v1/tokens", headers=auth_headers("outreach"),
+                     timeout=10).status_code == 403
+
+
+def test_no_token_in_any_log_line(migrated_url: str, settings: Settings, session: Session,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    register(session, "nor-001", count=0, area="north")
+    secrets = [create_token(session, name=f"t-{r}", role=r) for r in ("admin", "outreach")]
+    revoked = create_token(session, name="gone", role="admin")
+    session.execute(update(ApiToken).where(ApiToken.name == "gone")  # type: ignore[arg-type]
+                    .values(revoked_at=utcnow()))
+    session.commit()
+    with serve_http(create_app(settings)) as url:
+        for token in [*secrets, revoked, "nxt_not-a-real-token", "a.b.c"]:
+            for path in ("/api/v1/machines", "/api/v1/alerts", "/api/v1/tokens", "/metrics"):
+                httpx.get(url + path, headers=bearer(token), timeout=10)
+        made = httpx.post(url + "/api/v1/tokens", headers=bearer(secrets[0]), timeout=10,
+                          json={"name": "new", "role": "health"}).json()["token"]
+    created = _cli(migrated_url, "create", "--name", "cli-made", "--role", "admin")
+    text = caplog.text + created.stderr + _cli(migrated_url, "list").stdout
+    for token in [*secrets, revoked, made, created.stdout.strip()]:
+        assert token not in text
+        assert token[4:] not in text
