@@ -23,6 +23,7 @@ from backend.config import Settings
 from backend.db import make_engine, migrate
 from backend.models import Alert, Machine, Slot, utcnow
 from simulators.broker import free_port
+from tests.backend.conftest import bearer, make_token
 from tests.backend.helpers import wait_until
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results" / "api.json"
@@ -62,7 +63,9 @@ def _measure(url: str, cache_s: float) -> dict[str, float]:
     timings: list[float] = []
     try:
         wait_until(lambda: server.started, what="uvicorn")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        # Authenticated as the console is: the token lookup is part of each request.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                          headers=bearer(make_token(url, "outreach"))) as http:
             first = http.get("/api/v1/machines", params={"limit": MACHINES})
             assert first.json()["count"] == MACHINES
             assert len(first.json()["data"]) == MACHINES
