@@ -91,6 +91,8 @@ def add(
     lon: Annotated[float, typer.Option(min=-180, max=180, help="Longitude, WGS84.")],
     name: Annotated[str, typer.Option(help="Human name shown in the console.")],
     site: Annotated[str | None, typer.Option(help="Site or host organisation.")] = None,
+    area: Annotated[str | None, typer.Option(
+        help="Named area (neighbourhood) that API tokens can be limited to.")] = None,
     cert: Annotated[bool, typer.Option("--cert",
                                        help="Issue a client certificate instead of a password."
                                        )] = False,
@@ -118,7 +120,7 @@ def add(
     if register:
         try:
             registry.register(settings, machine_id=machine_id, name=name, lat=lat, lon=lon,
-                              site=site)
+                              site=site, area=area)
         except registry.RegistryError as exc:
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} registered")

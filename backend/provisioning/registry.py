@@ -34,12 +34,12 @@ def _session(settings: Settings) -> Iterator[Session]:
 
 
 def register(settings: Settings, *, machine_id: str, name: str, lat: float, lon: float,
-             site: str | None = None) -> None:
-    """Create or update the machine's row (idempotent; crud commits)."""
+             site: str | None = None, area: str | None = None) -> None:
+    """Create or update the machine's row (idempotent; crud commits; no area keeps the old)."""
     with _session(settings) as session:
         try:
             crud.register_machine(session=session, machine_id=machine_id, name=name,
-                                  lat=lat, lon=lon, site=site)
+                                  lat=lat, lon=lon, site=site, area=area)
         except ValueError as exc:
             raise RegistryError(f"cannot register {machine_id}: {exc}") from exc
 

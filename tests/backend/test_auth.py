@@ -18,7 +18,8 @@ from backend.app import create_app
 from backend.auth.tokens import authenticate_token, create_token, parse_duration
 from backend.config import Settings
 from backend.db import make_engine
-from backend.models import Alert, AlertType, ApiToken, utcnow
+from backend.models import Alert, AlertType, ApiToken, Machine, utcnow
+from backend.provisioning import registry
 from tests.backend.conftest import AuthHeaders, bearer, register
 from tests.backend.procs import REPO
 from tests.http_server import serve_http
@@ -213,3 +214,13 @@ def test_no_token_in_any_log_line(migrated_url: str, settings: Settings, session
     for token in [*secrets, revoked, made, created.stdout.strip()]:
         assert token not in text
         assert token[4:] not in text
+
+
+def test_device_registration_sets_and_keeps_the_area(migrated_url: str, session: Session) -> None:
+    settings = Settings(environment="test", database_url=migrated_url)
+    registry.register(settings, machine_id="nor-009", name="N", lat=40.0, lon=-75.0,
+                      area="north")
+    registry.register(settings, machine_id="nor-009", name="N2", lat=40.0, lon=-75.0)
+    machine = session.get(Machine, "nor-009")
+    assert machine is not None
+    assert (machine.name, machine.area) == ("N2", "north")
