@@ -115,3 +115,33 @@ class RestockVisitPublic(_ApiModel):
     visited_at: datetime
     visited_by: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+
+
+class Identity(_ApiModel):
+    """Who the API says the caller is (``GET /api/v1/auth/me``)."""
+
+    name: str
+    role: str
+    """Kept as the API's text: a role this console does not know gets no pages, not a crash."""
+    areas: list[str] = Field(default_factory=list)
+    source: str = "token"
+
+
+class TokenPublic(_ApiModel):
+    """An API token as listed (never the token itself)."""
+
+    name: str
+    role: str
+    prefix: str = ""
+    areas: list[str] = Field(default_factory=list)
+    state: str = "live"
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenPublic):
+    """A new token: the only response that carries the secret."""
+
+    token: str = Field(repr=False)

@@ -1,21 +1,28 @@
-"""The Streamlit console's entry script: page setup and navigation only."""
+"""The Streamlit console's entry script: sign-in, then the pages the signed-in role may see."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-VIEWS = Path(__file__).resolve().parent / "views"
+from console import navigation, session
 
 st.set_page_config(page_title="NaloxNet console", page_icon="💊", layout="wide")
 
-navigation = st.navigation(
-    [
-        st.Page(VIEWS / "fleet_map.py", title="Fleet map", icon="🗺️", default=True),
-        st.Page(VIEWS / "alerts.py", title="Alerts", icon="🚨", url_path="alerts"),
-        st.Page(VIEWS / "restock.py", title="Restock", icon="🚐", url_path="restock"),
-        st.Page(VIEWS / "machine.py", title="Machine detail", icon="🔎", url_path="machine"),
+signed_in = session.current()
+if signed_in is None:
+    pages = [st.Page(navigation.SIGN_IN_FILE, title="Sign in", icon="🔐", default=True)]
+else:
+    # A page the role may not see is not registered at all: its URL leads nowhere.
+    pages = [
+        st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=n == 0)
+        for n, spec in enumerate(navigation.pages_for(signed_in.role))
     ]
-)
-navigation.run()
+    with st.sidebar:
+        st.caption(f"Signed in as **{signed_in.identity.name}** ({signed_in.identity.role})")
+        if st.button("Sign out", key="sign_out"):
+            session.sign_out()
+            if signed_in.via == session.VIA_OIDC:
+                st.logout()  # also end Streamlit's login, or the next visit signs in again
+            st.rerun()
+
+st.navigation(pages).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -13,10 +14,13 @@ from console.api_models import (
     AlertPublic,
     AlertStatus,
     HotspotCollection,
+    Identity,
     MachineDetail,
     MachinePublic,
     Page,
     RestockVisitPublic,
+    TokenCreated,
+    TokenPublic,
 )
 from console.settings import ConsoleSettings
 
@@ -25,9 +29,6 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 MAX_PAGES = 1_000
 """Stop paging after this many pages: a backend that never ends a list is a bug, not a fleet."""
-
-ACTOR = "console"
-"""Who the console says acted on an alert, unless told otherwise."""
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -48,13 +49,27 @@ class NotFoundError(ApiError):
     """The API answered 404."""
 
 
+class UnauthorizedError(ApiError):
+    """The API answered 401: no token, or one that is unknown, expired or revoked."""
+
+
+class ForbiddenError(ApiError):
+    """The API answered 403: the caller is known but its role may not do this."""
+
+
+UNAUTHORIZED_TEXT = "the API refused the token: it is unknown, expired or revoked"
+
+
 def _detail(response: httpx.Response) -> str:
+    """Return the reason an error response gives (problem details or FastAPI's ``detail``)."""
     try:
         body = response.json()
     except ValueError:
         return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
+    if isinstance(body, dict):
+        for key in ("detail", "title"):
+            if body.get(key):
+                return str(body[key])[:200]
     return str(body)[:200]
 
 
@@ -80,9 +95,10 @@ class ApiClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: ConsoleSettings) -> ApiClient:
-        """Build a client from console settings."""
-        token = settings.api_token.get_secret_value() if settings.api_token else None
+    def from_settings(cls, settings: ConsoleSettings, token: str | None = None) -> ApiClient:
+        """Build a client from console settings with ``token``, or else the preset token."""
+        if token is None and settings.api_token is not None:
+            token = settings.api_token.get_secret_value()
         return cls(
             settings.api_url,
             token=token,
@@ -103,6 +119,13 @@ class ApiClient:
             response = self._http.request(method, path, params=params, json=body)
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"cannot reach the API at {self.base_url}: {exc}") from exc
+        if response.status_code == 401:
+            raise UnauthorizedError(UNAUTHORIZED_TEXT, status_code=401)
+        if response.status_code == 403:
+            raise ForbiddenError(
+                f"your role may not do this ({method} {path}): {_detail(response)}",
+                status_code=403,
+            )
         if response.status_code == 404:
             raise NotFoundError(_detail(response), status_code=404)
         if response.status_code >= 400:
@@ -122,8 +145,10 @@ class ApiClient:
         try:
             return model.model_validate(body)
         except ValidationError as exc:
-            log.warning("API returned an invalid %s: %s", what, exc)
-            raise ApiError(f"the API returned an invalid {what}: {exc.errors()[0]['msg']}") from exc
+            # Without the input values: a body may carry a secret (a new token).
+            errors = exc.errors(include_input=False, include_url=False)
+            log.warning("API returned an invalid %s: %s", what, errors)
+            raise ApiError(f"the API returned an invalid {what}: {errors[0]['msg']}") from None
 
     # -- machines ------------------------------------------------------------------------
 
@@ -154,13 +179,9 @@ class ApiClient:
         counts: dict[int, int],
         *,
         counted_before: dict[int, int] | None = None,
-        by: str = ACTOR,
     ) -> RestockVisitPublic:
-        """Record a visit that left ``counts`` (slot -> items) in the machine."""
-        body: dict[str, Any] = {
-            "counts": {str(k): v for k, v in counts.items()},
-            "visited_by": by,
-        }
+        """Record a visit that left ``counts`` (slot -> items); who is the token's principal."""
+        body: dict[str, Any] = {"counts": {str(k): v for k, v in counts.items()}}
         if counted_before is not None:
             body["counted_before"] = {str(k): v for k, v in counted_before.items()}
         raw = self._request(
@@ -188,13 +209,47 @@ class ApiClient:
         body = self._request("GET", f"{API_PREFIX}/alerts", params)
         return self._parse(Page[AlertPublic], body, "alert list")
 
-    def acknowledge_alert(self, alert_id: int | str, *, by: str = ACTOR) -> None:
-        """Mark an alert as seen by ``by`` (a team or role, never a person's identity)."""
-        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/acknowledge", body={"by": by})
+    # An empty JSON object, not an empty body: writes accept only application/json.
+    def acknowledge_alert(self, alert_id: int | str) -> None:
+        """Mark an alert as seen; the API records the signed-in principal as who."""
+        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/acknowledge", body={})
 
-    def resolve_alert(self, alert_id: int | str, *, by: str = ACTOR) -> None:
-        """Close an alert on behalf of ``by``."""
-        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/resolve", body={"by": by})
+    def resolve_alert(self, alert_id: int | str) -> None:
+        """Close an alert; the API records the signed-in principal as who."""
+        self._request("POST", f"{API_PREFIX}/alerts/{alert_id}/resolve", body={})
+
+    # -- who am I, tokens ----------------------------------------------------------------
+
+    def me(self) -> Identity:
+        """Return who the API takes this client's token for; ``UnauthorizedError`` if nobody."""
+        body = self._request("GET", f"{API_PREFIX}/auth/me")
+        return self._parse(Identity, body, "identity")
+
+    def tokens(self, *, include_revoked: bool = False) -> Page[TokenPublic]:
+        """Return the API tokens by name (admin), never the tokens themselves."""
+        params = {"include_revoked": "true" if include_revoked else "false"}
+        body = self._request("GET", f"{API_PREFIX}/tokens", params)
+        return self._parse(Page[TokenPublic], body, "token list")
+
+    def create_token(
+        self,
+        *,
+        name: str,
+        role: str,
+        areas: list[str] | None = None,
+        expires_in: str | None = None,
+    ) -> TokenCreated:
+        """Create an API token (admin); the result carries the secret this once."""
+        body: dict[str, Any] = {"name": name, "role": role, "areas": areas or []}
+        if expires_in:
+            body["expires_in"] = expires_in
+        raw = self._request("POST", f"{API_PREFIX}/tokens", body=body)
+        return self._parse(TokenCreated, raw, "new token")
+
+    def revoke_token(self, name: str) -> TokenPublic:
+        """Revoke the live token called ``name`` (admin)."""
+        raw = self._request("POST", f"{API_PREFIX}/tokens/{quote(name, safe='')}/revoke", body={})
+        return self._parse(TokenPublic, raw, "revoked token")
 
     # -- hotspots ------------------------------------------------------------------------
 

@@ -1,28 +1,64 @@
-"""The one seam between pages and the network: the API client of this browser session."""
+"""The one seam between pages and the network: who is signed in, and their API client.
+
+The token lives only in ``st.session_state`` (inside the client's headers):
+never on disk, in the URL or in a log line. A browser session signs in with a
+token typed on the sign-in page, with the preset ``NX_CONSOLE_API_TOKEN``
+(kiosk and demo), or with the access token of Streamlit's own OIDC login.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import streamlit as st
 
+from console import roles
 from console.api_models import (
     AlertPublic,
     AlertStatus,
     HotspotCollection,
+    Identity,
     MachineDetail,
     MachinePublic,
     Page,
     RestockVisitPublic,
+    TokenCreated,
+    TokenPublic,
 )
-from console.client import ApiClient
+from console.client import ApiClient, ApiError, UnauthorizedError
+from console.roles import Action, Role
 from console.settings import get_settings
 
+log = logging.getLogger(__name__)
+
+_SIGNED_IN_KEY = "nx_signed_in"
 _CLIENT_KEY = "nx_api_client"
+_NOTICE_KEY = "nx_sign_in_notice"
+_PRESET_TRIED_KEY = "nx_preset_tried"
+_OIDC_TRIED_KEY = "nx_oidc_tried"
+
+VIA_TOKEN = "token"  # noqa: S105 - how one signed in, not a secret
+VIA_PRESET = "preset token"
+VIA_OIDC = "single sign-on"
+
+EXPIRED_NOTICE = (
+    "Your session ended: the API refused the token (expired or revoked). Sign in again."
+)
+SSO_WITHOUT_ACCESS_NOTICE = (
+    "Single sign-on succeeded, but Streamlit did not hand the console an access token "
+    'for the API: set expose_tokens = "access" in the [auth] section of .streamlit/secrets.toml.'
+)
 
 
 class ConsoleApi(Protocol):
     """What pages may ask of the backend (``ApiClient`` implements it)."""
+
+    def me(self) -> Identity:
+        """Return who the API takes the token for."""
+        ...
 
     def all_machines(self) -> list[MachinePublic]:
         """Return every machine."""
@@ -48,7 +84,6 @@ class ConsoleApi(Protocol):
         counts: dict[int, int],
         *,
         counted_before: dict[int, int] | None = ...,
-        by: str = ...,
     ) -> RestockVisitPublic:
         """Record a restock visit."""
         ...
@@ -57,28 +92,183 @@ class ConsoleApi(Protocol):
         """Return current hotspot areas."""
         ...
 
-    def acknowledge_alert(self, alert_id: int | str, *, by: str = ...) -> None:
+    def acknowledge_alert(self, alert_id: int | str) -> None:
         """Acknowledge an alert."""
         ...
 
-    def resolve_alert(self, alert_id: int | str, *, by: str = ...) -> None:
+    def resolve_alert(self, alert_id: int | str) -> None:
         """Resolve an alert."""
         ...
 
+    def tokens(self, *, include_revoked: bool = ...) -> Page[TokenPublic]:
+        """Return the API tokens."""
+        ...
 
-def make_client() -> ConsoleApi:
-    """Build the client from settings; tests replace this function."""
-    return ApiClient.from_settings(get_settings())
+    def create_token(
+        self,
+        *,
+        name: str,
+        role: str,
+        areas: list[str] | None = ...,
+        expires_in: str | None = ...,
+    ) -> TokenCreated:
+        """Create an API token."""
+        ...
+
+    def revoke_token(self, name: str) -> TokenPublic:
+        """Revoke an API token."""
+        ...
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who this browser session is signed in as (no secret in here)."""
+
+    identity: Identity
+    role: Role | None
+    """None for a role this console does not know: it then shows only the account page."""
+    via: str
+
+
+def make_client(token: str) -> ConsoleApi:
+    """Build a client that sends ``token``; tests replace this function."""
+    return ApiClient.from_settings(get_settings(), token)
+
+
+def preset_token() -> str | None:
+    """Return ``NX_CONSOLE_API_TOKEN`` if set (kiosk and demo consoles sign in with it)."""
+    secret = get_settings().api_token
+    value = secret.get_secret_value().strip() if secret is not None else ""
+    return value or None
+
+
+def oidc_provider() -> str | None:
+    """Return the Streamlit login provider to offer, if single sign-on is configured."""
+    return get_settings().oidc_provider
+
+
+def oidc_access_token(user: Mapping[str, Any]) -> str | None:
+    """Return the access token Streamlit's login exposes in ``st.user``, if any."""
+    if not user.get("is_logged_in"):
+        return None
+    tokens = user.get("tokens")
+    if not isinstance(tokens, Mapping):
+        return None
+    access = tokens.get("access")
+    return access if isinstance(access, str) and access else None
+
+
+def sign_in(token: str, via: str) -> SignedIn:
+    """Check ``token`` with ``GET /api/v1/auth/me`` and keep it for this session; raise ApiError."""
+    client = make_client(token)
+    try:
+        identity = client.me()
+    except ApiError:
+        _close(client)
+        raise
+    _forget_client()
+    signed_in = SignedIn(identity=identity, role=roles.parse_role(identity.role), via=via)
+    st.session_state[_CLIENT_KEY] = client
+    st.session_state[_SIGNED_IN_KEY] = signed_in
+    st.session_state.pop(_NOTICE_KEY, None)
+    # The name and role only: the token itself never reaches a log line.
+    log.info("console signed in as %s (%s) via %s", identity.name, identity.role, via)
+    return signed_in
+
+
+def sign_out(notice: str | None = None) -> None:
+    """Forget the token and the identity; ``notice`` is shown on the sign-in page."""
+    _forget_client()
+    st.session_state.pop(_SIGNED_IN_KEY, None)
+    # A signed-out kiosk stays signed out until a new browser session.
+    st.session_state[_PRESET_TRIED_KEY] = True
+    st.session_state[_OIDC_TRIED_KEY] = True
+    if notice:
+        st.session_state[_NOTICE_KEY] = notice
+
+
+def current() -> SignedIn | None:
+    """Return who is signed in, first trying the preset token and single sign-on once."""
+    signed_in: SignedIn | None = st.session_state.get(_SIGNED_IN_KEY)
+    if signed_in is not None:
+        return signed_in
+    if not st.session_state.get(_PRESET_TRIED_KEY):
+        st.session_state[_PRESET_TRIED_KEY] = True
+        token = preset_token()
+        if token is not None:
+            signed_in = _try_sign_in(token, VIA_PRESET, "The preset token (NX_CONSOLE_API_TOKEN)")
+            if signed_in is not None:
+                return signed_in
+    if not st.session_state.get(_OIDC_TRIED_KEY) and st.user.get("is_logged_in"):
+        st.session_state[_OIDC_TRIED_KEY] = True
+        access = oidc_access_token(st.user)
+        if access is None:
+            st.session_state[_NOTICE_KEY] = SSO_WITHOUT_ACCESS_NOTICE
+            return None
+        return _try_sign_in(access, VIA_OIDC, "The single sign-on access token")
+    return None
+
+
+def _try_sign_in(token: str, via: str, what: str) -> SignedIn | None:
+    try:
+        return sign_in(token, via)
+    except ApiError as exc:
+        st.session_state[_NOTICE_KEY] = f"{what} was not accepted: {exc}"
+        return None
+
+
+def take_notice() -> str | None:
+    """Return (and forget) why the sign-in page is shown, if there is a reason."""
+    notice: str | None = st.session_state.pop(_NOTICE_KEY, None)
+    return notice
+
+
+def signed_in_role() -> Role | None:
+    """Return the signed-in role, or None."""
+    signed_in = current()
+    return signed_in.role if signed_in is not None else None
+
+
+def may(action: Action) -> bool:
+    """Say whether the signed-in role may take ``action`` (the API refuses anyway)."""
+    role = signed_in_role()
+    return role is not None and roles.may(role, action)
+
+
+def may_act_on_alert(alert: AlertPublic) -> bool:
+    """Say whether the signed-in role may acknowledge or resolve ``alert``."""
+    role = signed_in_role()
+    return role is not None and roles.may_act_on_alert(role, alert.machine_id)
 
 
 def api() -> ConsoleApi:
-    """Return this session's client, creating it on first use."""
-    if _CLIENT_KEY not in st.session_state:
-        st.session_state[_CLIENT_KEY] = make_client()
-    client: ConsoleApi = st.session_state[_CLIENT_KEY]
+    """Return this session's client; pages run only when signed in."""
+    client: ConsoleApi | None = st.session_state.get(_CLIENT_KEY)
+    if client is None:
+        raise RuntimeError("no API client: the session is not signed in")
     return client
+
+
+def report(exc: ApiError, what: str) -> None:
+    """Show an API error; a refused token ends the session and returns to the sign-in page."""
+    if isinstance(exc, UnauthorizedError):
+        sign_out(EXPIRED_NOTICE)
+        st.rerun()
+    st.error(f"{what}: {exc}")
 
 
 def refresh_s() -> float:
     """Return how often live tiles redraw."""
     return get_settings().refresh_s
+
+
+def _forget_client() -> None:
+    client = st.session_state.pop(_CLIENT_KEY, None)
+    if client is not None:
+        _close(client)
+
+
+def _close(client: object) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()

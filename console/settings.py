@@ -1,4 +1,4 @@
-"""Console settings: where the backend's API is and how often tiles refresh."""
+"""Console settings: where the backend's API is, how to sign in, how often tiles refresh."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ class ConsoleSettings(BaseSettings):
 
     api_url: str = DEFAULT_API_URL
     api_token: SecretStr | None = None
+    """A preset token: every browser session starts signed in with it (kiosk, demo)."""
+    oidc_provider: str | None = None
+    """Offer single sign-on through Streamlit's login: the provider under ``[auth]`` in
+    .streamlit/secrets.toml, or ``default`` for an unnamed one."""
     # The console is read-mostly; a slow API should show a clear error, not a hung page.
     http_timeout_s: float = Field(default=5.0, gt=0)
     # Live tiles redraw this often; a fleet map does not need more than a few seconds.

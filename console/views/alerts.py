@@ -20,7 +20,7 @@ status_choice = filters[0].selectbox(
 try:
     machines = api.all_machines()
 except ApiError as exc:
-    st.error(f"Cannot load the machines: {exc}")
+    session.report(exc, "Cannot load the machines")
     st.stop()
 names = {m.id: m.name for m in machines}
 machine_choice = filters[1].selectbox(
@@ -34,7 +34,7 @@ status = None if status_choice == ALL else AlertStatus(status_choice)
 try:
     page = api.alerts(status=status, machine_id=None if machine_choice == ALL else machine_choice)
 except ApiError as exc:
-    st.error(f"Cannot load the alerts: {exc}")
+    session.report(exc, "Cannot load the alerts")
     st.stop()
 
 type_choice = filters[2].selectbox(
@@ -48,7 +48,10 @@ if not alerts:
     st.stop()
 st.dataframe(fleet_view.alert_rows(alerts, names), hide_index=True, key="alerts_table")
 
-actionable = [a for a in alerts if a.status is not AlertStatus.RESOLVED]
+# Only alerts this role may act on get buttons (the API refuses the others anyway).
+actionable = [
+    a for a in alerts if a.status is not AlertStatus.RESOLVED and session.may_act_on_alert(a)
+]
 if actionable:
     st.subheader("Act on an alert")
     by_id = {str(a.id): a for a in actionable}
@@ -71,4 +74,4 @@ if actionable:
             api.resolve_alert(by_id[chosen].id)
             st.success(f"Alert #{chosen} resolved.")
     except ApiError as exc:
-        st.error(f"The API refused: {exc}")
+        session.report(exc, "The API refused")

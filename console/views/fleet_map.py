@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -10,6 +11,7 @@ from console import fleet_view, session
 from console.api_models import AlertStatus
 from console.client import ApiError
 from console.map_deck import fleet_deck
+from console.roles import Action
 
 MACHINE_PAGE = Path(__file__).resolve().parent / "machine.py"
 
@@ -24,15 +26,16 @@ def live_fleet() -> None:
         machines = api.all_machines()
         alerts = api.alerts(status=AlertStatus.OPEN)
     except ApiError as exc:
-        st.error(f"Cannot load the fleet: {exc}")
+        session.report(exc, "Cannot load the fleet")
         return
 
-    try:
-        hotspots = fleet_view.hotspot_circles(api.hotspots())
-    except ApiError as exc:
-        # The fleet is still worth seeing when the hotspot feed fails.
-        hotspots = []
-        st.warning(f"Hotspots unavailable: {exc}")
+    hotspots: list[dict[str, Any]] = []
+    if session.may(Action.VIEW_HOTSPOTS):
+        try:
+            hotspots = fleet_view.hotspot_circles(api.hotspots())
+        except ApiError as exc:
+            # The fleet is still worth seeing when the hotspot feed fails.
+            st.warning(f"Hotspots unavailable: {exc}")
 
     counts = fleet_view.health_counts(machines)
     tiles = st.columns(len(counts) + 1)

@@ -13,7 +13,7 @@ api = session.api()
 try:
     machines = fleet_view.sort_by_urgency(api.all_machines())
 except ApiError as exc:
-    st.error(f"Cannot load the machines: {exc}")
+    session.report(exc, "Cannot load the machines")
     st.stop()
 if not machines:
     st.info("No machines are registered yet.")
@@ -41,7 +41,7 @@ def live_machine() -> None:
         st.warning(f"Machine {machine_id} is no longer registered.")
         return
     except ApiError as exc:
-        st.error(f"Cannot load machine {machine_id}: {exc}")
+        session.report(exc, f"Cannot load machine {machine_id}")
         return
     tiles = st.columns(4)
     tiles[0].metric("State", fleet_view.HEALTH_LABELS[machine.health])

@@ -6,6 +6,7 @@ import streamlit as st
 
 from console import fleet_view, restock_view, session
 from console.client import ApiError
+from console.roles import Action
 
 st.title("Restock")
 api = session.api()
@@ -13,7 +14,7 @@ api = session.api()
 try:
     machines = api.all_machines()
 except ApiError as exc:
-    st.error(f"Cannot load the machines: {exc}")
+    session.report(exc, "Cannot load the machines")
     st.stop()
 
 rows = restock_view.pick_rows(machines)
@@ -28,6 +29,9 @@ with list_col:
 with van_col:
     st.subheader("Load the van")
     st.dataframe(restock_view.van_totals(rows), hide_index=True, key="van_totals")
+
+if not session.may(Action.RECORD_VISIT):
+    st.stop()  # the pick list is readable; recording a visit is for outreach and admin
 
 st.subheader("Record a visit")
 ordered = fleet_view.sort_by_urgency(machines)
@@ -62,6 +66,6 @@ if submitted:
     try:
         visit = api.record_restock_visit(machine_id, counts)
     except ApiError as exc:
-        st.error(f"The visit was not recorded: {exc}")
+        session.report(exc, "The visit was not recorded")
     else:
         st.success(f"Visit #{visit.id} recorded for {machine.name}.")

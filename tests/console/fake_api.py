@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, HTTPException, Query
+from fastapi import Body, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from tests.http_server import serve_http
 
@@ -110,6 +111,36 @@ class FakeState:
     hotspots: list[dict[str, Any]] = field(default_factory=list)
     visits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     broken_machine_list: bool = False
+    actions: list[tuple[str, int, dict[str, Any] | None]] = field(default_factory=list)
+    """Alert actions as received: (new status, alert id, JSON body)."""
+    identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Bearer token -> who ``/api/v1/auth/me`` says it is. Once any is set, every
+    ``/api/v1`` route wants one of these tokens (401 otherwise), as the real API does."""
+    forbidden: set[tuple[str, str]] = field(default_factory=set)
+    """(method, path) pairs answered 403 as problem details, for a known token."""
+
+    def add_identity(self, name: str, role: str, areas: tuple[str, ...] = ()) -> str:
+        """Accept a new bearer token for ``name`` with ``role``; return the token."""
+        token = f"fake-{name}-{len(self.identities)}"
+        self.identities[token] = {
+            "name": name, "role": role, "areas": list(areas), "source": "token"
+        }
+        return token
+
+    def who(self, authorization: str | None) -> dict[str, Any] | None:
+        """Return the identity of an ``Authorization`` header, if the token is known."""
+        scheme, _, token = (authorization or "").partition(" ")
+        return self.identities.get(token) if scheme.lower() == "bearer" else None
+
+
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
 
 
 def build_app(state: FakeState) -> FastAPI:
@@ -118,6 +149,24 @@ def build_app(state: FakeState) -> FastAPI:
 
     def seen(path: str, params: dict[str, str], auth: str | None) -> None:
         state.requests.append((path, params, auth))
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if state.identities and path.startswith("/api/v1/"):
+            if state.who(request.headers.get("authorization")) is None:
+                return _problem(401, "Unauthorized", "missing, unknown, expired or revoked token")
+            if (request.method, path) in state.forbidden:
+                return _problem(403, "Forbidden", "this role may not call this route")
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/api/v1/auth/me")
+    def me(authorization: str | None = Header(None)) -> dict[str, Any]:
+        identity = state.who(authorization)
+        if identity is None:
+            raise HTTPException(401, detail="missing, unknown, expired or revoked token")
+        return identity
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -164,7 +213,12 @@ def build_app(state: FakeState) -> FastAPI:
         return {"type": "FeatureCollection", "features": state.hotspots}
 
     @app.post("/api/v1/machines/{machine_id}/restock-visits", status_code=201)
-    def restock_visit(machine_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    def restock_visit(
+        machine_id: str,
+        body: Annotated[dict[str, Any], Body()],
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        who = state.who(authorization)
         for item in state.machines:
             if item["id"] == machine_id:
                 for slot in item["slots"]:
@@ -174,31 +228,42 @@ def build_app(state: FakeState) -> FastAPI:
                     "id": len(state.visits),
                     "machine_id": machine_id,
                     "visited_at": datetime.now(UTC).isoformat(),
-                    "visited_by": body.get("visited_by"),
+                    # Who visited is the caller, never a value in the body.
+                    "visited_by": who["name"] if who else None,
                     "counts": body["counts"],
                 }
         raise HTTPException(404, detail=f"machine {machine_id} is not registered")
 
     def act(
-        alert_id: int, new_status: str, stamp: str, action: dict[str, Any] | None
+        alert_id: int,
+        new_status: str,
+        stamp: str,
+        action: dict[str, Any] | None,
+        authorization: str | None,
     ) -> dict[str, Any]:
+        state.actions.append((new_status, alert_id, action))
+        who = state.who(authorization)
         for alert in state.alerts:
             if alert["id"] == alert_id:
                 if alert["status"] == "resolved":
                     raise HTTPException(409, detail="alert is already resolved")
                 alert["status"] = new_status
                 alert[stamp] = datetime.now(UTC).isoformat()
-                alert["acted_by"] = (action or {}).get("by", "console")
+                alert["acted_by"] = who["name"] if who else None
                 return alert
         raise HTTPException(404, detail=f"alert {alert_id} does not exist")
 
     @app.post("/api/v1/alerts/{alert_id}/acknowledge")
-    def acknowledge(alert_id: int, action: ActionBody = None) -> dict[str, Any]:
-        return act(alert_id, "acknowledged", "acknowledged_at", action)
+    def acknowledge(
+        alert_id: int, action: ActionBody = None, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        return act(alert_id, "acknowledged", "acknowledged_at", action, authorization)
 
     @app.post("/api/v1/alerts/{alert_id}/resolve")
-    def resolve(alert_id: int, action: ActionBody = None) -> dict[str, Any]:
-        return act(alert_id, "resolved", "resolved_at", action)
+    def resolve(
+        alert_id: int, action: ActionBody = None, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        return act(alert_id, "resolved", "resolved_at", action, authorization)
 
     return app
 

@@ -9,16 +9,28 @@ from console.api_models import (
     AlertPublic,
     AlertStatus,
     HotspotCollection,
+    Identity,
     MachineDetail,
     MachinePublic,
     Page,
     RestockVisitPublic,
+    TokenCreated,
+    TokenPublic,
 )
-from console.client import ApiError, NotFoundError
+from console.client import UNAUTHORIZED_TEXT, ApiError, NotFoundError, UnauthorizedError
+
+ROLE_TOKENS = {
+    role: f"test-token-{role}" for role in ("admin", "outreach", "health", "provisioning")
+}
+"""One token per role that ``MemoryApi`` accepts (as the demo makes one per role)."""
 
 
 class MemoryApi:
-    """Serve machines and alerts from lists; record the actions pages take."""
+    """Serve machines and alerts from lists; record the actions pages take.
+
+    ``connect(token)`` stands for building a client with ``token``; ``me()``
+    answers for the tokens in ``identities`` and refuses the others (401).
+    """
 
     def __init__(
         self,
@@ -30,15 +42,39 @@ class MemoryApi:
         self.alerts_json = alerts
         self.hotspot_features = hotspots or []
         self.hotspot_failure: str | None = None
+        self.hotspot_calls = 0
         self.actions: list[tuple[str, int | str]] = []
         self.failure: str | None = None
         self.visits: list[tuple[str, dict[int, int]]] = []
         self.gone: set[str] = set()
         """Machines still listed but whose detail lookup answers 404 (removed meanwhile)."""
+        self.identities: dict[str, Identity] = {
+            token: Identity(name=f"test-{role}", role=role) for role, token in ROLE_TOKENS.items()
+        }
+        self.token: str | None = None
+        self.connected: list[str] = []
+        self.revoked: set[str] = set()
+        """Tokens refused from now on (expired or revoked while a session uses them)."""
+        self.token_rows: list[TokenPublic] = []
+
+    def connect(self, token: str) -> MemoryApi:
+        """Act as a client that sends ``token`` (what ``session.make_client`` returns)."""
+        self.token = token
+        self.connected.append(token)
+        return self
+
+    def _identity(self) -> Identity:
+        if self.token is None or self.token in self.revoked or self.token not in self.identities:
+            raise UnauthorizedError(UNAUTHORIZED_TEXT, status_code=401)
+        return self.identities[self.token]
 
     def _check(self) -> None:
+        self._identity()
         if self.failure:
             raise ApiError(self.failure)
+
+    def me(self) -> Identity:
+        return self._identity()
 
     def all_machines(self) -> list[MachinePublic]:
         self._check()
@@ -75,7 +111,6 @@ class MemoryApi:
         counts: dict[int, int],
         *,
         counted_before: dict[int, int] | None = None,
-        by: str = "console",
     ) -> RestockVisitPublic:
         self._check()
         for item in self.machines:
@@ -87,30 +122,65 @@ class MemoryApi:
                     id=len(self.visits),
                     machine_id=machine_id,
                     visited_at=datetime.now(UTC),
-                    visited_by=by,
+                    visited_by=self._identity().name,
                     counts={str(k): v for k, v in counts.items()},
                 )
         raise NotFoundError(f"machine {machine_id} is not registered", status_code=404)
 
     def hotspots(self) -> HotspotCollection:
         self._check()
+        self.hotspot_calls += 1
         if self.hotspot_failure:
             raise ApiError(self.hotspot_failure)
         return HotspotCollection.model_validate(
             {"type": "FeatureCollection", "features": self.hotspot_features}
         )
 
-    def _set(self, alert_id: int | str, status: str, by: str) -> None:
+    def _set(self, alert_id: int | str, status: str) -> None:
+        self._check()
         for alert in self.alerts_json:
             if str(alert["id"]) == str(alert_id):
                 alert["status"] = status
-                alert["acted_by"] = by
+                alert["acted_by"] = self._identity().name
                 self.actions.append((status, alert_id))
                 return
         raise NotFoundError(f"alert {alert_id} does not exist", status_code=404)
 
-    def acknowledge_alert(self, alert_id: int | str, *, by: str = "console") -> None:
-        self._set(alert_id, "acknowledged", by)
+    def acknowledge_alert(self, alert_id: int | str) -> None:
+        self._set(alert_id, "acknowledged")
 
-    def resolve_alert(self, alert_id: int | str, *, by: str = "console") -> None:
-        self._set(alert_id, "resolved", by)
+    def resolve_alert(self, alert_id: int | str) -> None:
+        self._set(alert_id, "resolved")
+
+    def tokens(self, *, include_revoked: bool = False) -> Page[TokenPublic]:
+        self._check()
+        rows = [t for t in self.token_rows if include_revoked or t.state != "revoked"]
+        return Page[TokenPublic](data=rows, count=len(rows))
+
+    def create_token(
+        self,
+        *,
+        name: str,
+        role: str,
+        areas: list[str] | None = None,
+        expires_in: str | None = None,
+    ) -> TokenCreated:
+        self._check()
+        if any(t.name == name and t.state == "live" for t in self.token_rows):
+            raise ApiError(f"a live token named {name!r} exists", status_code=409)
+        secret = f"nx_memory_{len(self.token_rows)}"
+        created = TokenCreated(
+            name=name, role=role, prefix=secret[:8], areas=areas or [], token=secret
+        )
+        self.token_rows.append(TokenPublic.model_validate(created.model_dump(exclude={"token"})))
+        self.identities[secret] = Identity(name=name, role=role, areas=areas or [])
+        return created
+
+    def revoke_token(self, name: str) -> TokenPublic:
+        self._check()
+        for n, row in enumerate(self.token_rows):
+            if row.name == name and row.state == "live":
+                self.token_rows[n] = row.model_copy(update={"state": "revoked"})
+                self.revoked.update(t for t, i in self.identities.items() if i.name == name)
+                return self.token_rows[n]
+        raise NotFoundError(f"no live token named {name!r}", status_code=404)

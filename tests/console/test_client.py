@@ -6,7 +6,14 @@ import pytest
 from pydantic import SecretStr
 
 from console.api_models import AlertStatus, Health, Presence
-from console.client import ApiClient, ApiError, ApiUnavailableError, NotFoundError
+from console.client import (
+    ApiClient,
+    ApiError,
+    ApiUnavailableError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+)
 from console.settings import ConsoleSettings
 from simulators.broker import free_port
 from tests.console.fake_api import FakeState
@@ -46,19 +53,26 @@ def test_alert_filters_reach_the_server(fake_api: str, fake_state: FakeState) ->
     assert last == {"status": "", "type": "empty_slot", "machine_id": "test-003"}
 
 
-def test_acknowledge_and_resolve_change_the_alert(fake_api: str) -> None:
-    with ApiClient(fake_api) as client:
-        client.acknowledge_alert(1, by="outreach-north")
+def test_acknowledge_and_resolve_change_the_alert_as_the_token_holder(
+    fake_api: str, fake_state: FakeState
+) -> None:
+    north = fake_state.add_identity("outreach-north", "outreach")
+    south = fake_state.add_identity("outreach-south", "outreach")
+    with ApiClient(fake_api, token=north) as client:
+        client.acknowledge_alert(1)
         acked = client.alerts(status=AlertStatus.ACKNOWLEDGED).data
         assert [a.id for a in acked] == [1, 3]
         assert acked[0].acted_by == "outreach-north"
         assert acked[0].acknowledged_at is not None
+    with ApiClient(fake_api, token=south) as client:
         client.resolve_alert(1)
         resolved = client.alerts(status=AlertStatus.RESOLVED).data
         assert [a.id for a in resolved] == [1]
-        assert resolved[0].acted_by == "console"
+        assert resolved[0].acted_by == "outreach-south"
         with pytest.raises(ApiError, match=r"409.*already resolved"):
             client.resolve_alert(1)
+    # Who acted comes from the token alone: the console sends an empty JSON object.
+    assert [body for _, _, body in fake_state.actions] == [{}, {}, {}]
 
 
 def test_token_from_settings_is_sent_as_bearer(fake_api: str, fake_state: FakeState) -> None:
@@ -98,11 +112,52 @@ def test_hotspots_arrive_as_geojson_areas(fake_api: str) -> None:
 def test_a_restock_visit_is_posted_with_string_slot_keys(
     fake_api: str, fake_state: FakeState
 ) -> None:
-    with ApiClient(fake_api) as client:
-        visit = client.record_restock_visit("test-003", {1: 8, 2: 10}, by="outreach-north")
+    token = fake_state.add_identity("outreach-north", "outreach")
+    with ApiClient(fake_api, token=token) as client:
+        visit = client.record_restock_visit("test-003", {1: 8, 2: 10})
         assert visit.machine_id == "test-003"
+        assert visit.visited_by == "outreach-north"
         assert visit.counts == {"1": 8, "2": 10}
         assert [s.count for s in client.machine("test-003").slots] == [8, 10]
         with pytest.raises(NotFoundError):
             client.record_restock_visit("test-999", {1: 1})
-    assert fake_state.visits[0][1]["visited_by"] == "outreach-north"
+    assert fake_state.visits[0][1] == {"counts": {"1": 8, "2": 10}}  # no client-sent "who"
+
+
+def test_me_names_the_principal_behind_the_token(fake_api: str, fake_state: FakeState) -> None:
+    token = fake_state.add_identity("health-dept", "health", areas=("Kensington",))
+    with ApiClient(fake_api, token=token) as client:
+        identity = client.me()
+    assert (identity.name, identity.role) == ("health-dept", "health")
+    assert identity.areas == ["Kensington"]
+    assert fake_state.requests == []  # me() is not a fleet read
+
+
+def test_a_refused_token_is_a_clear_unauthorized_error(
+    fake_api: str, fake_state: FakeState
+) -> None:
+    fake_state.add_identity("outreach-north", "outreach")
+    for token in (None, "not-a-token"):
+        with ApiClient(fake_api, token=token) as client:
+            with pytest.raises(UnauthorizedError, match="unknown, expired or revoked") as caught:
+                client.me()
+            assert caught.value.status_code == 401
+            with pytest.raises(UnauthorizedError):
+                client.all_machines()
+            # The secret never reaches a message a page may show.
+            assert "not-a-token" not in str(caught.value)
+
+
+def test_a_role_without_the_right_gets_a_forbidden_error_naming_the_call(
+    fake_api: str, fake_state: FakeState
+) -> None:
+    token = fake_state.add_identity("health-dept", "health")
+    fake_state.forbidden.add(("POST", "/api/v1/machines/test-003/restock-visits"))
+    with ApiClient(fake_api, token=token) as client, pytest.raises(ForbiddenError) as caught:
+        client.record_restock_visit("test-003", {1: 8})
+    assert caught.value.status_code == 403
+    message = str(caught.value)
+    assert "your role may not do this" in message
+    assert "POST /api/v1/machines/test-003/restock-visits" in message
+    assert "this role may not call this route" in message  # the problem's detail
+    assert fake_state.visits == []

@@ -11,7 +11,7 @@ import console
 from console import session
 from console.client import ApiClient
 from tests.console.fake_api import FakeState
-from tests.console.memory_api import MemoryApi
+from tests.console.memory_api import ROLE_TOKENS, MemoryApi
 
 APP = str(Path(console.__file__).parent / "app.py")
 RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
@@ -19,9 +19,10 @@ RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
 
 @pytest.fixture
 def memory_api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
-    """Pages get an in-memory API holding the fake fleet."""
+    """Pages get an in-memory API holding the fake fleet, signed in as admin by a preset token."""
     api = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
-    monkeypatch.setattr(session, "make_client", lambda: api)
+    monkeypatch.setattr(session, "make_client", api.connect)
+    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["admin"])
     return api
 
 
@@ -73,9 +74,11 @@ def test_fleet_map_says_so_when_the_api_fails(memory_api: MemoryApi) -> None:
 
 
 def test_fleet_map_through_the_real_client_and_http(
-    fake_api: str, monkeypatch: pytest.MonkeyPatch
+    fake_api: str, fake_state: FakeState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(session, "make_client", lambda: ApiClient(fake_api))
+    token = fake_state.add_identity("test-admin", "admin")
+    monkeypatch.setattr(session, "make_client", lambda t: ApiClient(fake_api, token=t))
+    monkeypatch.setattr(session, "preset_token", lambda: token)
     at = _run()
     assert _metrics(at)["Machines"] == "5"
     assert not at.error

@@ -77,7 +77,7 @@ def test_client_reads_the_real_api_and_acts_on_an_alert(backend_api: tuple[str, 
         open_alerts = client.alerts(status=AlertStatus.OPEN, machine_id="phl-001")
         assert open_alerts.count >= 1
         alert = open_alerts.data[0]
-        client.acknowledge_alert(alert.id, by="someone-else")  # the token's name is recorded
+        client.acknowledge_alert(alert.id)
         acked = client.alerts(status=AlertStatus.ACKNOWLEDGED).data
         assert [(a.id, a.acted_by) for a in acked] == [(alert.id, "outreach-north")]
         client.resolve_alert(alert.id)
@@ -104,7 +104,7 @@ def test_a_restock_visit_through_the_real_api_clears_the_empty_slot(
     with ApiClient(url, token=token) as client:
         before = client.machine("phl-001")
         counts = {slot.slot: max(slot.count, slot.par or 0) for slot in before.slots}
-        visit = client.record_restock_visit("phl-001", counts, by="someone-else")
+        visit = client.record_restock_visit("phl-001", counts)
         assert visit.visited_by == "outreach-north"
         after = client.machine("phl-001")
         assert {s.slot: s.count for s in after.slots} == counts

@@ -1,0 +1,43 @@
+"""Which page files the navigation lists for a role (pure: tested without Streamlit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from console import roles
+from console.roles import PageKey, Role
+
+VIEWS: Final = Path(__file__).resolve().parent / "views"
+SIGN_IN_FILE: Final = VIEWS / "sign_in.py"
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    """One page of the navigation."""
+
+    key: PageKey
+    file: Path
+    title: str
+    icon: str
+    url_path: str
+
+
+PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
+    spec.key: spec
+    for spec in (
+        PageSpec(PageKey.FLEET_MAP, VIEWS / "fleet_map.py", "Fleet map", "🗺️", "map"),
+        PageSpec(PageKey.ALERTS, VIEWS / "alerts.py", "Alerts", "🚨", "alerts"),
+        PageSpec(PageKey.RESTOCK, VIEWS / "restock.py", "Restock", "🚐", "restock"),
+        PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail", "🔎", "machine"),
+        PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens", "🔑", "tokens"),
+        PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account", "👤", "account"),
+    )
+}
+
+
+def pages_for(role: Role | None) -> list[PageSpec]:
+    """Return the pages listed for ``role``, the default first; an unknown role gets its account."""
+    keys = roles.pages_for(role) if role is not None else [PageKey.ACCOUNT]
+    return [PAGE_SPECS[key] for key in keys]
