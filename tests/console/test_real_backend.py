@@ -1,36 +1,52 @@
-"""The console's client and map page against the real backend app (SQLite, uvicorn, HTTP).
+"""The console's client and pages against the real backend app (SQLite, uvicorn, HTTP).
 
 Checks that the console's models of the API match what the backend really
-serves; the fake API in the other tests only restates the contract.
+serves, and that what a signed-in role sees in the console is what the API
+lets it do; the fake API in the other tests only restates the contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend import crud
+from backend.alerts.rules import AlertSpec
+from backend.alerts.store import open_alert
 from backend.app import create_app
 from backend.auth.tokens import create_token
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_scope
-from console import session
+from backend.models import AlertType, Severity
+from console import navigation, session
 from console.api_models import AlertStatus, Health
-from console.client import ApiClient, ApiError, NotFoundError
+from console.client import ApiClient, ApiError, ForbiddenError, NotFoundError, UnauthorizedError
+from console.roles import PageKey
 from simulators.fleet_plan import plan_fleet
 from tests.console.test_pages import APP, RUN_TIMEOUT_S
 from tests.http_server import serve_http
 
+AREA_SUBJECT = "area:Kensington"
+
+
+@dataclass(frozen=True)
+class RealBackend:
+    url: str
+    tokens: dict[str, str]
+    """role -> token; the outreach one is named ``outreach-north``, the others ``test-<role>``."""
+
+    @property
+    def token(self) -> str:
+        return self.tokens["outreach"]
+
 
 @pytest.fixture
-def backend_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Serve the real backend app over a migrated SQLite with three registered machines.
-
-    Yields the base URL and an outreach token named ``outreach-north``.
-    """
+def backend_api(tmp_path: Path) -> Iterator[RealBackend]:
+    """Serve the real backend on SQLite: three machines, a hotspot alert, a token per role."""
     url = f"sqlite:///{tmp_path / 'console.db'}"
     migrate(url)
     engine = make_engine(url)
@@ -49,17 +65,51 @@ def backend_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 site=spec.site,
                 slots=slots,
             )
-        token = create_token(db, name="outreach-north", role="outreach")
+        # An area alert, as the hotspot job opens it: health's work, not outreach's.
+        spec_area = AlertSpec(
+            AlertType.OVERDOSE_HOTSPOT, Severity.CRITICAL, AREA_SUBJECT, None, "Dispense surge"
+        )
+        open_alert(db, spec_area, details={"lat": 39.99, "lon": -75.12, "radius_km": 0.8})
+        tokens = {
+            role: create_token(
+                db, name="outreach-north" if role == "outreach" else f"test-{role}", role=role
+            )
+            for role in ("admin", "outreach", "health", "provisioning")
+        }
     app = create_app(Settings(database_url=url), engine=engine)
     try:
         with serve_http(app) as base_url:
-            yield base_url, token
+            yield RealBackend(base_url, tokens)
     finally:
         engine.dispose()
 
 
-def test_client_reads_the_real_api_and_acts_on_an_alert(backend_api: tuple[str, str]) -> None:
-    url, token = backend_api
+def _console(backend: RealBackend, monkeypatch: pytest.MonkeyPatch, role: str) -> AppTest:
+    """Run the console app against the real API and sign in on its page with ``role``'s token."""
+    monkeypatch.setattr(session, "make_client", lambda t: ApiClient(backend.url, token=t))
+    monkeypatch.setattr(session, "preset_token", lambda: None)
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    at.run()
+    assert at.title[0].value == "Sign in"
+    at.text_input(key="sign_in_token").input(backend.tokens[role])
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _listed_pages(at: AppTest) -> set[PageKey]:
+    listed = set()
+    for key, spec in navigation.PAGE_SPECS.items():
+        try:
+            at.switch_page(str(spec.file))
+        except ValueError:
+            continue
+        listed.add(key)
+    return listed
+
+
+def test_client_reads_the_real_api_and_acts_on_an_alert(backend_api: RealBackend) -> None:
+    url, token = backend_api.url, backend_api.token
     with ApiClient(url, page_size=2) as anonymous:
         with pytest.raises(ApiError) as refused:
             anonymous.all_machines()
@@ -85,23 +135,19 @@ def test_client_reads_the_real_api_and_acts_on_an_alert(backend_api: tuple[str, 
 
 
 def test_fleet_map_page_draws_the_real_fleet(
-    backend_api: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, token = backend_api
-    monkeypatch.setattr(session, "make_client", lambda: ApiClient(url, token=token))
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    at.run()
-    assert not at.exception
+    at = _console(backend_api, monkeypatch, "admin")
+    assert at.title[0].value == "Fleet map"
     assert not at.error
     assert {m.label: m.value for m in at.metric}["Machines"] == "3"
     assert at.get("deck_gl_json_chart")[0].proto.json.count('"health_label"') == 3
 
 
 def test_a_restock_visit_through_the_real_api_clears_the_empty_slot(
-    backend_api: tuple[str, str],
+    backend_api: RealBackend,
 ) -> None:
-    url, token = backend_api
-    with ApiClient(url, token=token) as client:
+    with ApiClient(backend_api.url, token=backend_api.token) as client:
         before = client.machine("phl-001")
         counts = {slot.slot: max(slot.count, slot.par or 0) for slot in before.slots}
         visit = client.record_restock_visit("phl-001", counts)
@@ -110,3 +156,108 @@ def test_a_restock_visit_through_the_real_api_clears_the_empty_slot(
         assert {s.slot: s.count for s in after.slots} == counts
         assert after.health is Health.OK
         assert client.alerts(status=AlertStatus.OPEN, machine_id="phl-001").count == 0
+
+
+def test_a_console_signed_in_as_health_offers_no_machine_writes_and_the_api_refuses_them(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "health")
+    assert at.title[0].value == "Fleet map"
+    assert "(health)" in at.sidebar.caption[0].value
+    assert not at.error
+    assert any(s.value == "Hotspots (1)" for s in at.subheader)  # health reads hotspots
+    assert _listed_pages(at) == {
+        PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.ACCOUNT
+    }  # fmt: skip
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.ALERTS].file)).run()
+    assert not at.error
+    # Health sees and may act on the area alert only; no machine alert, no machine button.
+    choices = at.selectbox(key="alerts_chosen").options
+    assert len(choices) == 1
+    assert "overdose hotspot" in choices[0]
+
+    # Whatever the console hides, the API refuses for this token too.
+    with ApiClient(backend_api.url, token=backend_api.tokens["health"]) as health:
+        machine = health.machine("phl-001")  # the fleet is readable
+        with pytest.raises(ForbiddenError, match="your role may not do this") as refused:
+            health.record_restock_visit("phl-001", {s.slot: s.count for s in machine.slots})
+        assert refused.value.status_code == 403
+        with pytest.raises(ForbiddenError):
+            health.tokens()
+    with ApiClient(backend_api.url, token=backend_api.tokens["outreach"]) as outreach:
+        machine_alert = outreach.alerts(machine_id="phl-001").data[0]
+        with pytest.raises(ForbiddenError):
+            outreach.hotspots()
+    with ApiClient(backend_api.url, token=backend_api.tokens["health"]) as health:
+        # A machine alert does not exist for health (404, so existence does not leak).
+        with pytest.raises(NotFoundError):
+            health.acknowledge_alert(machine_alert.id)
+        assert all(a.machine_id is None for a in health.alerts(status=None).data)
+    with ApiClient(backend_api.url, token=backend_api.token) as outreach:
+        assert outreach.machine("phl-001").slots == machine.slots  # no visit was recorded
+
+
+def test_outreach_console_records_a_visit_as_its_token_name(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "outreach")
+    assert _listed_pages(at) == {
+        PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.RESTOCK, PageKey.MACHINE, PageKey.ACCOUNT
+    }  # fmt: skip
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.RESTOCK].file)).run()
+    at.selectbox(key="visit_machine").set_value("phl-001").run()
+    at.button[0].click().run()  # "Record visit" with the suggested counts
+    assert not at.error, [e.value for e in at.error]
+    assert "recorded" in at.success[-1].value
+    with ApiClient(backend_api.url, token=backend_api.token) as client:
+        assert client.machine("phl-001").health is Health.OK
+
+
+def test_a_token_revoked_while_signed_in_sends_the_console_back_to_sign_in(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "outreach")
+    assert at.title[0].value == "Fleet map"
+    with ApiClient(backend_api.url, token=backend_api.tokens["admin"]) as admin:
+        revoked = admin.revoke_token("outreach-north")
+        assert revoked.state == "revoked"
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Sign in"
+    assert "expired or revoked" in at.warning[0].value
+    with ApiClient(backend_api.url, token=backend_api.token) as stale, pytest.raises(
+        UnauthorizedError
+    ):
+        stale.me()
+
+
+def test_a_wrong_token_is_refused_by_the_real_api(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "make_client", lambda t: ApiClient(backend_api.url, token=t))
+    monkeypatch.setattr(session, "preset_token", lambda: None)
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S).run()
+    at.text_input(key="sign_in_token").input("nxt_" + "0" * 43)
+    at.button[0].click().run()
+    assert at.title[0].value == "Sign in"
+    assert "not accepted" in at.error[0].value
+    with ApiClient(backend_api.url) as anonymous, pytest.raises(ApiError) as refused:
+        anonymous.me()
+    assert refused.value.status_code == 401
+
+
+def test_an_admin_creates_a_token_in_the_console_that_the_api_then_accepts(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "admin")
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.TOKENS].file)).run()
+    assert not at.error, [e.value for e in at.error]
+    at.text_input(key="token_name").input("van-2")
+    at.selectbox(key="token_role").set_value("outreach")
+    at.text_input(key="token_expires").input("90d")
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    secret = at.code[0].value
+    with ApiClient(backend_api.url, token=secret) as van:
+        me = van.me()
+    assert (me.name, me.role) == ("van-2", "outreach")
