@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
+from backend.api.cors import PublicCORSMiddleware
 from backend.api.router import api_router, root_router
 from backend.api.security import authorize
 from backend.api.snapshot import SnapshotCache
 from backend.auth.oidc import make_verifier
 from backend.config import Settings
 from backend.db import check_schema, make_engine
+from backend.public.cache import PublicFeedCache, read_snapshot
 
 
 def create_app(
@@ -41,6 +44,10 @@ def create_app(
     app.state.registry = registry
     app.state.oidc = make_verifier(settings)
     app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
+    silent_after = timedelta(seconds=settings.offline_timeout_s)
+    app.state.public_feed = PublicFeedCache(
+        lambda: read_snapshot(engine, silent_after), settings.public_feed_cache_s
+    )
     requests = Counter(
         "nx_api_requests", "API requests", ["method", "route", "status"], registry=registry
     )
@@ -60,6 +67,7 @@ def create_app(
         requests.labels(request.method, name, str(response.status_code)).inc()
         return response
 
+    app.add_middleware(PublicCORSMiddleware)
     app.include_router(root_router)
     app.include_router(api_router)
     return app

@@ -7,6 +7,7 @@ import typer
 from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
+from backend.public.cli import app as public_app
 from backend.service_cli import register as register_services
 
 app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hotspot scans.",
@@ -14,6 +15,7 @@ app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hot
 app.add_typer(device_app, name="device")
 app.add_typer(hotspots_app, name="hotspots")
 app.add_typer(token_app, name="token")
+app.add_typer(public_app, name="public")
 register_services(app)
 
 

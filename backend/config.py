@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     # How long a fleet-snapshot page may be served from memory (0: never).
     api_snapshot_cache_s: float = Field(default=1.0, ge=0)
 
+    # The public feed (/public/v1) is read from the database at most once per
+    # cache period per process, whatever the load; clients and proxies may keep
+    # an answer for max-age seconds and then revalidate it with its ETag.
+    public_feed_cache_s: float = Field(default=1.0, gt=0, le=60)
+    public_feed_max_age_s: int = Field(default=10, ge=0, le=3600)
+
     # Alert rules.
     default_low_threshold: int = Field(default=2, ge=0)
     default_par: int | None = Field(default=None, ge=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from backend.models import (
     DispenseEvent,
     Machine,
     MachineEvent,
+    MachineListingUpdate,
     RestockVisit,
     Slot,
     StockDiscrepancy,
@@ -137,6 +139,34 @@ def _resolve_machine_alerts(session: Session, machine_id: str, *, by: str) -> No
     now = utcnow()
     for alert in active:
         alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, by
+
+
+PUBLIC_ID_BYTES = 12
+"""96 random bits: unguessable, and 16 URL-safe characters in the feed."""
+
+
+def update_public_listing(
+    *, session: Session, machine_id: str, changes: MachineListingUpdate
+) -> Machine:
+    """Change what the public feed shows of a machine, then commit.
+
+    The first time a machine gets a public name it also gets its random public
+    id, which later changes (even unlisting and listing again) keep.
+    """
+    machine = session.get(Machine, machine_id)
+    if machine is None:
+        raise NotFoundError(f"machine {machine_id!r} is not registered")
+    fields = changes.model_dump(exclude_unset=True)
+    if "in_service" in fields and fields["in_service"] is None:
+        raise ValueError("in_service must be true or false")
+    for field, value in fields.items():
+        setattr(machine, field, value)
+    if machine.public_name is not None and machine.public_id is None:
+        machine.public_id = secrets.token_urlsafe(PUBLIC_ID_BYTES)
+    session.commit()
+    session.refresh(machine)
+    log.info("machine %s public listing changed: %s", machine_id, ", ".join(sorted(fields)))
+    return machine
 
 
 def get_machine(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from backend.models.alerts import AlertType, Severity
 from backend.stock import is_empty, is_low
@@ -100,3 +101,12 @@ def machine_health(
     if any(is_low(count, threshold) for count, threshold in slot_counts):
         return "low_stock"
     return "ok"
+
+
+def is_silent(last_seen: datetime | None, *, now: datetime, timeout: timedelta) -> bool:
+    """Return whether a machine was not heard from within ``timeout`` before ``now`` (or never).
+
+    The offline watchdog (backend/ingest/maintenance.py) applies the same
+    comparison in SQL to machines it has heard from at least once.
+    """
+    return last_seen is None or last_seen < now - timeout

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from backend.api.security import require_principal
 from backend.auth.principal import Principal
 from backend.config import Settings
+from backend.public.cache import PublicFeedCache
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,9 +51,16 @@ def get_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
+async def get_public_feed(request: Request) -> PublicFeedCache:
+    """Return the app's public feed cache (async: no worker thread for a cached answer)."""
+    feed: PublicFeedCache = request.app.state.public_feed
+    return feed
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
+PublicFeedDep = Annotated[PublicFeedCache, Depends(get_public_feed)]

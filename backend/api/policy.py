@@ -34,6 +34,9 @@ PROVISION: Final = frozenset({Role.ADMIN, Role.PROVISIONING})
 
 POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/healthz"): PUBLIC,
+    # The public locator feed: no counts, no events, no private ids (docs/security.md).
+    ("GET", "/public/v1/machines"): PUBLIC,
+    ("GET", "/public/v1/machines.geojson"): PUBLIC,
     # Scraped by Prometheus with a token (authorization.credentials in scrape_config).
     ("GET", "/metrics"): ADMIN,
     ("GET", "/api/v1/auth/me"): ANY_ROLE,

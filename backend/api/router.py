@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import alerts, auth, health, hotspots, machines, tokens
+from backend.api.routes import alerts, auth, health, hotspots, machines, public, tokens
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
@@ -15,3 +15,4 @@ api_router.include_router(tokens.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)
+root_router.include_router(public.router)

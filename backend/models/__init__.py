@@ -17,7 +17,15 @@ from backend.models.events import (
     MachineEvent,
     StockSnapshot,
 )
-from backend.models.fleet import Machine, MachineBase, NaloxoneLot, Product, Slot, SlotBase
+from backend.models.fleet import (
+    Machine,
+    MachineBase,
+    MachineListingUpdate,
+    NaloxoneLot,
+    Product,
+    Slot,
+    SlotBase,
+)
 from backend.models.stock import RestockVisit, StockDiscrepancy
 from backend.models.types import UTCDateTime, utcnow
 
@@ -35,6 +43,7 @@ __all__ = [
     "Machine",
     "MachineBase",
     "MachineEvent",
+    "MachineListingUpdate",
     "NaloxoneLot",
     "Product",
     "RestockVisit",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from sqlalchemy import BigInteger, Column, ForeignKey, String
+from pydantic import StringConstraints
+from sqlalchemy import BigInteger, Column, ForeignKey, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from backend.models.types import UTCDateTime, utcnow
@@ -33,8 +35,18 @@ class MachineBase(SQLModel):
 class Machine(MachineBase, table=True):
     """A vending machine; its id is also its MQTT username."""
 
+    __table_args__ = (UniqueConstraint("public_id", name="uq_machine_public_id"),)
+
     id: str = Field(primary_key=True, max_length=63)
     active: bool = True
+    # The public locator feed (backend/public/): a machine is listed there once
+    # it has a public name and while it is active and in service. The public id
+    # is random, given on first publication and never changed, so community maps
+    # keep a stable key without learning the machine id (its MQTT username).
+    public_id: str | None = Field(default=None, max_length=32)
+    public_name: str | None = Field(default=None, max_length=120)
+    opening_hours: str | None = Field(default=None, max_length=200)
+    in_service: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     status: str = Field(default="unknown", max_length=16)
     # What set the status: the retained status topic ("status") or the
     # missed-heartbeat check ("timeout"); only the latter is undone by telemetry.
@@ -59,6 +71,23 @@ class Machine(MachineBase, table=True):
     seq_watermark: int | None = Field(default=None, sa_type=BigInteger)
     max_seq: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# One line of printable text: it is shown to the public as it is.
+_PublicText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                               pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class MachineListingUpdate(SQLModel):
+    """A change to a machine's public listing; fields left unset stay as they are.
+
+    ``public_name=None`` unlists the machine, ``opening_hours=None`` clears them,
+    ``in_service=False`` takes it off the public feed until it is back in service.
+    """
+
+    public_name: Annotated[_PublicText, StringConstraints(max_length=120)] | None = None
+    opening_hours: Annotated[_PublicText, StringConstraints(max_length=200)] | None = None
+    in_service: bool | None = None
 
 
 class SlotBase(SQLModel):

@@ -1,0 +1,1 @@
+"""The public locator feed: where naloxone can be had now, and nothing else (docs/security.md)."""

@@ -1,0 +1,106 @@
+"""The feed as served: both renderings with their ETags, rebuilt at most once per ``ttl_s``.
+
+However many clients ask, the database sees one read per ``ttl_s`` per API
+process: a request that finds the snapshot expired rebuilds it (in a worker
+thread) while every other request keeps getting the previous one, and a
+failed read is not retried for ``ttl_s`` either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio.to_thread
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.models import utcnow
+from backend.public.feed import read_listing, render_geojson, render_json
+
+log = logging.getLogger(__name__)
+
+
+class FeedUnavailableError(RuntimeError):
+    """The feed could not be read from the database just now."""
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One rendering of the feed and its strong ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Representation:
+        """Wrap ``body`` with an ETag derived from its bytes alone."""
+        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+@dataclass(frozen=True)
+class FeedSnapshot:
+    """The feed as JSON and as GeoJSON, read at the same moment."""
+
+    json: Representation
+    geojson: Representation
+
+
+def read_snapshot(engine: Engine, silent_after: timedelta) -> FeedSnapshot:
+    """Read the listing once and render it both ways."""
+    with engine.connect() as connection:
+        machines = read_listing(connection, now=utcnow(), silent_after=silent_after)
+    return FeedSnapshot(Representation.of(render_json(machines)),
+                        Representation.of(render_geojson(machines)))
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Say whether an ``If-None-Match`` header names ``etag`` (RFC 9110 weak comparison)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+class PublicFeedCache:
+    """Hold the newest snapshot for ``ttl_s`` seconds; rebuild it one request at a time."""
+
+    def __init__(self, build: Callable[[], FeedSnapshot], ttl_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl_s <= 0:
+            raise ValueError("the public feed must be cached (ttl_s > 0)")
+        self.ttl_s = ttl_s
+        self._build = build
+        self._clock = clock
+        self._snapshot: FeedSnapshot | None = None
+        self._expires = 0.0
+        self._failed_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> FeedSnapshot:
+        """Return the current snapshot; raise ``FeedUnavailableError`` if none can be read."""
+        snapshot = self._snapshot
+        if snapshot is not None and (self._clock() < self._expires or self._lock.locked()):
+            return snapshot
+        async with self._lock:
+            now = self._clock()
+            if self._snapshot is not None and now < self._expires:
+                return self._snapshot
+            if now < self._failed_until:
+                raise FeedUnavailableError("the public feed could not be read just now")
+            try:
+                snapshot = await anyio.to_thread.run_sync(self._build)
+            except SQLAlchemyError as exc:
+                self._failed_until = self._clock() + self.ttl_s
+                log.warning("public feed: reading the database failed (%s)",
+                            exc.__class__.__name__)
+                raise FeedUnavailableError("the public feed could not be read just now") from exc
+            self._snapshot, self._expires = snapshot, self._clock() + self.ttl_s
+            return snapshot
