@@ -21,6 +21,7 @@ from backend import crud
 from backend.auth.principal import Role
 from backend.auth.tokens import create_token
 from backend.db import make_engine, migrate, session_scope
+from backend.models import MachineListingUpdate
 from backend.provisioning.passwords import new_password
 from simulators.broker import MosquittoBroker
 from simulators.demo_config import (
@@ -149,6 +150,11 @@ class Demo:
                         lon=spec.lon,
                         site=spec.site,
                         slots=[slot.as_registration() for slot in spec.slots],
+                    )
+                    # Listed in the public feed (/public/v1/machines) under the same name.
+                    crud.update_public_listing(
+                        session=session, machine_id=spec.machine_id,
+                        changes=MachineListingUpdate(public_name=spec.name, opening_hours="24/7"),
                     )
         finally:
             engine.dispose()

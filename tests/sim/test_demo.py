@@ -111,6 +111,9 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
         assert f"{api}/docs" in text
         broker_port = int(re.search(r"mqtt://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
         assert httpx.get(f"http://127.0.0.1:{console_port}/_stcore/health", timeout=5).text == "ok"
+        public = httpx.get(f"{api}/public/v1/machines", timeout=5).json()["machines"]
+        assert len(public) == DEMO_MACHINES  # the demo lists every machine publicly
+        assert {m["naloxone"] for m in public} <= {"available", "out", "unknown"}
 
         family = descendants(demo.pid)
         assert len(family) >= 3  # broker, backend, console (and their own children)
