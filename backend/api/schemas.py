@@ -25,6 +25,7 @@ class MachinePublic(BaseModel):
     lat: float
     lon: float
     site: str | None
+    area: str | None = Field(description="Named area; tokens can be limited to areas")
     status: Literal["online", "offline", "unknown"]
     health: Literal["ok", "low_stock", "empty", "offline", "alarm"]
     last_seen: datetime | None

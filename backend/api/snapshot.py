@@ -57,7 +57,15 @@ def fleet_page(
     page = select(m.c.id).where(active).order_by(m.c.id).offset(offset).limit(limit).subquery()
     machines = session.execute(
         select(
-            m.c.id, m.c.name, m.c.lat, m.c.lon, m.c.site, m.c.status, m.c.last_seen, m.c.firmware
+            m.c.id,
+            m.c.name,
+            m.c.lat,
+            m.c.lon,
+            m.c.site,
+            m.c.area,
+            m.c.status,
+            m.c.last_seen,
+            m.c.firmware,
         )
         .where(m.c.id.in_(select(page.c.id)))
         .order_by(m.c.id)
@@ -110,6 +118,7 @@ def fleet_page(
                 "lat": row.lat,
                 "lon": row.lon,
                 "site": row.site,
+                "area": row.area,
                 "status": status,
                 "health": machine_health(
                     status=status, slot_counts=levels, open_alert_types=alerts[row.id]

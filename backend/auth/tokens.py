@@ -187,6 +187,9 @@ def _touch(session: Session, row: ApiToken, now: datetime, touch_after_s: float)
     # (a locked SQLite file) costs only the timestamp, never the request.
     cutoff = now - timedelta(seconds=touch_after_s)
     try:
+        # End the read first: on SQLite a read transaction that then writes can
+        # fail at once (busy snapshot), while a fresh write waits for the lock.
+        session.commit()
         session.execute(
             update(ApiToken)
             .where(

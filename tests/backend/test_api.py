@@ -19,7 +19,7 @@ from tests.backend.conftest import AuthHeaders, register
 from tests.backend.helpers import events_topic, vend
 from tests.http_server import serve_http
 
-MACHINE_KEYS = {"id", "name", "lat", "lon", "site", "status", "health", "last_seen",
+MACHINE_KEYS = {"id", "name", "lat", "lon", "site", "area", "status", "health", "last_seen",
                 "firmware", "slots", "open_alerts"}
 SLOT_KEYS = {"slot", "product", "count", "capacity", "par", "low_threshold"}
 ALERT_KEYS = {"id", "type", "severity", "subject", "machine_id", "status", "opened_at",

@@ -114,6 +114,7 @@ def test_area_limited_token_sees_and_writes_only_its_areas(
     with httpx.Client(base_url=base_url, timeout=10, headers=north) as http:
         page = http.get("/api/v1/machines").json()
         assert ([m["id"] for m in page["data"]], page["count"]) == (["nor-001"], 1)
+        assert page["data"][0]["area"] == "north"
         assert http.get("/api/v1/machines/nor-001").status_code == 200
         assert http.get("/api/v1/machines/sou-001").status_code == 404
         assert http.get("/api/v1/machines/nowhere-001").status_code == 404

@@ -46,6 +46,7 @@ def _public(
                 lat=m.lat,
                 lon=m.lon,
                 site=m.site,
+                area=m.area,
                 status=status_,
                 health=machine_health(
                     status=status_, slot_counts=counts, open_alert_types=set(alerts[m.id])
