@@ -279,7 +279,7 @@ def list_alerts(
     principal: Principal | None = None,
 ) -> tuple[list[Alert], int]:
     """Return a page of alerts, newest first, and the total matching (of those visible)."""
-    where = [] if principal is None else [alert_filter(principal)]
+    where = [] if principal is None else [alert_filter(principal, session)]
     if status is not None:
         where.append(col(Alert.status) == status)
     if alert_type is not None:
@@ -299,12 +299,7 @@ def list_alerts(
 
 def _visible_alert(session: Session, alert_id: int, principal: Principal | None) -> Alert:
     alert = session.get(Alert, alert_id)
-    if alert is not None and principal is not None:
-        machine = None if alert.machine_id is None else session.get(Machine, alert.machine_id)
-        area = None if machine is None else machine.area
-        if not sees_alert(principal, alert.machine_id, area):
-            alert = None
-    if alert is None:
+    if alert is None or (principal is not None and not sees_alert(session, principal, alert)):
         raise NotFoundError(f"alert {alert_id} does not exist")
     return alert
 

@@ -3,8 +3,8 @@
 An alert with a ``machine_id`` is about that machine (stock, offline, door...);
 one without is about an area (today: overdose hotspots). Outreach works on
 machine alerts, health on area alerts, admin on both. A principal limited to
-areas sees machines in those areas and their alerts; area alerts are not tied
-to a named area, so an area-limited principal does not see them. Whatever a
+areas sees machines in those areas and their alerts, and the area alerts that
+list one of those machines (``details.machines``). Whatever a
 principal may not see behaves as if it did not exist (404), so that existence
 does not leak.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, select, true
+from sqlalchemy import false, or_, true
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from backend.auth.principal import Principal, Role
 from backend.models import Alert, Machine
@@ -49,31 +49,56 @@ def machine_filter(principal: Principal, area_column: Any = None) -> ColumnEleme
     return column.in_(sorted(principal.areas))  # type: ignore[no-any-return,unused-ignore]
 
 
-def alert_filter(principal: Principal) -> ColumnElement[bool]:
+def _listed_machines(details: Any) -> set[str]:
+    machines = details.get("machines") if isinstance(details, dict) else None
+    return {m for m in machines if isinstance(m, str)} if isinstance(machines, list) else set()
+
+
+def area_alert_ids(session: Session, principal: Principal) -> list[int]:
+    """Return the ids of the area alerts that list a machine in one of the principal's areas."""
+    mine = set(session.exec(select(col(Machine.id)).where(machine_filter(principal))).all())
+    rows = session.exec(
+        select(col(Alert.id), col(Alert.details)).where(col(Alert.machine_id).is_(None))
+    ).all()
+    return [
+        alert_id
+        for alert_id, details in rows
+        if alert_id is not None and mine & _listed_machines(details)
+    ]
+
+
+def alert_filter(principal: Principal, session: Session) -> ColumnElement[bool]:
     """Return a WHERE condition on alerts for what ``principal`` sees."""
     kinds = ALERT_SUBJECTS[principal.role]
     machine_id = col(Alert.machine_id)
+    if not principal.area_limited:
+        if kinds == {MACHINE_ALERTS, AREA_ALERTS}:
+            return true()
+        if MACHINE_ALERTS in kinds:
+            return machine_id.is_not(None)
+        return machine_id.is_(None) if AREA_ALERTS in kinds else false()
     parts: list[ColumnElement[bool]] = []
     if MACHINE_ALERTS in kinds:
-        if principal.area_limited:
-            in_areas = select(col(Machine.id)).where(machine_filter(principal))
-            parts.append(machine_id.in_(in_areas))
-        else:
-            parts.append(machine_id.is_not(None))
-    if AREA_ALERTS in kinds and not principal.area_limited:
-        parts.append(machine_id.is_(None))
-    if not parts:
-        return false()
-    if len(parts) == 1:
-        return parts[0]
-    return true()  # both kinds, unrestricted
+        parts.append(machine_id.in_(select(col(Machine.id)).where(machine_filter(principal))))
+    if AREA_ALERTS in kinds:
+        # Area alerts carry the machines they concern (a hotspot lists those
+        # in its cluster); few enough to filter here.
+        parts.append(col(Alert.id).in_(area_alert_ids(session, principal)))
+    return or_(*parts) if parts else false()
 
 
-def sees_alert(principal: Principal, machine_id: str | None, machine_area: str | None) -> bool:
-    """Say whether one alert (of a machine in ``machine_area``, if any) is visible."""
-    kind = alert_subject(machine_id)
+def sees_alert(session: Session, principal: Principal, alert: Alert) -> bool:
+    """Say whether one alert is visible to ``principal``."""
+    kind = alert_subject(alert.machine_id)
     if kind not in ALERT_SUBJECTS[principal.role]:
         return False
-    if kind == AREA_ALERTS:
-        return not principal.area_limited
-    return sees_machine_area(principal, machine_area)
+    if not principal.area_limited:
+        return True
+    listed = {alert.machine_id} if alert.machine_id else _listed_machines(alert.details)
+    if not listed:
+        return False
+    in_scope = select(col(Machine.id)).where(
+        col(Machine.id).in_(sorted(listed)), machine_filter(principal)
+    )
+    found = session.exec(in_scope).first()
+    return found is not None

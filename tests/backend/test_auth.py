@@ -155,7 +155,14 @@ def test_alerts_about_machines_go_to_outreach_and_about_areas_to_health(
     assert hotspot.id not in machine_alerts
     assert ids(health) == {hotspot.id}
     assert ids(admin) == machine_alerts | {hotspot.id}
-    assert ids(auth_headers("health", areas=["north"])) == set()  # area alerts: no named area
+    # An area-limited token sees the area alerts that list a machine in its areas.
+    assert ids(auth_headers("health", areas=["north"])) == {hotspot.id}
+    south = auth_headers("health", areas=["south"])
+    assert ids(south) == set()
+    assert httpx.post(f"{base_url}/api/v1/alerts/{hotspot.id}/acknowledge", headers=south,
+                      timeout=10).status_code == 404
+    assert httpx.get(f"{base_url}/api/v1/hotspots", headers=south,
+                     timeout=10).json()["features"] == []
     some_machine_alert = min(machine_alerts)
     assert httpx.post(f"{base_url}/api/v1/alerts/{some_machine_alert}/resolve", headers=health,
                       timeout=10).status_code == 404

@@ -27,7 +27,7 @@ def list_hotspots(
 ) -> JSONResponse:
     """Return hotspot areas (centre, radius, counts, p-value) as a FeatureCollection."""
     query = select(Alert).where(
-        Alert.type == AlertType.OVERDOSE_HOTSPOT.value, alert_filter(principal)
+        Alert.type == AlertType.OVERDOSE_HOTSPOT.value, alert_filter(principal, session)
     )
     if not include_resolved:
         query = query.where(Alert.status != AlertStatus.RESOLVED.value)
