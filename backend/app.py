@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
 from backend.api.cors import PublicCORSMiddleware
+from backend.api.request_id import RequestIdMiddleware
 from backend.api.router import api_router, root_router
 from backend.api.security import authorize
 from backend.api.snapshot import SnapshotCache
@@ -68,6 +69,8 @@ def create_app(
         return response
 
     app.add_middleware(PublicCORSMiddleware)
+    # Added last, so outermost: every response, the metrics one's too, carries the id.
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(root_router)
     app.include_router(api_router)
     return app

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from backend.alerts.rules import slot_alert_spec, slot_alert_types, slot_subject
 from backend.alerts.store import open_alert, resolve_alerts
+from backend.audit import record_audit, snapshot
 from backend.auth.principal import Principal
 from backend.auth.scope import alert_filter, sees_alert, sees_machine_area
 from backend.models import (
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOW_THRESHOLD = 2
 SLOT_FIELDS = ("product", "capacity", "count", "par", "low_threshold")
+MACHINE_FIELDS = ("name", "lat", "lon", "site", "area", "active")
+ALERT_FIELDS = ("status", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by")
 
 
 class NotFoundError(LookupError):
@@ -57,6 +60,13 @@ def _settle_slot_alerts(session: Session, slot: Slot, default_threshold: int) ->
             resolve_alerts(session, kind, slot_subject(slot.machine_id, slot.slot))
 
 
+def _machine_state(session: Session, machine: Machine) -> dict[str, Any]:
+    """Return a machine's fields and its planogram (slots), as the audit trail keeps them."""
+    slots = slots_of(session=session, machine_ids=[machine.id]).get(machine.id, [])
+    return {**snapshot(machine, MACHINE_FIELDS),
+            "slots": {str(s.slot): snapshot(s, SLOT_FIELDS) for s in slots}}
+
+
 def register_machine(
     *,
     session: Session,
@@ -64,17 +74,20 @@ def register_machine(
     name: str,
     lat: float,
     lon: float,
+    actor: str,
     site: str | None = None,
     slots: Sequence[dict[str, Any]] | None = None,
     default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
     area: str | None = None,
+    request_id: str | None = None,
 ) -> Machine:
-    """Create or update a machine and its slots (idempotent), then commit.
+    """Create or update a machine and its slots (idempotent), audit it, then commit.
 
     ``area`` names the area tokens can be limited to; None keeps the current one.
     """
     validate_machine_id(machine_id)
     machine = session.get(Machine, machine_id)
+    before = None if machine is None else _machine_state(session, machine)
     if machine is None:
         machine = Machine(id=machine_id, name=name, lat=lat, lon=lon, site=site, area=area)
         session.add(machine)
@@ -100,17 +113,26 @@ def register_machine(
         slot.updated_at = utcnow()
         session.flush()
         _settle_slot_alerts(session, slot, default_low_threshold)
+    after = _machine_state(session, machine)
+    if after != before:
+        record_audit(session, actor=actor, action="machine.register", object_type="machine",
+                     object_id=machine_id, before=before, after=after, request_id=request_id)
     session.commit()
     session.refresh(machine)
     log.info("machine %s registered", machine_id)
     return machine
 
 
-def deactivate_machine(*, session: Session, machine_id: str) -> Machine:
+def deactivate_machine(
+    *, session: Session, machine_id: str, actor: str, request_id: str | None = None
+) -> Machine:
     """Stop accepting a machine's messages but keep its history; resolve its alerts."""
     machine = session.get(Machine, machine_id)
     if machine is None:
         raise NotFoundError(f"machine {machine_id!r} is not registered")
+    record_audit(session, actor=actor, action="machine.deactivate", object_type="machine",
+                 object_id=machine_id, before={"active": machine.active},
+                 after={"active": False}, request_id=request_id)
     machine.active = False
     _resolve_machine_alerts(session, machine_id, by="deactivated")
     session.commit()
@@ -118,11 +140,16 @@ def deactivate_machine(*, session: Session, machine_id: str) -> Machine:
     return machine
 
 
-def remove_machine(*, session: Session, machine_id: str) -> bool:
+def remove_machine(
+    *, session: Session, machine_id: str, actor: str, request_id: str | None = None
+) -> bool:
     """Delete a machine and its slots (events stay, as history); say whether it existed."""
     machine = session.get(Machine, machine_id)
     if machine is None:
         return False
+    record_audit(session, actor=actor, action="machine.remove", object_type="machine",
+                 object_id=machine_id, before=_machine_state(session, machine),
+                 request_id=request_id)
     _resolve_machine_alerts(session, machine_id, by="removed")
     session.exec(delete(Slot).where(col(Slot.machine_id) == machine_id))
     session.delete(machine)
@@ -305,27 +332,45 @@ def _visible_alert(session: Session, alert_id: int, principal: Principal | None)
 
 
 def acknowledge_alert(
-    *, session: Session, alert_id: int, by: str, principal: Principal | None = None
+    *,
+    session: Session,
+    alert_id: int,
+    by: str,
+    principal: Principal | None = None,
+    request_id: str | None = None,
 ) -> Alert:
     """Mark an open alert acknowledged by ``by`` (NotFoundError if ``principal`` cannot see it)."""
     alert = _visible_alert(session, alert_id, principal)
     if alert.status == AlertStatus.RESOLVED:
         raise InvalidTransitionError(f"alert {alert_id} is already resolved")
     if alert.status == AlertStatus.OPEN:
+        before = snapshot(alert, ALERT_FIELDS)
         alert.status, alert.acknowledged_at = AlertStatus.ACKNOWLEDGED, utcnow()
         alert.acknowledged_by = by
+        record_audit(session, actor=by, action="alert.acknowledge", object_type="alert",
+                     object_id=alert_id, before=before, after=snapshot(alert, ALERT_FIELDS),
+                     request_id=request_id)
         session.commit()
         session.refresh(alert)
     return alert
 
 
 def resolve_alert(
-    *, session: Session, alert_id: int, by: str, principal: Principal | None = None
+    *,
+    session: Session,
+    alert_id: int,
+    by: str,
+    principal: Principal | None = None,
+    request_id: str | None = None,
 ) -> Alert:
-    """Mark an alert resolved by ``by`` (idempotent; NotFoundError if not visible)."""
+    """Mark an alert resolved by ``by`` (idempotent; NotFoundError if not visible; audited)."""
     alert = _visible_alert(session, alert_id, principal)
     if alert.status != AlertStatus.RESOLVED:
+        before = snapshot(alert, ALERT_FIELDS)
         alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, utcnow(), by
+        record_audit(session, actor=by, action="alert.resolve", object_type="alert",
+                     object_id=alert_id, before=before, after=snapshot(alert, ALERT_FIELDS),
+                     request_id=request_id)
         session.commit()
         session.refresh(alert)
     return alert
@@ -336,13 +381,15 @@ def record_restock_visit(
     session: Session,
     machine_id: str,
     counts: dict[int, int],
+    actor: str,
     visited_by: str | None = None,
     counted_before: dict[int, int] | None = None,
     visited_at: datetime | None = None,
     default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
     principal: Principal | None = None,
+    request_id: str | None = None,
 ) -> RestockVisit:
-    """Record a visit that set slot counts; closes the stock alerts it fixed.
+    """Record a visit that set slot counts; closes the stock alerts it fixed; audits it.
 
     ``counted_before`` holds what the visitor found in each slot before loading;
     where it differs from the books it is stored as a discrepancy.
@@ -351,10 +398,12 @@ def record_restock_visit(
     if machine is None:
         raise NotFoundError(f"machine {machine_id!r} is not registered")
     now = visited_at or utcnow()
+    before: dict[str, int] = {}
     for number, new_count in sorted(counts.items()):
         slot = session.get(Slot, (machine_id, number))
         if slot is None:
             raise NotFoundError(f"machine {machine_id!r} has no slot {number}")
+        before[str(number)] = slot.count
         if counted_before and number in counted_before:
             check = reconcile(slot.count, counted_before[number], StockSource.VISIT)
             if check.discrepancy is not None:
@@ -380,6 +429,14 @@ def record_restock_visit(
         counts={str(k): v for k, v in counts.items()},
     )
     session.add(visit)
+    session.flush()
+    record_audit(session, actor=actor, action="restock_visit.record", object_type="machine",
+                 object_id=machine_id, before={"counts": before},
+                 after={"counts": visit.counts, "visit_id": visit.id,
+                        "visited_by": visited_by,
+                        "counted_before": None if counted_before is None
+                        else {str(k): v for k, v in counted_before.items()}},
+                 request_id=request_id)
     session.commit()
     session.refresh(visit)
     return visit

@@ -146,6 +146,7 @@ class Demo:
                         session=session,
                         machine_id=spec.machine_id,
                         name=spec.name,
+                        actor="demo",
                         lat=spec.lat,
                         lon=spec.lon,
                         site=spec.site,

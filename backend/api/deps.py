@@ -45,6 +45,12 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_request_id(request: Request) -> str:
+    """Return the id the request-id middleware gave this request."""
+    request_id: str = request.state.request_id
+    return request_id
+
+
 def get_registry(request: Request) -> CollectorRegistry:
     """Return the app's Prometheus registry."""
     registry: CollectorRegistry = request.app.state.registry
@@ -64,3 +70,4 @@ WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 PublicFeedDep = Annotated[PublicFeedCache, Depends(get_public_feed)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -8,6 +8,7 @@ from backend.models.alerts import (
     AlertType,
     Severity,
 )
+from backend.models.audit import AuditRecord
 from backend.models.auth import ApiToken
 from backend.models.events import (
     CommandResultRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "AlertStatus",
     "AlertType",
     "ApiToken",
+    "AuditRecord",
     "CommandResultRecord",
     "DeadLetter",
     "DeliveryGap",

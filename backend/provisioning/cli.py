@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from backend.audit import cli_actor
 from backend.config import Settings, get_settings
 from backend.provisioning import ca_store, registry
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
@@ -120,7 +121,7 @@ def add(
     if register:
         try:
             registry.register(settings, machine_id=machine_id, name=name, lat=lat, lon=lon,
-                              site=site, area=area)
+                              site=site, area=area, actor=cli_actor())
         except registry.RegistryError as exc:
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} registered")
@@ -235,7 +236,7 @@ def revoke(
                     f"(looked in: {', '.join(looked) or 'nothing: set NX_BROKER_PASSWORD_FILE'})")
     if deactivate:
         try:
-            known = registry.deactivate(settings, machine_id=machine_id)
+            known = registry.deactivate(settings, machine_id=machine_id, actor=cli_actor())
         except registry.RegistryError as exc:
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")

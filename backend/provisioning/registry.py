@@ -34,21 +34,21 @@ def _session(settings: Settings) -> Iterator[Session]:
 
 
 def register(settings: Settings, *, machine_id: str, name: str, lat: float, lon: float,
-             site: str | None = None, area: str | None = None) -> None:
-    """Create or update the machine's row (idempotent; crud commits; no area keeps the old)."""
+             actor: str, site: str | None = None, area: str | None = None) -> None:
+    """Create or update the machine's row (idempotent, audited; no area keeps the old one)."""
     with _session(settings) as session:
         try:
             crud.register_machine(session=session, machine_id=machine_id, name=name,
-                                  lat=lat, lon=lon, site=site, area=area)
+                                  lat=lat, lon=lon, site=site, area=area, actor=actor)
         except ValueError as exc:
             raise RegistryError(f"cannot register {machine_id}: {exc}") from exc
 
 
-def deactivate(settings: Settings, *, machine_id: str) -> bool:
+def deactivate(settings: Settings, *, machine_id: str, actor: str) -> bool:
     """Mark the machine inactive (its history stays); return whether it was registered."""
     with _session(settings) as session:
         try:
-            crud.deactivate_machine(session=session, machine_id=machine_id)
+            crud.deactivate_machine(session=session, machine_id=machine_id, actor=actor)
         except crud.NotFoundError:
             return False
     return True

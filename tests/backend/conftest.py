@@ -118,7 +118,7 @@ def register(session: Session, machine_id: str, *, count: int = 8, capacity: int
     """Register a test machine with ``slots`` naloxone slots (in a named ``area``)."""
     crud.register_machine(
         session=session, machine_id=machine_id, name=f"Machine {machine_id}", lat=40.7,
-        lon=-74.0, site="test", area=area,
+        lon=-74.0, site="test", area=area, actor="test",
         slots=[{"slot": n, "product": "naloxone-nasal-4mg", "capacity": capacity,
                 "count": count, "low_threshold": threshold} for n in range(1, slots + 1)],
     )

@@ -227,8 +227,9 @@ def test_no_token_in_any_log_line(migrated_url: str, settings: Settings, session
 def test_device_registration_sets_and_keeps_the_area(migrated_url: str, session: Session) -> None:
     settings = Settings(environment="test", database_url=migrated_url)
     registry.register(settings, machine_id="nor-009", name="N", lat=40.0, lon=-75.0,
-                      area="north")
-    registry.register(settings, machine_id="nor-009", name="N2", lat=40.0, lon=-75.0)
+                      area="north", actor="cli:test")
+    registry.register(settings, machine_id="nor-009", name="N2", lat=40.0, lon=-75.0,
+                      actor="cli:test")
     machine = session.get(Machine, "nor-009")
     assert machine is not None
     assert (machine.name, machine.area) == ("N2", "north")

@@ -67,7 +67,7 @@ def _register(engine: Engine, machine_id: str, slots: list[dict[str, object]], *
               site: str | None = None) -> None:
     with Session(engine) as session:
         crud.register_machine(session=session, machine_id=machine_id, name=name, lat=lat,
-                              lon=lon, site=site, slots=slots)
+                              lon=lon, site=site, slots=slots, actor="test")
 
 
 def _naloxone(count: int) -> list[dict[str, object]]:
@@ -161,7 +161,7 @@ def test_each_availability_state_and_who_is_listed(
            for machine_id in [*machines, "test-008", "test-009"]}
     _listing(engine, "test-008", in_service=False)
     with Session(engine) as session:
-        crud.deactivate_machine(session=session, machine_id="test-009")
+        crud.deactivate_machine(session=session, machine_id="test-009", actor="test")
     feed = _by_id(client)
     assert {ids[m]: state for m, state in machines.items()} == {
         k: v["naloxone"] for k, v in feed.items()}

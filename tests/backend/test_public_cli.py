@@ -51,7 +51,7 @@ def test_set_list_out_of_service_unlist(cli_db: tuple[str, Engine]) -> None:
     migrated_url, engine = cli_db
     with Session(engine) as session:
         crud.register_machine(session=session, machine_id="test-001", name="private",
-                              lat=40.7, lon=-74.0)
+                              lat=40.7, lon=-74.0, actor="test")
     done = _public(migrated_url, "set", "test-001", "--name", "Harbour Clinic",
                    "--hours", "Mo-Fr 08:00-20:00")
     assert done.returncode == 0, done.stderr
@@ -78,7 +78,7 @@ def test_bad_input_is_refused_and_changes_nothing(cli_db: tuple[str, Engine]) ->
     migrated_url, engine = cli_db
     with Session(engine) as session:
         crud.register_machine(session=session, machine_id="test-001", name="private",
-                              lat=40.7, lon=-74.0)
+                              lat=40.7, lon=-74.0, actor="test")
     bad_name = _public(migrated_url, "set", "test-001", "--name", "Clinic\nsecond line")
     assert bad_name.returncode == 1
     assert "public_name" in bad_name.stderr

@@ -89,6 +89,7 @@ def test_burst_after_outage(tmp_path: Path) -> None:
     with Session(engine) as session:
         for n in range(1, MACHINES + 1):
             crud.register_machine(session=session, machine_id=burst_id(n), name=burst_id(n),
+                                  actor="test",
                                   lat=0, lon=0, slots=[{"slot": 1, "capacity": EVENTS + 10,
                                                         "count": EVENTS + 10}])
     engine.dispose()

@@ -104,6 +104,7 @@ def _run(kind: str, extra_config: str, per_machine: int, tmp: Path) -> dict[str,
             for machine_id in MACHINES:
                 crud.register_machine(
                     session=session, machine_id=machine_id, name=machine_id, lat=0, lon=0,
+                    actor="test",
                     slots=[{"slot": 1, "product": "naloxone-nasal-4mg",
                             "capacity": per_machine, "count": per_machine}])
         engine.dispose()

@@ -58,6 +58,7 @@ def backend_api(tmp_path: Path) -> Iterator[RealBackend]:
                 slots[0]["count"] = 0  # an empty naloxone slot: the backend should say so
             crud.register_machine(
                 session=db,
+                actor="test",
                 machine_id=spec.machine_id,
                 name=spec.name,
                 lat=spec.lat,

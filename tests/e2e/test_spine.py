@@ -43,7 +43,7 @@ def database(tmp_path: Path) -> str:
     engine = make_engine(url)
     with Session(engine) as session:
         crud.register_machine(
-            session=session, machine_id=MACHINE, name="Kensington & Allegheny",
+            session=session, machine_id=MACHINE, name="Kensington & Allegheny", actor="test",
             lat=39.9968, lon=-75.1134,
             slots=[{"slot": 1, "product": NALOXONE, "capacity": 10, "count": 4,
                     "low_threshold": LOW_THRESHOLD}],

@@ -81,7 +81,7 @@ def seed_fleet(engine: Engine, *, days: int = 40, surge_day: int = 0) -> None:
             for c in range(6):
                 machine_id = f"hx-{r}{c}"
                 crud.register_machine(
-                    session=session, machine_id=machine_id, name=machine_id,
+                    session=session, machine_id=machine_id, name=machine_id, actor="test",
                     lat=39.95 + 0.01 * r, lon=-75.16 + 0.013 * c,
                     slots=[{"slot": 1, "product": "naloxone-nasal-4mg", "capacity": 50,
                             "count": 50}])

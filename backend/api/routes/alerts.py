@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from backend import crud
-from backend.api.deps import PrincipalDep, SessionDep, WriteSessionDep
+from backend.api.deps import PrincipalDep, RequestIdDep, SessionDep, WriteSessionDep
 from backend.api.schemas import AlertsPage
 from backend.models import AlertPublic, AlertStatus
 
@@ -41,11 +41,14 @@ def list_alerts(
 
 # A body (the old {"by": ...}) is not read: who acted is the authenticated principal.
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
-def acknowledge(alert_id: int, session: WriteSessionDep, principal: PrincipalDep) -> AlertPublic:
+def acknowledge(
+    alert_id: int, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+) -> AlertPublic:
     """Acknowledge an open alert as the caller."""
     try:
         alert = crud.acknowledge_alert(
-            session=session, alert_id=alert_id, by=principal.name, principal=principal
+            session=session, alert_id=alert_id, by=principal.name, principal=principal,
+            request_id=request_id,
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
@@ -55,11 +58,14 @@ def acknowledge(alert_id: int, session: WriteSessionDep, principal: PrincipalDep
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
-def resolve(alert_id: int, session: WriteSessionDep, principal: PrincipalDep) -> AlertPublic:
+def resolve(
+    alert_id: int, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+) -> AlertPublic:
     """Resolve an alert as the caller."""
     try:
         alert = crud.resolve_alert(
-            session=session, alert_id=alert_id, by=principal.name, principal=principal
+            session=session, alert_id=alert_id, by=principal.name, principal=principal,
+            request_id=request_id,
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

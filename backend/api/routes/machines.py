@@ -9,7 +9,13 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.alerts.rules import machine_health
-from backend.api.deps import PrincipalDep, SessionDep, SettingsDep, WriteSessionDep
+from backend.api.deps import (
+    PrincipalDep,
+    RequestIdDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
 from backend.api.schemas import (
     EventPublic,
     MachineDetail,
@@ -114,6 +120,7 @@ def record_restock_visit(
     session: WriteSessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    request_id: RequestIdDep,
 ) -> RestockVisitPublic:
     """Record a restock visit by the caller: set slot counts, close the stock alerts it fixed."""
     if any(c < 0 for c in body.counts.values()):
@@ -127,6 +134,8 @@ def record_restock_visit(
             visited_by=principal.name,
             default_low_threshold=settings.default_low_threshold,
             principal=principal,
+            actor=principal.name,
+            request_id=request_id,
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
