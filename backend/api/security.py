@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.routing import compile_path
 
@@ -111,6 +112,13 @@ def authorize(request: Request) -> Principal | None:
     except NoRoleError as exc:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"{exc.subject} has no NaloxNet role; ask an admin"
+        ) from None
+    except SQLAlchemyError as exc:
+        log.error("cannot check a token: database error %s", exc.__class__.__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "cannot check credentials: the database is unavailable",
+            headers={"Retry-After": "5"},
         ) from None
     if principal is None:
         raise HTTPException(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +18,10 @@ from sqlmodel import Session, select
 from backend.app import create_app
 from backend.auth.tokens import authenticate_token, create_token, parse_duration
 from backend.config import Settings
-from backend.db import make_engine
+from backend.db import make_engine, migrate
 from backend.models import Alert, AlertType, ApiToken, Machine, utcnow
 from backend.provisioning import registry
-from tests.backend.conftest import AuthHeaders, bearer, register
+from tests.backend.conftest import AuthHeaders, bearer, make_token, register
 from tests.backend.procs import REPO
 from tests.http_server import serve_http
 
@@ -233,3 +234,24 @@ def test_device_registration_sets_and_keeps_the_area(migrated_url: str, session:
     machine = session.get(Machine, "nor-009")
     assert machine is not None
     assert (machine.name, machine.area) == ("N2", "north")
+
+
+@pytest.mark.allow_logged_errors
+def test_a_database_that_cannot_be_read_gives_503_not_a_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nx.db'}"
+    migrate(url)
+    token = make_token(url, "admin")
+    app = create_app(Settings(environment="test", database_url=url))
+    with serve_http(app) as base:
+        assert _me_status(base, token) == 200
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE api_token")
+        engine.dispose()
+        response = httpx.get(f"{base}/api/v1/auth/me", headers=bearer(token), timeout=10)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+
+
+def _me_status(base: str, token: str) -> int:
+    return httpx.get(f"{base}/api/v1/auth/me", headers=bearer(token), timeout=10).status_code
