@@ -14,6 +14,7 @@ import typer
 from simulators.broker import BrokerError
 from simulators.demo import Demo, DemoUrls
 from simulators.demo_config import DemoConfig, DemoError
+from simulators.demo_tokens import ConsoleSignIn, console_line, token_lines
 from simulators.planogram import PlanogramError
 from simulators.processes import ChildFailedError
 from simulators.scenario import ScenarioError, available, load_scenario
@@ -42,17 +43,12 @@ def _banner(urls: DemoUrls, machines: int) -> str:
     lines = [
         "",
         "NaloxNet demo is running.",
-        f"  console   {urls.console}" if urls.console else "  console   (not started)",
+        console_line(urls.console, urls.console_role),
         f"  API docs  {urls.docs}",
         f"  API       {urls.api}/api/v1/machines",
         f"  broker    {urls.broker}",
-        *(
-            [f"  admin token  {urls.admin_token}  (the console uses it; for curl: "
-             f"-H 'Authorization: Bearer <token>')"]
-            if urls.admin_token
-            else []
-        ),
         f"  logs      {urls.logs}",
+        *token_lines(urls.tokens),
         f"  {machines} simulated machines around Philadelphia. Ctrl-C stops everything.",
         "",
     ]
@@ -88,6 +84,10 @@ def demo(
         str,
         typer.Option(help="shipped scenario name or TOML file; 'none' for plain demand"),
     ] = "demo",
+    console_role: Annotated[
+        ConsoleSignIn,
+        typer.Option(help="the role the console starts signed in as; 'none': its sign-in page"),
+    ] = ConsoleSignIn.ADMIN,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every agent")] = False,
 ) -> None:
     """Run broker, backend, a simulated fleet and the console until Ctrl-C or SIGTERM."""
@@ -108,6 +108,7 @@ def demo(
         scenario=None if scenario.lower() == "none" else scenario,
         history_days=history_days,
         hotspots=hotspots,
+        console_role=console_role.role(),
     )
     started = threading.Event()
     stopping = threading.Event()

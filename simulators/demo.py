@@ -19,7 +19,6 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.auth.principal import Role
-from backend.auth.tokens import create_token
 from backend.db import make_engine, migrate, session_scope
 from backend.models import MachineListingUpdate
 from backend.provisioning.passwords import new_password
@@ -32,6 +31,7 @@ from simulators.demo_config import (
     check_ports,
     hotspot_env,
 )
+from simulators.demo_tokens import create_demo_tokens
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.planogram import push_planograms
@@ -53,7 +53,10 @@ class DemoUrls:
     console: str | None
     broker: str
     logs: Path
-    admin_token: str | None = None
+    tokens: dict[Role, str] = field(default_factory=dict)
+    """One API token per role, made for this run."""
+    console_role: Role | None = None
+    """The role the console is signed in as (None: it opens on its sign-in page)."""
 
 
 @dataclass
@@ -96,13 +99,16 @@ class Demo:
         database_url = f"sqlite:///{workdir / 'naloxnet.db'}"
         migrate(database_url)
         self._register(database_url)
-        admin_token = self._admin_token(database_url)
+        tokens = self._tokens(database_url)
+        console_role = cfg.console_role
 
         env = backend_env(cfg, broker, database_url, backend_password)
         api_url = self._start_backend(env, workdir)
         # The console comes up while the fleet replays its history, so the map
         # shows stock moving from the first minute.
-        console_url = self._start_console(api_url, workdir, admin_token)
+        console_url = self._start_console(
+            api_url, workdir, tokens[console_role] if console_role else None
+        )
         self._start_fleet(broker, passwords, backend_password, scenario, workdir)
         if cfg.hotspots:
             self.hotspot_job = Child(
@@ -119,7 +125,8 @@ class Demo:
             console=console_url,
             broker=f"mqtt://{broker.host}:{broker.port}",
             logs=workdir / "logs",
-            admin_token=admin_token,
+            tokens=tokens,
+            console_role=console_role if self.console is not None else None,
         )
 
     def _scenario(self) -> Scenario | None:
@@ -161,13 +168,13 @@ class Demo:
             engine.dispose()
         log.info("registered %d machines", len(self.specs))
 
-    def _admin_token(self, database_url: str) -> str:
-        # The API refuses callers without a token: the console signs in as admin
-        # so that the demo shows everything at once.
+    def _tokens(self, database_url: str) -> dict[Role, str]:
+        # The API refuses callers without a token: one per role to try each, and
+        # the console signs in as admin by default so the demo shows everything.
         engine = make_engine(database_url)
         try:
             with Session(engine) as session:
-                return create_token(session, name="demo-admin", role=Role.ADMIN)
+                return create_demo_tokens(session)
         finally:
             engine.dispose()
 
@@ -183,12 +190,14 @@ class Demo:
         self.backend.wait_http(f"{api_url}/healthz", API_START_S)
         return api_url
 
-    def _start_console(self, api_url: str, workdir: Path, token: str) -> str | None:
+    def _start_console(self, api_url: str, workdir: Path, token: str | None) -> str | None:
         if not self.config.console:
             return None
         port = str(self.config.console_port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("NX_")}
-        env["NX_CONSOLE_API_TOKEN"] = token
+        if token is not None:
+            # A preset token: every browser session of the demo console starts signed in.
+            env["NX_CONSOLE_API_TOKEN"] = token
         self.console = Child(
             "console",
             [entry_point("nx-console"), "--port", port, "--api-url", api_url],

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from backend.auth.principal import Role
+
 DEFAULT_SCENARIO = "demo"
 BACKEND_USER = "nx-backend"
 
@@ -42,6 +44,8 @@ class DemoConfig:
     hotspot_interval_s: float = 30.0
     scenario: str | None = DEFAULT_SCENARIO
     """A shipped scenario name or a TOML path; None for plain demand."""
+    console_role: Role | None = Role.ADMIN
+    """The role whose token the console signs in with; None: it opens on its sign-in page."""
 
 
 class DemoError(RuntimeError):

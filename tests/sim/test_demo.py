@@ -23,6 +23,8 @@ DEMO_MACHINES = 20
 START_S = 150.0
 """Broker, migrations, backend, 20 agents and Streamlit on two shared cores."""
 STOP_S = 60.0
+TOKEN_LINE = re.compile(r"^\s+(admin|outreach|health|provisioning)\s+(nxt_\S+)\s+\S", re.M)
+"""A banner line with one role's token and what it is for."""
 
 
 def _listening(port: int) -> bool:
@@ -88,9 +90,17 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
             return "demo is running" in out.read_text()
 
         wait_until(banner, START_S, "the banner")
-        found = re.search(r"admin token\s+(nxt_\S+)", out.read_text())
-        assert found, out.read_text()
-        token = found.group(1)
+        text = out.read_text()
+        printed = dict(TOKEN_LINE.findall(text))
+        assert set(printed) == {"admin", "outreach", "health", "provisioning"}, text
+        assert len(set(printed.values())) == 4
+        assert f"http://127.0.0.1:{console_port}  (signed in as admin" in text
+        for role, secret in printed.items():
+            me = httpx.get(f"{api}/api/v1/auth/me", timeout=5,
+                           headers={"Authorization": f"Bearer {secret}"})
+            assert me.status_code == 200, me.text
+            assert (me.json()["name"], me.json()["role"]) == (f"demo-{role}", role)
+        token = printed["admin"]
         assert httpx.get(f"{api}/api/v1/machines", timeout=5).status_code == 401
 
         def fleet_listed() -> bool:
@@ -123,6 +133,11 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
             os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(STOP_S) == 0, out.read_text()[-3000:]
         assert "demo stopped" in out.read_text()
+        # Printed once in the banner, and in no log line of the demo or its children.
+        assert all(out.read_text().count(secret) == 1 for secret in printed.values())
+        for log_file in (tmp_path / "demo" / "logs").glob("*.log"):
+            logged = log_file.read_text(errors="replace")
+            assert not [s for s in printed.values() if s in logged], log_file
         wait_until(lambda: not any(alive(pid) for pid in family), STOP_S, "every child to exit")
         for port in (broker_port, api_port, console_port):
             assert not _listening(port), f"port {port} is still open"
