@@ -72,17 +72,17 @@ class RouteIndex:
     """The OpenAPI path templates compiled to regexes (rebuilt when the schema changes)."""
 
     def __init__(self) -> None:
-        self._schema_id: int | None = None
+        self._schema: dict[str, Any] | None = None
         self._templates: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
 
     def template(self, schema: dict[str, Any], method: str, path: str, own: str) -> str | None:
         """Return the template matching ``method`` and ``path`` that ends with ``own``."""
-        if id(schema) != self._schema_id:
+        if schema is not self._schema:
             self._templates = [
                 (compile_path(template)[0], template, frozenset(m.upper() for m in ops))
                 for template, ops in schema.get("paths", {}).items()
             ]
-            self._schema_id = id(schema)
+            self._schema = schema
         for regex, template, methods in self._templates:
             if method in methods and template.endswith(own) and regex.match(path):
                 return template
