@@ -7,6 +7,8 @@ and none touches the system broker on port 1883.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import pwd
@@ -21,11 +23,17 @@ from pathlib import Path
 from string import Template
 from types import TracebackType
 
-from backend.provisioning.passwords import write_password_file
+from backend.provisioning.dynsec import DEFAULT_ADMIN_USER, fleet_config
+from backend.provisioning.identity import SERVICE_PREFIX
+from backend.provisioning.passwords import new_password, write_password_file
 
 log = logging.getLogger(__name__)
 
 BROKER_CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
+DYNSEC_PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so",
+                       "/usr/lib/mosquitto_dynamic_security.so",
+                       "/usr/local/lib/mosquitto_dynamic_security.so")
+DEFAULT_SHARE_GROUP = "nx-ingest"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
@@ -47,6 +55,16 @@ def mosquitto_binary() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+
+
+def dynsec_plugin() -> str:
+    """Return the path of Mosquitto's dynamic-security plugin, or raise ``BrokerError``."""
+    for pattern in DYNSEC_PLUGIN_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    raise BrokerError("mosquitto_dynamic_security.so not found (it ships with the mosquitto "
+                      "package on Debian and Ubuntu)")
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
@@ -74,6 +92,7 @@ class MosquittoBroker:
         acl_file: Path = BROKER_CONFIG_DIR / "acl.conf",
         extra_config: str = "",
         own_session: bool = False,
+        share_group: str = DEFAULT_SHARE_GROUP,
     ) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -88,6 +107,10 @@ class MosquittoBroker:
         self.acl_file = self.workdir / "acl.conf"
         self.config_file = self.workdir / "mosquitto.conf"
         self.log_file = self.data_dir / "mosquitto.log"
+        self.dynsec_file = self.data_dir / "dynamic-security.json"
+        # The dynamic-security plugin's admin, for provisioning against this broker
+        # (NX_BROKER_DYNSEC_ADMIN_PASSWORD); it may administer and nothing else.
+        self.dynsec_admin = (DEFAULT_ADMIN_USER, new_password())
         self._users = dict(users)
         # The demo runs the broker in its own session, so a Ctrl-C in the terminal
         # reaches the demo (which stops the fleet first) rather than the broker.
@@ -96,15 +119,30 @@ class MosquittoBroker:
         shutil.copyfile(acl_file, self.acl_file)
         os.chmod(self.acl_file, 0o644)
         write_password_file(self.password_file, self._users)
+        self._write_dynsec(share_group)
         self._render(template, extra_config)
         self._hand_over_to_broker_user()
 
+    def _write_dynsec(self, share_group: str) -> None:
+        # The same users as the password file, as the plugin holds them: services
+        # ("nx-...") with the backend's role, machines each with their own role and
+        # client id. Templates without the plugin never read this file.
+        services = {u: p for u, p in self._users.items() if u.startswith(SERVICE_PREFIX)}
+        machines: dict[str, str | None] = {
+            u: p for u, p in self._users.items() if not u.startswith(SERVICE_PREFIX)}
+        config = fleet_config(self.dynsec_admin, services, machines, share_group)
+        self.dynsec_file.write_text(json.dumps(config, indent=1), encoding="utf-8")
+        os.chmod(self.dynsec_file, 0o600)
+
     def _render(self, template: Path, extra_config: str) -> None:
-        text = Template(template.read_text(encoding="utf-8")).substitute(
+        raw = template.read_text(encoding="utf-8")
+        text = Template(raw).substitute(
             port=self.port,
             data_dir=self.data_dir,
             password_file=self.password_file,
             acl_file=self.acl_file,
+            dynsec_file=self.dynsec_file,
+            plugin=dynsec_plugin() if "${plugin}" in raw else "",
         )
         self.config_file.write_text(text + "\n" + extra_config + "\n", encoding="utf-8")
         os.chmod(self.config_file, 0o644)
@@ -121,16 +159,14 @@ class MosquittoBroker:
         for path in (self.data_dir, *self.data_dir.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    # -- users -------------------------------------------------------------------------
-
-    def set_users(self, users: Mapping[str, str]) -> None:
-        """Replace the password file and make the running broker reload it."""
-        self._users = dict(users)
-        write_password_file(self.password_file, self._users)
-        self.reload()
+    # -- configuration -----------------------------------------------------------------
 
     def reload(self) -> None:
-        """Send SIGHUP: Mosquitto re-reads its password file and ACL."""
+        """Send SIGHUP: Mosquitto re-reads its password file, ACL and CRL.
+
+        The dynamic-security plugin does not re-read its file; change it through
+        its ``$CONTROL`` topic (``backend.provisioning.dynsec.DynsecAdmin``).
+        """
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGHUP)
 

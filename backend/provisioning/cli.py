@@ -134,6 +134,16 @@ def add(
             raise _fail(str(exc)) from exc
         _say(f"certificate for {machine_id} written to {bundle.cert_file.parent}; copy "
              f"{bundle.cert_file.name}, {bundle.key_file.name} and ca.crt to {PI_CERT_DIR}/")
+        if dynsec_password:
+            # The certificate proves who it is; its client in the plugin (no
+            # password) holds what it may do.
+            _dynsec(settings, dynsec_user, dynsec_password,
+                    add_machine_commands(machine_id, None))
+            _say(f"{machine_id} created in the dynamic-security plugin (own role, no password)")
+        else:
+            _say(f"warning: NX_BROKER_DYNSEC_ADMIN_PASSWORD is not set, so {machine_id} has no "
+                 f"client in the broker's dynamic-security plugin: it can connect but not "
+                 f"publish until it has one (broker_config/README.md)")
         config = AgentConfig(
             machine_id=machine_id, mqtt_host=host, mqtt_port=broker_port or 8883,
             tls_ca_file=Path(PI_CERT_DIR) / "ca.crt",
@@ -152,6 +162,9 @@ def add(
             except CredentialError as exc:
                 raise _fail(str(exc)) from exc
             _say(f"password for {machine_id} added to {settings.broker_password_file}")
+            _say("warning: a password-file broker cannot stop this machine from joining the "
+                 "ingest's shared subscription or taking over other clients' ids; migrate it "
+                 "to the dynamic-security plugin (broker_config/README.md)")
             _reload(settings, no_reload)
         config = AgentConfig(
             machine_id=machine_id, mqtt_host=host,
@@ -240,7 +253,8 @@ def revoke(
         except registry.RegistryError as exc:
             raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
-    if not dynsec_password:
+    if not dynsec_password or serials:
+        # The plugin needs no reload, but the broker re-reads its CRL only on one.
         _reload(settings, no_reload)
     if kick:
         if not no_reload and settings.broker_pid_file is not None:

@@ -1,12 +1,13 @@
-"""Mosquitto's dynamic-security plugin: the hardened alternative to ``acl.conf``.
+"""Mosquitto's dynamic-security plugin: where every shipped broker config keeps identities.
 
-Mosquitto 2.0's ``acl_file`` does not check SUBSCRIBE (broker_config/README.md),
-so a machine can join the ingest's shared-subscription group and make the
-broker drop events. The dynamic-security plugin checks subscriptions, pins a
-client to its client id and disconnects a deleted client at once. Its ACLs
-in 2.0 do not expand ``%u``, so every machine gets its own role. This module
-builds the bootstrap file and the ``$CONTROL`` commands (pure), and sends
-them as the plugin's admin user (``DynsecAdmin``).
+Mosquitto 2.0's ``acl_file`` grants every SUBSCRIBE (broker_config/README.md),
+so a machine could join the ingest's shared-subscription group and make the
+broker drop events, and a password file cannot tie a client id to its
+credential. The plugin checks subscriptions, pins a client to its client id
+and disconnects a deleted client at once. Its ACLs in 2.0 do not expand
+``%u``, so every machine gets its own role. This module builds the plugin's
+file and its ``$CONTROL`` commands (pure), and sends them as the plugin's
+admin user (``DynsecAdmin``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import secrets
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -33,6 +35,8 @@ ADMIN_ROLE = "nx-dynsec-admin"
 DEFAULT_ADMIN_USER = "nx-dynsec-admin"
 BACKEND_ROLE = "nx-backend"
 UPWARD_CHANNELS = ("status", "events", "telemetry", "stock", "cmd/result")
+SYS_COUNTERS = ("$SYS/broker/publish/messages/dropped", "$SYS/broker/store/messages/count",
+                "$SYS/broker/clients/connected")
 REPLY_TIMEOUT_S = 10.0
 
 Command = dict[str, Any]
@@ -43,6 +47,7 @@ class DynsecError(RuntimeError):
 
 
 def _hash(password: str) -> dict[str, Any]:
+    """Return the plugin's password fields (PBKDF2-SHA512, as mosquitto_passwd)."""
     salt = secrets.token_bytes(SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, PBKDF2_ITERATIONS)
     return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
@@ -84,19 +89,65 @@ def machine_role(machine_id: str) -> str:
     return f"machine-{machine_id}"
 
 
-def add_machine_commands(machine_id: str, password: str) -> list[Command]:
-    """Commands that give a machine its role (only its own topics) and its client."""
+def machine_acls(machine_id: str) -> list[dict[str, Any]]:
+    """A machine's grants: write its own upward topics, read its own ``cmd``; nothing else."""
+    base = f"nx/v1/machines/{machine_id}"
+    acls = [_acl("publishClientSend", f"{base}/{channel}") for channel in UPWARD_CHANNELS]
+    # Everything else, "$share/..." above all, is refused by default (SUBACK 135):
+    # a machine in the ingest's share group would make the broker drop events.
+    return [*acls, _acl("subscribeLiteral", f"{base}/cmd"),
+            _acl("publishClientReceive", f"{base}/cmd")]
+
+
+def machine_client(machine_id: str, password: str | None) -> dict[str, Any]:
+    """A machine's client entry for the plugin's file: pinned client id, its own role.
+
+    ``password`` None makes a certificate-only machine: its CN is its username
+    (``use_identity_as_username``) and no password login exists for it.
+    """
+    validate_device_id(machine_id)
+    entry: dict[str, Any] = {"username": machine_id, "clientid": machine_id,
+                             "roles": [{"rolename": machine_role(machine_id)}]}
+    return {**entry, **_hash(password)} if password is not None else entry
+
+
+def add_machine_commands(machine_id: str, password: str | None) -> list[Command]:
+    """Commands that give a machine its role (only its own topics) and its client.
+
+    ``password`` None adds a certificate-only machine (see ``machine_client``).
+    """
     validate_device_id(machine_id)
     role = machine_role(machine_id)
-    base = f"nx/v1/machines/{machine_id}"
     commands: list[Command] = [{"command": "createRole", "rolename": role}]
-    acls = [_acl("publishClientSend", f"{base}/{channel}") for channel in UPWARD_CHANNELS]
-    acls += [_acl("subscribeLiteral", f"{base}/cmd"), _acl("publishClientReceive", f"{base}/cmd")]
-    commands += [{"command": "addRoleACL", "rolename": role, **acl} for acl in acls]
-    # The client id is pinned to the machine id: nobody else can take over its session.
-    commands.append({"command": "createClient", "username": machine_id, "password": password,
-                     "clientid": machine_id, "roles": [{"rolename": role}]})
+    commands += [{"command": "addRoleACL", "rolename": role, **acl}
+                 for acl in machine_acls(machine_id)]
+    # The client id is pinned to the machine id: nobody else can take over its
+    # session, and it cannot take over anybody's (services' ids start with "nx-").
+    client: Command = {"command": "createClient", "username": machine_id,
+                       "clientid": machine_id, "roles": [{"rolename": role}]}
+    if password is not None:
+        client["password"] = password
+    commands.append(client)
     return commands
+
+
+def fleet_config(admin: tuple[str, str], services: Mapping[str, str],
+                 machines: Mapping[str, str | None], share_group: str) -> dict[str, Any]:
+    """Return a complete plugin file: the admin, service users and machines (id -> password).
+
+    What ``initial_config`` plus ``backend_commands`` and ``add_machine_commands``
+    would build at run time, written at once (the development broker and tests).
+    """
+    config = initial_config(*admin)
+    config["roles"].append({"rolename": BACKEND_ROLE, "acls": backend_acls(share_group)})
+    for username, service_password in services.items():
+        config["clients"].append({"username": username, "roles": [{"rolename": BACKEND_ROLE}],
+                                  **_hash(service_password)})
+    for machine_id, machine_password in machines.items():
+        config["roles"].append({"rolename": machine_role(machine_id),
+                                "acls": machine_acls(machine_id)})
+        config["clients"].append(machine_client(machine_id, machine_password))
+    return config
 
 
 def remove_machine_commands(machine_id: str) -> list[Command]:
@@ -112,9 +163,10 @@ def backend_acls(share_group: str) -> list[dict[str, Any]]:
     acls = [_acl("subscribeLiteral", f"$share/{share_group}/{topic}") for topic in upward]
     acls += [_acl("subscribePattern", topic) for topic in upward]
     acls += [_acl("publishClientReceive", topic) for topic in upward]
-    acls += [_acl("publishClientSend", "nx/v1/machines/+/cmd"),
-             _acl("subscribeLiteral", "$SYS/broker/publish/messages/dropped"),
-             _acl("publishClientReceive", "$SYS/broker/publish/messages/dropped")]
+    acls += [_acl("publishClientSend", "nx/v1/machines/+/cmd")]
+    # Broker health (backend/provisioning/broker_monitor.py).
+    for counter in SYS_COUNTERS:
+        acls += [_acl("subscribeLiteral", counter), _acl("publishClientReceive", counter)]
     return acls
 
 

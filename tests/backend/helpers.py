@@ -30,7 +30,7 @@ class PacedPublisher:
     def __init__(self, host: str, port: int, username: str, password: str,
                  max_inflight: int = MAX_INFLIGHT, timeout: float = WAIT_S) -> None:
         self.timeout = timeout
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{username}",
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username,
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(max_inflight)

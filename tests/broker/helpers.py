@@ -15,6 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from backend.provisioning.identity import SERVICE_PREFIX
 from tests.waiting import wait_until as shared_wait_until
 
 WAIT_S = 30.0
@@ -61,6 +62,9 @@ class Probe:
     client: mqtt.Client = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.client_id and self.username and not self.username.startswith(SERVICE_PREFIX):
+            # A machine must connect with its own id as client id (the broker pins it).
+            self.client_id = self.username
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,

@@ -37,8 +37,10 @@ def render_template(text: str, tls_dir: Path, machine_port: int, service_port: i
     replacements = {
         # The broker's CRL is a copy, as on a broker host apart from the CA.
         f"crlfile {ETC}crl.pem": f"crlfile {crl_file}",
-        f"password_file {ETC}passwords": "password_file ${password_file}",
-        f"acl_file {ETC}acl.conf": "acl_file ${acl_file}",
+        # The plugin's path differs between distributions; its file is the broker's own.
+        "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so": "plugin ${plugin}",
+        "plugin_opt_config_file /var/lib/mosquitto/dynamic-security.json":
+            "plugin_opt_config_file ${dynsec_file}",
         ETC: f"{tls_dir}/",
         "persistence_location /var/lib/mosquitto/": "persistence_location ${data_dir}/",
         "log_dest file /var/log/mosquitto/mosquitto.log": "log_dest file ${data_dir}/mosquitto.log",

@@ -97,15 +97,16 @@ def test_machine_cannot_send_commands(mosquitto: MosquittoBroker, probes: list[P
 
 def test_machine_reads_only_its_own_commands(mosquitto: MosquittoBroker,
                                              probes: list[Probe]) -> None:
-    # Mosquitto 2.0's acl_file does not judge SUBSCRIBE (security_default.c
-    # answers success for it, "FIXME - implement ACL subscription strings"):
-    # the SUBACK grants, and the `read` check at delivery withholds every
-    # message the machine may not see. So the proof is what arrives.
+    # The dynamic-security plugin judges SUBSCRIBE (Mosquitto 2.0's acl_file did
+    # not: it granted every filter and only the read check at delivery held):
+    # everything but the machine's own cmd topic is refused in the SUBACK, and
+    # nothing of anyone else's arrives.
     machine_a = _connected(mosquitto, probes, A, TEST_MACHINES[A])
     snooping = [f"nx/v1/machines/{B}/cmd", "nx/v1/machines/+/cmd", "#",
-                "nx/v1/machines/+/events", "$SYS/#"]
+                "nx/v1/machines/+/events", "$SYS/#", SHARED_EVENTS, "$share/x/#"]
     for topic_filter in snooping:
-        machine_a.subscribe(topic_filter)
+        [refused] = machine_a.subscribe(topic_filter)
+        assert refused.value == NOT_AUTHORIZED, f"{topic_filter}: {refused}"
     [code] = machine_a.subscribe(f"nx/v1/machines/{A}/cmd")
     assert code.value == 1  # granted QoS 1
 
@@ -115,8 +116,7 @@ def test_machine_reads_only_its_own_commands(mosquitto: MosquittoBroker,
     backend.publish(f"nx/v1/machines/{B}/cmd", b"for-b")
     backend.publish(f"nx/v1/machines/{A}/cmd", b"for-a")
     # One connection delivers in order, so once "for-a" is in, anything of B's
-    # that leaked would already be in. Overlapping filters ("#", ".../+/cmd")
-    # may each deliver a copy of A's own command, which is fine.
+    # that leaked would already be in.
     wait_until(lambda: any(m.payload == b"for-a" for m in list(machine_a.messages.queue)),
                message="A's own command")
     seen = {(m.topic, m.payload) for m in machine_a.drain(machine_a.messages.qsize())}
@@ -158,50 +158,53 @@ def test_backend_shared_subscription_splits_events(mosquitto: MosquittoBroker,
     assert all(shares), shares
 
 
-def test_machine_in_a_guessed_share_group_gets_nothing(mosquitto: MosquittoBroker,
-                                                        probes: list[Probe]) -> None:
-    machine_b = _connected(mosquitto, probes, B, TEST_MACHINES[B])
-    machine_b.subscribe("$share/guess/nx/v1/machines/+/events")
-    backend = _connected(mosquitto, probes, BACKEND_USER, BACKEND_PASSWORD)
-    backend.subscribe(SHARED_EVENTS)
-    machine_a = _connected(mosquitto, probes, A, TEST_MACHINES[A])
-    count = 10
-    machine_a.publish_many(f"nx/v1/machines/{A}/events", [b"e"] * count)
-    backend.drain(count)
-    machine_a.publish(f"nx/v1/machines/{B}/cmd", b"marker")  # refused, goes nowhere
-    assert machine_b.messages.empty()
+def test_machine_cannot_join_the_ingest_share_group(mosquitto: MosquittoBroker,
+                                                    probes: list[Probe]) -> None:
+    """A machine in the ingest's share group would make the broker drop events.
 
-
-def test_machine_joining_the_ingest_share_group_swallows_events(
-        mosquitto: MosquittoBroker, probes: list[Probe]) -> None:
-    """Document a Mosquitto 2.0 acl_file limit that broker_config/README.md explains.
-
-    A member of a share group is chosen before the read ACL is checked, so a
-    machine that joins the ingest's group by name makes the broker drop the
-    messages it would have handed that member. The deployment's ingest group
-    name is therefore not published, the backend's seq-gap detection sees any
-    loss, and the README gives the fix (dynamic-security plugin or a broker
-    with subscribe ACLs). If a Mosquitto upgrade fixes this, this test fails
-    and the README must be updated.
+    Mosquitto picks a share group's member before the read check, so with
+    acl_file (which grants every SUBSCRIBE) one such member swallowed half the
+    fleet's events, acknowledged and unlogged. The plugin refuses the
+    subscription, so every event reaches the ingest.
     """
     backend = _connected(mosquitto, probes, BACKEND_USER, BACKEND_PASSWORD)
-    backend.subscribe(SHARED_EVENTS)
+    [granted] = backend.subscribe(SHARED_EVENTS)
+    assert granted.value == 1
     thief = _connected(mosquitto, probes, B, TEST_MACHINES[B])
-    thief.subscribe(SHARED_EVENTS)
+    [refused] = thief.subscribe(SHARED_EVENTS)
+    assert refused.value == NOT_AUTHORIZED
     machine_a = _connected(mosquitto, probes, A, TEST_MACHINES[A])
     count = 20
     codes = machine_a.publish_many(f"nx/v1/machines/{A}/events",
                                    [str(n).encode() for n in range(count)])
-    assert not any(code.is_failure for code in codes)  # the publisher is told nothing
-    # A marker on another topic, read by the backend without a share: one
-    # connection delivers in order, so once it is in, every event the backend
-    # was going to get is in too.
-    backend.subscribe("nx/v1/machines/+/telemetry")
-    machine_a.publish(f"nx/v1/machines/{A}/telemetry", b"marker")
-    got = backend.drain(count // 2 + 1)
-    assert got[-1].payload == b"marker"
-    assert len(got) - 1 == count // 2  # half the events were swallowed
-    assert thief.messages.empty()  # and the thief never saw their content
+    assert not any(code.is_failure for code in codes)
+    got = backend.drain(count)
+    assert sorted(int(m.payload) for m in got) == list(range(count))
+    assert thief.messages.empty()
+
+
+def test_machine_cannot_use_another_client_id(mosquitto: MosquittoBroker,
+                                              probes: list[Probe]) -> None:
+    """A's password with B's or an ingest worker's client id is refused; nobody is dropped."""
+    machine_b = _connected(mosquitto, probes, B, TEST_MACHINES[B])
+    worker = _connected(mosquitto, probes, BACKEND_USER, BACKEND_PASSWORD,
+                        client_id="nx-ingest-0", clean_start=False, session_expiry_s=600)
+    for stolen_id in (B, "nx-ingest-0", "nx-backend", "auto-3f2a"):
+        code = _probe(mosquitto, probes, A, TEST_MACHINES[A], client_id=stolen_id).connect()
+        assert code.value == NOT_AUTHORIZED, f"client id {stolen_id!r}: {code}"
+    # Both victims are still connected: they still get their messages.
+    backend = _connected(mosquitto, probes, BACKEND_USER, BACKEND_PASSWORD)
+    machine_b.subscribe(f"nx/v1/machines/{B}/cmd")
+    backend.publish(f"nx/v1/machines/{B}/cmd", b"still-there")
+    [message] = machine_b.drain(1)
+    assert message.payload == b"still-there"
+    worker.subscribe(SHARED_EVENTS)
+    own = _connected(mosquitto, probes, A, TEST_MACHINES[A])
+    own.publish(f"nx/v1/machines/{A}/events", b"via-a")
+    [event] = worker.drain(1)
+    assert event.payload == b"via-a"
+    assert not machine_b.disconnected.is_set()
+    assert not worker.disconnected.is_set()
 
 
 def test_oversized_packet_disconnects_only_its_sender(mosquitto: MosquittoBroker,

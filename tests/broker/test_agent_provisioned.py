@@ -67,12 +67,12 @@ def _vend_arrives(agent: Agent, controller: VirtualController, backend: Probe,
 
 def test_password_machine_runs_from_printed_config(
         mosquitto: MosquittoBroker, controller: VirtualController, tmp_path: Path) -> None:
-    env = {"NX_BROKER_PASSWORD_FILE": str(mosquitto.password_file),
+    admin, admin_password = mosquitto.dynsec_admin
+    env = {"NX_BROKER_DYNSEC_ADMIN": admin, "NX_BROKER_DYNSEC_ADMIN_PASSWORD": admin_password,
            "NX_MQTT_HOST": mosquitto.host, "NX_MQTT_PORT": str(mosquitto.port)}
     result = nx_backend("device", "add", "site-pw-01", "--lat", "1", "--lon", "1",
-                        "--name", "x", "--no-register", "--no-reload", env=env)
+                        "--name", "x", "--no-register", env=env)
     assert result.returncode == 0, result.stderr
-    mosquitto.reload()  # what --no-reload left to the operator
     backend = Probe(mosquitto.host, mosquitto.port, BACKEND_USER, BACKEND_PASSWORD)
     assert not backend.connect().is_failure
     try:
@@ -96,7 +96,10 @@ def prod() -> Iterator[ProductionBroker]:
 def test_certificate_machine_runs_from_printed_config(
         prod: ProductionBroker, controller: VirtualController, tmp_path: Path) -> None:
     pi_dir = tmp_path / "etc-nx-agent"  # stands in for /etc/nx-agent on the Pi
-    env = {"NX_BROKER_CA_DIR": str(prod.ca_dir)}
+    admin, admin_password = prod.broker.dynsec_admin
+    env = {"NX_BROKER_CA_DIR": str(prod.ca_dir), "NX_BROKER_DYNSEC_ADMIN": admin,
+           "NX_BROKER_DYNSEC_ADMIN_PASSWORD": admin_password,
+           "NX_MQTT_HOST": prod.broker.host, "NX_MQTT_PORT": str(prod.loopback_port)}
     result = nx_backend("device", "add", "site-tls-01", "--lat", "1", "--lon", "1",
                         "--name", "x", "--cert", "--no-register", "--cert-out", str(pi_dir),
                         "--broker-host", "127.0.0.1", "--broker-port", str(prod.machine_port),

@@ -1,8 +1,7 @@
-"""The dynamic-security variant closes what acl_file leaves open in Mosquitto 2.0."""
+"""The dynamic-security plugin, which every shipped config uses: run-time administration."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pwd
@@ -12,7 +11,6 @@ import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from string import Template
 
 import pytest
 
@@ -24,7 +22,7 @@ from backend.provisioning.dynsec import (
     initial_config,
     remove_machine_commands,
 )
-from simulators.broker import BROKER_CONFIG_DIR, MosquittoBroker
+from simulators.broker import MosquittoBroker
 from tests.broker.cli_runner import nx_backend
 from tests.broker.helpers import Probe, wait_until
 
@@ -34,30 +32,13 @@ GROUP = "nx-ingest-7f3a"
 MACHINES = {"test-001": "pw-dyn-001", "test-002": "pw-dyn-002"}
 A, B = "test-001", "test-002"
 NOT_AUTHORIZED = 135
-PLUGIN_PATHS = ("/usr/lib/*/mosquitto_dynamic_security.so",
-                "/usr/lib/mosquitto_dynamic_security.so",
-                "/usr/local/lib/mosquitto_dynamic_security.so")
-
-
-def _plugin() -> str | None:
-    for pattern in PLUGIN_PATHS:
-        found = sorted(glob.glob(pattern))
-        if found:
-            return found[0]
-    return None
 
 
 def _dynsec_broker(prefix: str) -> tuple[Path, MosquittoBroker]:
-    """A broker rendered from mosquitto.dynsec.conf in a fresh directory, not started."""
-    plugin = _plugin()
-    if plugin is None:
-        pytest.skip("mosquitto_dynamic_security.so not installed (package mosquitto)")
+    """A broker from the shipped (plugin) config with no users yet, not started."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o755)  # noqa: S103 - the broker's user must traverse it
-    template = root / "dynsec.conf.template"
-    text = (BROKER_CONFIG_DIR / "mosquitto.dynsec.conf").read_text(encoding="utf-8")
-    template.write_text(Template(text).safe_substitute(plugin=plugin), encoding="utf-8")
-    return root, MosquittoBroker({}, workdir=root / "broker", template=template)
+    return root, MosquittoBroker({}, workdir=root / "broker")
 
 
 @pytest.fixture
@@ -191,7 +172,8 @@ def test_nx_backend_device_add_and_revoke_through_the_plugin(
 
 def test_dynsec_init_bootstraps_a_broker(tmp_path: Path) -> None:
     root, broker = _dynsec_broker("nx-dynsec-init-")
-    state = broker.data_dir / "dynamic-security.json"
+    state = broker.dynsec_file
+    state.unlink()  # the operator starts from nothing
     try:
         made = nx_backend("device", "dynsec-init", str(state), "--share-group", GROUP, env={})
         assert made.returncode == 0, made.stderr

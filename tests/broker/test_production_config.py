@@ -152,7 +152,8 @@ def test_device_revoke_ends_a_live_certificate_session(
     env = {
         "NX_BROKER_CA_DIR": str(prod.ca_dir),
         "NX_BROKER_CRL_FILE": str(prod.crl_file),
-        "NX_BROKER_PASSWORD_FILE": str(prod.broker.password_file),
+        "NX_BROKER_DYNSEC_ADMIN": prod.broker.dynsec_admin[0],
+        "NX_BROKER_DYNSEC_ADMIN_PASSWORD": prod.broker.dynsec_admin[1],
         "NX_BROKER_PID_FILE": str(prod.broker.data_dir / "mosquitto.pid"),
         "NX_MQTT_HOST": prod.broker.host,
         "NX_MQTT_PORT": str(prod.loopback_port),
@@ -164,7 +165,7 @@ def test_device_revoke_ends_a_live_certificate_session(
     assert "certificate(s) of test-005" in result.stderr
     assert f"CRL copied to {prod.crl_file}" in result.stderr
     # A CRL reload alone leaves a connected certificate client connected;
-    # the takeover of its client id ends it.
+    # deleting its client in the plugin ends it, and the CRL refuses it after.
     wait_until(live.disconnected.is_set, message="revoked machine disconnected")
     live.client.loop_stop()  # stop paho retrying in the background
     assert _refused(_probe(prod, probes, prod.machine_port, tls=tls))
