@@ -109,12 +109,16 @@ def create_token(
         created_at=now,
         expires_at=None if expires_in is None else now + expires_in,
     )
-    session.add(row)
+    exists = TokenExistsError(f"a live token named {name!r} exists; revoke it first")
+    if get_live_token(session, name=name) is not None:
+        raise exists
     try:
-        session.flush()
+        # A savepoint: losing a race for the name undoes only this row, not
+        # what the caller wrote before in the same transaction.
+        with session.begin_nested():
+            session.add(row)
     except IntegrityError:
-        session.rollback()
-        raise TokenExistsError(f"a live token named {name!r} exists; revoke it first") from None
+        raise exists from None
     if commit:
         session.commit()
     log.info("token %s created (role %s)", name, role.value)

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from backend.app import create_app
+from backend.auth import tokens
 from backend.auth.tokens import authenticate_token, create_token, parse_duration
 from backend.config import Settings
 from backend.db import make_engine, migrate
@@ -82,6 +83,32 @@ def test_cli_token_life_cycle_and_a_replica_refuses_a_revoked_token(
             assert refused.headers["www-authenticate"].startswith("Bearer")
     assert _cli(migrated_url, "revoke", "van-north").returncode == 1
     assert "revoked" in _cli(migrated_url, "list", "--all").stdout
+
+
+def test_cli_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    done = _cli(f"sqlite:///{tmp_path / 'empty.db'}", "create", "--name", "a", "--role", "admin")
+    assert done.returncode == 2
+    assert "nx-backend migrate" in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_lost_race_for_a_name_keeps_the_callers_other_writes(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(migrated_url)
+    with Session(engine) as session:
+        create_token(session, name="taken", role="admin")
+    with Session(engine) as session:
+        register(session, "mine-001")  # commits
+        session.add(Alert(type="door_open", severity="warning", subject="mine-001",
+                          machine_id="mine-001", message="pending"))
+        session.flush()
+        # The pre-check misses, as when another process inserts in between.
+        monkeypatch.setattr(tokens, "get_live_token", lambda *_a, **_k: None)
+        with pytest.raises(tokens.TokenExistsError):
+            create_token(session, name="taken", role="admin", commit=False)
+        session.commit()
+        assert session.exec(select(Alert).where(Alert.subject == "mine-001")).first()
+    engine.dispose()
 
 
 def test_expired_token_is_refused_and_last_used_is_written_sparingly(migrated_url: str) -> None:
