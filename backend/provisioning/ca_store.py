@@ -163,6 +163,11 @@ def revoke_client(ca_dir: Path, machine_id: str) -> list[int]:
     return serials
 
 
+def certified_machines(ca_dir: Path) -> list[str]:
+    """Return the machines that hold a certificate not revoked, sorted."""
+    return sorted(machine for machine, serials in _ledger(ca_dir)["issued"].items() if serials)
+
+
 def export_crl(ca_dir: Path, destination: Path) -> None:
     """Copy the CA's current CRL to where the broker reads it (its ``crlfile``), atomically."""
     try:

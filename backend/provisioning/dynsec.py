@@ -26,8 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from backend.provisioning.identity import validate_device_id
+from backend.provisioning.identity import SERVICE_PREFIX, IdentityError, validate_device_id
 from backend.provisioning.passwords import PBKDF2_ITERATIONS, SALT_BYTES
+from firmware_agent.wire.digits import ascii_int
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -178,6 +179,64 @@ def backend_commands(username: str, password: str, share_group: str, *,
                              for acl in backend_acls(share_group))] if create_role else []
     return [*role, {"command": "createClient", "username": username, "password": password,
                     "roles": [{"rolename": BACKEND_ROLE}]}]
+
+
+class MigrationError(ValueError):
+    """A password-file entry the plugin cannot take over as it is."""
+
+
+def hashed_password(encoded: str) -> dict[str, Any]:
+    """Return the plugin's password fields for a password-file ``$7$`` hash.
+
+    Both use PBKDF2-SHA512 with a 12-byte salt, so the hash moves over as it
+    is and the machine keeps its password: a migration needs no new TOMLs.
+    """
+    parts = encoded.split("$")
+    iterations = ascii_int(parts[2]) if len(parts) == 5 else None
+    if iterations is None or parts[0] or parts[1] != "7":
+        raise MigrationError("not a Mosquitto 2 '$7$' (PBKDF2-SHA512) hash; give it a new "
+                             "password with `device rotate` after the migration")
+    salt, digest = parts[3], parts[4]
+    try:
+        if len(base64.b64decode(salt, validate=True)) != SALT_BYTES \
+                or len(base64.b64decode(digest, validate=True)) != hashlib.sha512().digest_size:
+            raise MigrationError("salt or hash has the wrong length")
+    except ValueError as exc:
+        raise MigrationError(f"salt or hash is not base64: {exc}") from exc
+    return {"password": digest, "salt": salt, "iterations": iterations}
+
+
+def migrated_config(admin: tuple[str, str], password_entries: Mapping[str, str],
+                    certified: list[str], share_group: str) -> tuple[dict[str, Any], list[str]]:
+    """Return a plugin file for a password-file deployment, and the entries left out.
+
+    Services (``nx-...``) keep their passwords and get the backend's role;
+    machines keep theirs, get their own role and a pinned client id;
+    ``certified`` machines (a certificate, no password) get their role only.
+    """
+    config = fleet_config(admin, {}, {}, share_group)
+    skipped: list[str] = []
+    for username, encoded in sorted(password_entries.items()):
+        try:
+            fields = hashed_password(encoded)
+            if username.startswith(SERVICE_PREFIX):
+                config["clients"].append({"username": username,
+                                          "roles": [{"rolename": BACKEND_ROLE}], **fields})
+                continue
+            entry = {**machine_client(username, None), **fields}
+        except (MigrationError, IdentityError) as exc:
+            skipped.append(f"{username}: {exc}")
+            continue
+        config["roles"].append({"rolename": machine_role(username),
+                                "acls": machine_acls(username)})
+        config["clients"].append(entry)
+    for machine_id in certified:
+        if machine_id in password_entries:
+            continue  # one client holds both credentials
+        config["roles"].append({"rolename": machine_role(machine_id),
+                                "acls": machine_acls(machine_id)})
+        config["clients"].append(machine_client(machine_id, None))
+    return config, skipped
 
 
 def parse_responses(payload: bytes) -> list[dict[str, Any]]:

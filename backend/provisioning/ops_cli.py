@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from backend.config import get_settings
+from backend.provisioning import ca_store
 from backend.provisioning.broker_monitor import BrokerMonitor
 from backend.provisioning.ca_store import give_to_broker_user
 from backend.provisioning.cli_common import DynsecUser, NoReload
@@ -18,7 +19,7 @@ from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import password_file as _password_file
 from backend.provisioning.cli_common import reload as _reload
 from backend.provisioning.cli_common import say as _say
-from backend.provisioning.dynsec import DEFAULT_ADMIN_USER, initial_config
+from backend.provisioning.dynsec import DEFAULT_ADMIN_USER, initial_config, migrated_config
 from backend.provisioning.identity import SERVICE_PREFIX
 from backend.provisioning.password_store import CredentialError, read_entries, set_password
 from backend.provisioning.passwords import new_password
@@ -71,13 +72,32 @@ def dynsec_init(
         help="The ingest's share group (choose one nobody can guess).")] = "nx-ingest",
     admin_user: DynsecUser = DEFAULT_ADMIN_USER,
     backend_user: Annotated[str, typer.Option(help="The backend's MQTT user.")] = "nx-backend",
+    from_password_file: Annotated[Path | None, typer.Option(
+        help="Migrate: every user of this legacy password file keeps its password.")] = None,
+    ca_dir: Annotated[Path | None, typer.Option(
+        help="Migrate: also every machine holding a certificate from this CA.")] = None,
 ) -> None:
     """Write the dynamic-security bootstrap (admin + backend) and print their passwords."""
     if path.exists():
         raise _fail(f"{path} exists; the plugin owns it now (use device add/revoke)")
     admin_password, backend_password = new_password(), new_password()
-    config = initial_config(admin_user, admin_password,
-                            backend=(backend_user, backend_password, share_group))
+    if from_password_file is not None or ca_dir is not None:
+        try:
+            entries = read_entries(from_password_file) if from_password_file else {}
+            certified = ca_store.certified_machines(ca_dir) if ca_dir else []
+        except (CredentialError, ca_store.CaError) as exc:
+            raise _fail(str(exc)) from exc
+        config, skipped = migrated_config((admin_user, admin_password), entries, certified,
+                                          share_group)
+        for reason in skipped:
+            _say(f"warning: not migrated: {reason}")
+        _say(f"migrated {len(config['clients']) - 1} clients "
+             f"({len(entries)} password entries, {len(certified)} certificate machines)")
+        if backend_user in entries:
+            backend_password = ""  # it keeps the password it has
+    else:
+        config = initial_config(admin_user, admin_password,
+                                backend=(backend_user, backend_password, share_group))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -85,7 +105,8 @@ def dynsec_init(
     give_to_broker_user(path)  # the plugin rewrites it as the broker's user
     _say(f"bootstrap written to {path}; start the broker with plugin_opt_config_file {path}")
     typer.echo(f"NX_BROKER_DYNSEC_ADMIN_PASSWORD={admin_password}")
-    typer.echo(f"NX_MQTT_PASSWORD={backend_password}")
+    if backend_password:
+        typer.echo(f"NX_MQTT_PASSWORD={backend_password}")
 
 
 def list_credentials() -> None:

@@ -195,3 +195,42 @@ def test_dynsec_init_bootstraps_a_broker(tmp_path: Path) -> None:
     finally:
         broker.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_password_file_deployment_migrates_with_every_password_kept(tmp_path: Path) -> None:
+    legacy = MosquittoBroker({BACKEND: BACKEND_PW, **MACHINES, "old-six": "x"},
+                             workdir=tmp_path / "legacy")
+    # One entry in the pre-PBKDF2 format the plugin cannot take over as it is.
+    with legacy.password_file.open("a", encoding="utf-8") as handle:
+        handle.write("old-six:$6$c2FsdA==$aGFzaA==\n")
+    root, broker = _dynsec_broker("nx-dynsec-migrate-")
+    broker.dynsec_file.unlink()
+    try:
+        made = nx_backend("device", "dynsec-init", str(broker.dynsec_file), "--share-group",
+                          GROUP, "--from-password-file", str(legacy.password_file), env={})
+        assert made.returncode == 0, made.stderr
+        assert "not migrated: old-six" in made.stderr
+        printed = dict(line.split("=", 1) for line in made.stdout.split())
+        assert "NX_MQTT_PASSWORD" not in printed  # the backend keeps its password
+        broker.start()
+        backend = Probe(broker.host, broker.port, BACKEND, BACKEND_PW)
+        machine = Probe(broker.host, broker.port, A, MACHINES[A])
+        impostor = Probe(broker.host, broker.port, A, MACHINES[A], client_id=B)
+        try:
+            assert not backend.connect().is_failure
+            assert not machine.connect().is_failure  # its old password, no new TOML
+            assert impostor.connect().is_failure  # now pinned to its own client id
+            [refused] = machine.subscribe(f"$share/{GROUP}/nx/v1/machines/+/events")
+            assert refused.value == NOT_AUTHORIZED
+            [granted] = backend.subscribe(f"$share/{GROUP}/nx/v1/machines/+/events")
+            assert granted.value == 1
+            machine.publish(f"nx/v1/machines/{A}/events", b"after-migration")
+            [message] = backend.drain(1)
+            assert message.payload == b"after-migration"
+        finally:
+            for probe in (backend, machine, impostor):
+                probe.close()
+    finally:
+        broker.cleanup()
+        legacy.cleanup()
+        shutil.rmtree(root, ignore_errors=True)

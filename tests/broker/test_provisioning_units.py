@@ -25,8 +25,11 @@ from backend.provisioning.broker_monitor import DropCounter, DropReport, parse_c
 from backend.provisioning.broker_signal import BrokerSignalError, read_pid, reload_broker
 from backend.provisioning.certs import make_ca, make_client_cert, make_crl, make_server_cert
 from backend.provisioning.dynsec import (
+    MigrationError,
     add_machine_commands,
+    hashed_password,
     initial_config,
+    migrated_config,
     parse_responses,
     remove_machine_commands,
 )
@@ -39,7 +42,7 @@ from backend.provisioning.password_store import (
     render_entries,
     set_password,
 )
-from backend.provisioning.passwords import verify_password
+from backend.provisioning.passwords import hash_password, verify_password
 from firmware_agent.config import AgentSettings
 
 
@@ -295,6 +298,37 @@ def test_dynsec_machine_role_names_only_its_own_topics() -> None:
         "deleteClient", "deleteRole"]
     with pytest.raises(IdentityError):
         add_machine_commands("nx-backend", "pw")
+
+
+def test_dynsec_certificate_machine_has_a_role_and_no_password() -> None:
+    commands = add_machine_commands("site-002", None)
+    [client] = [c for c in commands if c["command"] == "createClient"]
+    assert "password" not in client
+    assert client["clientid"] == "site-002"
+
+
+def test_migration_keeps_password_hashes_and_adds_certificate_machines() -> None:
+    entries = {"site-001": hash_password("pw-1"), "nx-backend": hash_password("pw-b"),
+               "site-old": "$6$c2FsdA==$aGFzaA==", "Bad Name": hash_password("x"),
+               "site-ring": "$7$\u00b2$c2FsdA==$aGFzaA=="}
+    config, skipped = migrated_config(("nx-dynsec-admin", "a"), entries,
+                                      ["site-001", "site-cert"], "g")
+    clients = {c["username"]: c for c in config["clients"]}
+    assert set(clients) == {"nx-dynsec-admin", "site-001", "nx-backend", "site-cert"}
+    assert sorted(reason.split(":")[0] for reason in skipped) == [
+        "Bad Name", "site-old", "site-ring"]
+    machine = clients["site-001"]
+    digest = hashlib.pbkdf2_hmac("sha512", b"pw-1", base64.b64decode(machine["salt"]),
+                                 machine["iterations"])
+    assert base64.b64encode(digest).decode() == machine["password"]  # same password
+    assert machine["clientid"] == "site-001"
+    assert "password" not in clients["site-cert"]
+    assert clients["nx-backend"]["roles"] == [{"rolename": "nx-backend"}]
+    assert "clientid" not in clients["nx-backend"]  # services choose their client ids
+    roles = {r["rolename"] for r in config["roles"]}
+    assert {"machine-site-001", "machine-site-cert", "nx-backend"} <= roles
+    with pytest.raises(MigrationError):
+        hashed_password("$7$101$c2FsdA==$aGFzaA==")  # salt and hash too short
 
 
 @pytest.mark.parametrize("payload", [b"", b"not json", b'{"responses": 3}', b"[]"])
