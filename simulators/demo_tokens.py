@@ -8,6 +8,7 @@ from typing import Final
 
 from sqlmodel import Session
 
+from backend.audit import record_audit
 from backend.auth.principal import Role
 from backend.auth.tokens import create_token
 
@@ -38,12 +39,20 @@ def token_name(role: Role) -> str:
     return f"demo-{role.value}"
 
 
+DEMO_ACTOR = "demo"
+"""Who the audit trail says made the demo's tokens (as it registers the demo's machines)."""
+
+
 def create_demo_tokens(session: Session) -> dict[Role, str]:
-    """Create one token per role in one transaction; return them (the only time they exist)."""
-    made = {
-        role: create_token(session, name=token_name(role), role=role, commit=False)
-        for role in Role
-    }
+    """Create one token per role, audited, in one transaction; return them (shown only now)."""
+    made: dict[Role, str] = {}
+    for role in Role:
+        name = token_name(role)
+        made[role] = create_token(session, name=name, role=role, commit=False)
+        record_audit(
+            session, actor=DEMO_ACTOR, action="token.create", object_type="token",
+            object_id=name, after={"role": role.value, "areas": []},
+        )  # fmt: skip
     session.commit()
     return made
 

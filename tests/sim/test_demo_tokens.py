@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from backend.auth.principal import Role
 from backend.auth.tokens import authenticate_token, list_tokens
 from backend.db import make_engine, migrate
+from backend.models import AuditRecord
 from simulators.cli import _banner
 from simulators.demo import DemoUrls
 from simulators.demo_tokens import ConsoleSignIn, console_line, create_demo_tokens, token_lines
@@ -31,6 +32,11 @@ def test_one_working_token_per_role_named_after_it(tmp_path: Path) -> None:
                 principal = authenticate_token(session, secret, touch_after_s=60.0)
                 assert principal is not None
                 assert (principal.name, principal.role) == (f"demo-{role.value}", role)
+            audited = session.exec(select(AuditRecord)).all()
+            assert sorted((a.actor, a.action, a.object_id) for a in audited) == sorted(
+                ("demo", "token.create", f"demo-{role.value}") for role in Role
+            )
+            assert not [a for a in audited if any(s in str(a.after) for s in tokens.values())]
     finally:
         engine.dispose()
 
