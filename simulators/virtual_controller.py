@@ -33,7 +33,9 @@ from firmware_agent.drivers.base import (
 )
 from firmware_agent.nxlink.link import Link, LinkTiming, Reception
 from firmware_agent.nxlink.messages import (
+    PROTOCOL,
     Authorise,
+    EventId,
     Inventory,
     Lock,
     MessageError,
@@ -75,6 +77,8 @@ class VirtualController:
         jam_rate: float = 0.0,
         ack_loss_rate: float = 0.0,
         gated: bool = False,
+        report_refusals: bool = False,
+        protocol: int = PROTOCOL,
         seed: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -93,6 +97,11 @@ class VirtualController:
         self.ack_loss_rate = ack_loss_rate
         """Share of the agent's ACKs the controller misses, as if garbled on the way."""
         self.gated = gated
+        self.report_refusals = report_refusals
+        """Send ``VEND,<slot>,refused,0`` for a vend refused by LOCK or a missing AUTH."""
+        self.protocol = protocol
+        self.agent_protocol = 1
+        """The agent's protocol from its last HELLO; kept across reboots like NV memory."""
         self.locked = False
         self.door = DoorState.CLOSED
         self.temperature_c = 20.0
@@ -128,7 +137,7 @@ class VirtualController:
         os.set_blocking(self._wake_w, False)
         self.port = os.ttyname(self._slave)
         with self._lock:
-            self._submit(Hello(self.firmware, len(self.counts), self.boot_counter))
+            self._submit(self._hello())
         self._thread = threading.Thread(target=self._serve, name="virtual-controller",
                                         daemon=True)
         self._thread.start()
@@ -157,10 +166,14 @@ class VirtualController:
     def vend(self, slot: int) -> VendResult:
         """Try to dispense one item from ``slot`` and report it to the agent."""
         with self._lock:
-            if self.locked:
-                raise VendRefusedError("machine is locked")
-            if self.gated and self._authorised.pop(slot, 0.0) < self._clock():
-                raise VendRefusedError(f"slot {slot} is not authorised")
+            refusal = ("machine is locked" if self.locked
+                       else f"slot {slot} is not authorised"
+                       if self.gated and self._authorised.pop(slot, 0.0) < self._clock()
+                       else None)
+            if refusal is not None:
+                if self.report_refusals:
+                    self._submit(Vend(slot, VendResult.REFUSED))
+                raise VendRefusedError(refusal)
             if self.counts.get(slot, 0) <= 0:
                 result = VendResult.EMPTY
             elif self._jams > 0 or self._rng.random() < self.jam_rate:
@@ -231,7 +244,7 @@ class VirtualController:
             self.boot_counter += 1
             self._link = Link(self.timing)
             self._reader = FrameReader()
-            self._submit(Hello(self.firmware, len(self.counts), self.boot_counter))
+            self._submit(self._hello())
             for frame in kept:
                 self._link.submit(frame.type, frame.fields, persistent=True)
         self._wake()
@@ -249,8 +262,14 @@ class VirtualController:
 
     # --- link -----------------------------------------------------------------------------
 
+    def _hello(self) -> Hello:
+        return Hello(self.firmware, len(self.counts), self.boot_counter, self.protocol)
+
     def _submit(self, message: Observation) -> None:
         kind, fields = message_fields(message)
+        if kind != "HELLO" and min(self.protocol, self.agent_protocol) >= 2:
+            # The id is kept with the saved frame, so a resend after a reboot carries it.
+            fields = (*fields, str(EventId(self.boot_counter, self._link.next_tx_seq)))
         self._link.submit(kind, fields, persistent=True)
         self._wake()
 
@@ -323,8 +342,10 @@ class VirtualController:
         except MessageError as exc:
             log.warning("virtual controller got a bad frame: %s", exc)
             message = None
-        if isinstance(message, Hello) and self._link.peer_booted(message.boot_counter):
-            self._submit(Hello(self.firmware, len(self.counts), self.boot_counter))
+        if isinstance(message, Hello):
+            self.agent_protocol = message.protocol
+            if self._link.peer_booted(message.boot_counter):
+                self._submit(self._hello())
         reception = self._link.receive(frame)
         if reception is Reception.DUPLICATE:
             return self._link.mark_handled([frame.seq])
@@ -352,6 +373,9 @@ class VirtualController:
 
     def _send_stock(self) -> None:
         slots = sorted(self.counts)
-        for i in range(0, max(len(slots), 1), STOCK_ENTRIES_PER_FRAME):
+        starts = range(0, max(len(slots), 1), STOCK_ENTRIES_PER_FRAME)
+        # Parts are marked only for an agent that joins them (protocol 2).
+        parts = len(starts) if min(self.protocol, self.agent_protocol) >= 2 else 1
+        for part, i in enumerate(starts, start=1):
             chunk = {n: self.counts[n] for n in slots[i : i + STOCK_ENTRIES_PER_FRAME]}
-            self._submit(StockReport(chunk))
+            self._submit(StockReport(chunk, part if parts > 1 else 1, parts))

@@ -153,6 +153,9 @@ def _apply_vend(
         if not stock.already_counted(event.device_time, machine.stock_as_of):
             change = stock.reconcile(book.count(slot), 0, StockSource.CONTROLLER)
             book.apply(slot, change, now, event.device_time)
+    elif event.result is payloads.VendResult.REFUSED:
+        # Locked or not authorised: the machine did as told, nothing failed.
+        return
     else:
         spec = vend_failure_spec(machine.id, event.slot, event.result.value)
         alerts.open(spec, {"result": event.result.value, "seq": event.seq})

@@ -27,6 +27,8 @@ class Hello:
     firmware: str
     slot_count: int
     boot_counter: int
+    protocol: int = 1
+    """The highest nxlink protocol version the sender speaks (1 when it does not say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,15 @@ class Vend:
 
 @dataclass(frozen=True, slots=True)
 class StockReport:
-    """Counts the controller can sense, slot -> count (absent slots are unknown)."""
+    """Counts the controller can sense, slot -> count (absent slots are unknown).
+
+    A report split over several frames arrives as parts ``1..parts``; the
+    nxlink driver joins them and hands on only whole reports (``parts == 1``).
+    """
 
     counts: dict[int, int]
+    part: int = 1
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

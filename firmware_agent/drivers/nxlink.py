@@ -9,6 +9,7 @@ all work the same.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,20 +24,25 @@ from firmware_agent.drivers.base import (
     DriverError,
     Hello,
     Observation,
+    StockReport,
 )
 from firmware_agent.nxlink.link import Link, LinkTiming, Reception
 from firmware_agent.nxlink.messages import (
     BOOT_MODULUS,
+    PROTOCOL,
     Authorise,
     Command,
     Inventory,
     Lock,
+    Message,
     MessageError,
     SlotConfig,
     Unlock,
     decode_message,
     message_fields,
+    split_event_id,
 )
+from firmware_agent.nxlink.stock_parts import StockAssembler
 from firmware_agent.wire.frames import Ack, Frame, FrameReader
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,8 @@ class NxlinkDriver(ControllerDriver):
         self._clock = clock
         self._link = Link(timing or LinkTiming())
         self._reader = FrameReader()
+        self._stock = StockAssembler()
+        self.peer_protocol = 1
         self._port: serial.Serial | None = None
         self._lock = threading.Lock()  # guards the link and port writes
         self._acked = threading.Condition(self._lock)
@@ -90,7 +98,10 @@ class NxlinkDriver(ControllerDriver):
             raise DriverError(f"cannot open {self.port_url}: {exc}") from exc
         log.info("opened %s at %d baud", self.port_url, self.baudrate)
         with self._lock:
-            self._submit(Hello(AGENT_FIRMWARE, 0, self.boot_counter), persistent=True)
+            self._submit(self._hello(), persistent=True)
+
+    def _hello(self) -> Hello:
+        return Hello(AGENT_FIRMWARE, 0, self.boot_counter, PROTOCOL)
 
     def close(self) -> None:
         """Close the port."""
@@ -106,6 +117,7 @@ class NxlinkDriver(ControllerDriver):
             return
         try:
             self._link.restore_rx_state(state)
+            self._stock = StockAssembler.from_json(json.loads(state).get("stock"))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable nxlink state (%s); starting a fresh window", exc)
 
@@ -132,8 +144,14 @@ class NxlinkDriver(ControllerDriver):
             if self._clock() >= deadline:
                 break
         if seqs or batch.observations:
-            batch.state = self._link.rx_state(seqs)
+            batch.state = self._state(seqs)
         return batch
+
+    def _state(self, seqs: list[int]) -> str:
+        with self._lock:
+            state = json.loads(self._link.rx_state(seqs))
+            state["stock"] = self._stock.to_json()
+        return json.dumps(state)
 
     def _handle(self, data: bytes, observations: list[Observation], seqs: list[int]) -> None:
         acks_now: list[bytes] = []
@@ -150,27 +168,39 @@ class NxlinkDriver(ControllerDriver):
     def _on_frame(self, frame: Frame, observations: list[Observation], seqs: list[int],
                   acks_now: list[bytes]) -> None:
         try:
-            message = decode_message(frame)
+            core, event_id = split_event_id(frame)
+            message: Message | None = decode_message(core)
         except MessageError as exc:
-            message = None
+            message = event_id = None
             self.bad_messages += 1
-            log.warning("controller sent a bad frame #%d (%s); acknowledging and ignoring it",
-                        frame.seq, exc)
+            log.warning("controller sent an invalid frame #%d (%s); acknowledging and ignoring"
+                        " it", frame.seq, exc)
         if isinstance(message, Hello):
+            self.peer_protocol = message.protocol
             known = self._link.peer_boot
             if self._link.peer_booted(message.boot_counter):
-                log.info("controller boot %d (was %s)", message.boot_counter, known)
+                log.info("controller boot %d (was %s), protocol %d",
+                         message.boot_counter, known, message.protocol)
                 if known is not None:
                     # The rebooted controller forgot its old frames; ACKing them now
                     # could only collide with its new numbering.
                     seqs.clear()
-                self._submit(Hello(AGENT_FIRMWARE, 0, self.boot_counter), persistent=True)
-        reception = self._link.receive(frame)
+                    self._stock.peer_restarted()
+                self._submit(self._hello(), persistent=True)
+        reception = self._link.receive(frame, None if event_id is None else str(event_id))
         if reception is Reception.DUPLICATE:
             acks_now.extend(self._link.mark_handled([frame.seq]))
+        elif reception is Reception.REPEAT:
+            # Stored before the controller rebooted; ACK the new number, count it once.
+            log.info("controller resent event %s as #%d; already stored", event_id, frame.seq)
+            seqs.append(frame.seq)
         elif reception is Reception.NEW:
             seqs.append(frame.seq)
-            if message is not None and not isinstance(message, Command):
+            if isinstance(message, StockReport):
+                whole = self._stock.add(message, frame.seq, event_id)
+                if whole is not None:
+                    observations.append(whole)
+            elif message is not None and not isinstance(message, Command):
                 observations.append(message)
 
     def commit(self, batch: Batch) -> None:

@@ -15,6 +15,12 @@ counter means the peer restarted its numbering: the receive window resets.
 A HELLO is also a barrier for its sender: nothing queued after it goes out
 until it is ACKed, so the peer never sees new numbers before it knows about
 the restart.
+
+Events (protocol 2) also carry an *event id* that the controller keeps with
+a saved event, so a resend after a controller reboot, under a new sequence
+number, is known for what it is. The last ``event_window`` handled event
+ids are remembered apart from the sequence window and survive a peer
+restart (that is their point) and, through ``rx_state``, an agent restart.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ WINDOW = 32
 """Unacknowledged frames in flight per direction: many frames per round trip."""
 DEDUPE_WINDOW = 1024
 """Handled sequence numbers remembered; must be >= the peer's window and < 32768."""
+EVENT_WINDOW = 1024
+"""Handled event ids remembered across peer restarts; must be >= the peer's window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,7 @@ class LinkTiming:
     link_down_retry_s: float = LINK_DOWN_RETRY_S
     window: int = WINDOW
     dedupe_window: int = DEDUPE_WINDOW
+    event_window: int = EVENT_WINDOW
 
     def __post_init__(self) -> None:
         if self.ack_timeout_s <= 0 or self.link_down_retry_s <= 0:
@@ -56,6 +65,8 @@ class LinkTiming:
             raise ValueError("max_tries must be >= 1 and window within 1..256")
         if not self.window <= self.dedupe_window < SEQ_MODULUS // 2:
             raise ValueError("dedupe_window must be >= window and < 32768")
+        if self.event_window < self.window:
+            raise ValueError("event_window must be >= window")
 
 
 class Reception(Enum):
@@ -67,6 +78,9 @@ class Reception(Enum):
     """Already handled: ACK it again now, do nothing else."""
     PENDING = "pending"
     """Received and not yet durable: ignore, the ACK follows."""
+    REPEAT = "repeat"
+    """A new frame carrying an event already handled (a resend after a peer reboot):
+    ACK it like a new frame once the batch is durable, but do not act on it."""
 
 
 HELLO = "HELLO"
@@ -87,6 +101,7 @@ class LinkCounters:
 
     retransmits: int = 0
     duplicates: int = 0
+    repeated_events: int = 0
     failed: int = 0
     stray_acks: int = 0
     peer_restarts: int = 0
@@ -96,6 +111,7 @@ class LinkCounters:
         return {
             "retransmits": self.retransmits,
             "duplicates": self.duplicates,
+            "repeated_events": self.repeated_events,
             "failed": self.failed,
             "stray_acks": self.stray_acks,
             "peer_restarts": self.peer_restarts,
@@ -113,9 +129,15 @@ class Link:
     _waiting: deque[_Outgoing] = field(default_factory=deque)
     _inflight: dict[int, _Outgoing] = field(default_factory=dict)
     _failed: list[int] = field(default_factory=list)
-    _pending: set[int] = field(default_factory=set)
+    _pending: dict[int, str | None] = field(default_factory=dict)
+    """Frames received and not yet durable: seq -> the event id they carry."""
     _handled: deque[int] = field(default_factory=deque)
     _handled_set: set[int] = field(default_factory=set)
+    _events: deque[str] = field(default_factory=deque)
+    _events_set: set[str] = field(default_factory=set)
+    _orphans: list[str] = field(default_factory=list)
+    """Event ids of frames pending when their sender rebooted: their data is stored with
+    the batch in hand, but their old numbers can never be ACKed."""
 
     # --- sending ------------------------------------------------------------------------
 
@@ -207,43 +229,63 @@ class Link:
 
     # --- receiving ----------------------------------------------------------------------
 
-    def receive(self, frame: Frame) -> Reception:
-        """Classify an incoming data frame (see ``Reception``)."""
+    def receive(self, frame: Frame, event_id: str | None = None) -> Reception:
+        """Classify an incoming data frame carrying ``event_id`` (see ``Reception``)."""
         if frame.seq in self._pending:
             return Reception.PENDING
         if frame.seq in self._handled_set:
             self.counters.duplicates += 1
             return Reception.DUPLICATE
-        self._pending.add(frame.seq)
+        repeat = event_id is not None and (event_id in self._events_set or event_id in
+                                           self._orphans or event_id in self._pending.values())
+        self._pending[frame.seq] = event_id
+        if repeat:
+            self.counters.repeated_events += 1
+            return Reception.REPEAT
         return Reception.NEW
 
     def mark_handled(self, seqs: list[int]) -> list[bytes]:
         """Record ``seqs`` as durable and return their ACK frames."""
         acks = []
+        self._remember_events(self._orphans)
+        self._orphans = []
         for seq in seqs:
-            self._pending.discard(seq)
+            event_id = self._pending.pop(seq, None)
             if seq not in self._handled_set:
                 self._handled.append(seq)
                 self._handled_set.add(seq)
+            self._remember_events([event_id])
             acks.append(encode(Ack(seq)))
         while len(self._handled) > self.timing.dedupe_window:
             self._handled_set.discard(self._handled.popleft())
         return acks
 
+    def _remember_events(self, event_ids: Sequence[str | None]) -> None:
+        for event_id in event_ids:
+            if event_id is not None and event_id not in self._events_set:
+                self._events.append(event_id)
+                self._events_set.add(event_id)
+        while len(self._events) > self.timing.event_window:
+            self._events_set.discard(self._events.popleft())
+
     def abandon(self, seqs: list[int]) -> None:
         """Forget pending ``seqs`` that could not be made durable; their retransmits are new."""
-        self._pending.difference_update(seqs)
+        for seq in seqs:
+            self._pending.pop(seq, None)
+        self._orphans = []
 
     def peer_booted(self, boot_counter: int) -> bool:
         """Note the peer's boot counter from a HELLO; return True if it is new to us.
 
         Only a change from a known counter clears the receive window: with no
-        counter known yet, the frames handled so far are this boot's own.
+        counter known yet, the frames handled so far are this boot's own. The
+        event ids stay: a rebooted peer resends saved events under new numbers.
         """
         if boot_counter == self.peer_boot:
             return False
         if self.peer_boot is not None:
             self.counters.peer_restarts += 1
+            self._orphans.extend(e for e in self._pending.values() if e is not None)
             self._pending.clear()
             self._handled.clear()
             self._handled_set.clear()
@@ -260,19 +302,30 @@ class Link:
         """
         handled = [*self._handled, *(s for s in about_to_handle if s not in self._handled_set)]
         handled = handled[-self.timing.dedupe_window :]
-        return json.dumps({"peer_boot": self.peer_boot, "handled": handled})
+        new_events = [*self._orphans, *(self._pending.get(s) for s in about_to_handle)]
+        events = [*self._events,
+                  *(e for e in dict.fromkeys(new_events) if e and e not in self._events_set)]
+        events = events[-self.timing.event_window :]
+        return json.dumps({"peer_boot": self.peer_boot, "handled": handled, "events": events})
 
     def restore_rx_state(self, text: str) -> None:
         """Resume the receive window saved by ``rx_state``; raise ``ValueError`` if corrupt."""
         data = json.loads(text)
         peer_boot, handled = data["peer_boot"], data["handled"]
+        # State written before event ids existed has none: nothing to remember.
+        events = data.get("events", [])
         if peer_boot is not None and not isinstance(peer_boot, int):
             raise ValueError("peer_boot is not an integer")
         if not isinstance(handled, list) or not all(
             isinstance(seq, int) and 0 <= seq < SEQ_MODULUS for seq in handled
         ):
             raise ValueError("handled is not a list of sequence numbers")
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise ValueError("events is not a list of event ids")
         self.peer_boot = peer_boot
         self._pending.clear()
+        self._orphans = []
         self._handled = deque(handled[-self.timing.dedupe_window :])
         self._handled_set = set(self._handled)
+        self._events = deque(events[-self.timing.event_window :])
+        self._events_set = set(self._events)

@@ -25,11 +25,19 @@ from firmware_agent.drivers.base import (
     Temperature,
     Vend,
 )
-from firmware_agent.wire.frames import Frame, FrameError
+from firmware_agent.wire.frames import SEQ_MODULUS, Frame, FrameError
 from firmware_agent.wire.payloads import MAX_AUTHORIZE_TTL_S, DoorState, VendResult
 
 BOOT_MODULUS = 2**32
 """Boot counters are 0..4294967295 and wrap to 0."""
+PROTOCOL = 2
+"""The nxlink version this code speaks; HELLO announces it (no fourth field means 1)."""
+MAX_PROTOCOL = 99
+EVENT_TYPES = frozenset({"VEND", "STOCK", "RESTOCK", "DOOR", "TEMP", "FAULT", "KEY"})
+"""Controller frames that carry an event id from protocol 2 on."""
+MAX_STOCK_PARTS = 99
+KEY_STAR = "S"
+"""How the keypad's ``*`` travels in KEY (``*`` ends a frame body)."""
 MAX_SLOT = 99
 MAX_COUNT = 10_000
 MIN_CELSIUS, MAX_CELSIUS = -60.0, 120.0
@@ -39,13 +47,59 @@ MAX_AUTH_S = MAX_AUTHORIZE_TTL_S
 _FIRMWARE_RE = re.compile(r"^[A-Za-z0-9._+-]{1,32}$")
 _PRODUCT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 _FAULT_RE = re.compile(r"^[A-Z0-9_]{1,32}$")
-_KEY_RE = re.compile(r"^[0-9A-D#]{1,8}$")
+_KEY_RE = re.compile(r"^[0-9A-D#S]{1,8}$")
+_EVENT_ID_RE = re.compile(r"^E(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,4})$")
+_PART_RE = re.compile(r"^([1-9][0-9]?)/([1-9][0-9]?)$")
 _INT_RE = re.compile(r"^(0|[1-9][0-9]{0,9})$")
 _CELSIUS_RE = re.compile(r"^-?(0|[1-9][0-9]{0,2})(\.[0-9])?$")
 
 
 class MessageError(ValueError):
     """A frame whose type or fields do not make a valid nxlink message."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventId:
+    """Who first sent an event: the controller's boot counter and the frame's number then.
+
+    A controller keeps it with an unacknowledged event and sends it unchanged
+    in every resend, also after its own reboot, when the frame number is new.
+    """
+
+    boot: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"E{self.boot}.{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> EventId:
+        """Read ``E<boot>.<seq>``; raise ``MessageError`` if it is not one."""
+        match = _EVENT_ID_RE.match(text)
+        if match is None:
+            raise MessageError(f"bad event id {text!r}")
+        boot, seq = int(match.group(1)), int(match.group(2))
+        if boot >= BOOT_MODULUS or seq >= SEQ_MODULUS:
+            raise MessageError(f"event id {text!r} out of range")
+        return cls(boot, seq)
+
+
+def split_event_id(frame: Frame) -> tuple[Frame, EventId | None]:
+    """Return ``frame`` without its trailing event id field, and the id (if it has one).
+
+    An event id starts with ``E`` and holds a ``.``, which no other field of
+    an event frame can (fault codes have no ``.``, numbers no ``E``).
+    """
+    if frame.type not in EVENT_TYPES or not frame.fields:
+        return frame, None
+    last = frame.fields[-1]
+    if not (last.startswith("E") and "." in last):
+        return frame, None
+    try:
+        event_id = EventId.parse(last)
+    except MessageError as exc:
+        raise MessageError(f"{frame.type}: {exc}") from None
+    return Frame(frame.seq, frame.type, frame.fields[:-1]), event_id
 
 
 # --- agent -> controller ----------------------------------------------------------------
@@ -145,11 +199,12 @@ def _format_celsius(value: float) -> str:
 
 
 def _hello(f: tuple[str, ...]) -> Hello:
-    _arity(f, 3)
+    _arity(f, 3, 4)
     return Hello(
         firmware=_match(_FIRMWARE_RE, f[0], "firmware"),
         slot_count=_int(f[1], "slot count", 0, MAX_SLOT),
         boot_counter=_int(f[2], "boot counter", 0, BOOT_MODULUS - 1),
+        protocol=_int(f[3], "protocol", 1, MAX_PROTOCOL) if len(f) == 4 else 1,
     )
 
 
@@ -161,10 +216,19 @@ def _vend(f: tuple[str, ...]) -> Vend:
         raise MessageError(f"bad vend result {f[1]!r}") from exc
     if f[2] not in ("0", "1"):
         raise MessageError(f"drop sensor flag {f[2]!r} is not 0 or 1")
+    if f[2] == "1" and result is not VendResult.OK:
+        # An item the sensor saw fall left the machine: that is an "ok" vend.
+        raise MessageError(f"drop sensor saw an item fall but the result is {result.value!r}")
     return Vend(slot=_slot(f[0]), result=result, drop_confirmed=f[2] == "1")
 
 
 def _stock(f: tuple[str, ...]) -> StockReport:
+    part = parts = 1
+    if f and (marker := _PART_RE.match(f[0])):
+        part, parts = int(marker.group(1)), int(marker.group(2))
+        if part > parts:
+            raise MessageError(f"stock part {f[0]!r}: part after the last")
+        f = f[1:]
     counts: dict[int, int] = {}
     for pair in f:
         slot_text, sep, count_text = pair.partition(":")
@@ -174,7 +238,7 @@ def _stock(f: tuple[str, ...]) -> StockReport:
         if slot in counts:
             raise MessageError(f"slot {slot} reported twice")
         counts[slot] = _count(count_text)
-    return StockReport(counts=counts)
+    return StockReport(counts=counts, part=part, parts=parts)
 
 
 def _restock(f: tuple[str, ...]) -> Restock:
@@ -203,7 +267,7 @@ def _fault(f: tuple[str, ...]) -> Fault:
 
 def _key(f: tuple[str, ...]) -> Key:
     _arity(f, 1)
-    return Key(_match(_KEY_RE, f[0], "key code"))
+    return Key(_match(_KEY_RE, f[0], "key code").replace(KEY_STAR, "*"))
 
 
 def _empty(value: Command) -> Callable[[tuple[str, ...]], Command]:
@@ -268,12 +332,14 @@ def message_fields(message: Message) -> tuple[str, tuple[str, ...]]:
 
 def _fields(message: Message) -> tuple[str, tuple[str, ...]]:
     match message:
-        case Hello(firmware, slot_count, boot_counter):
-            return "HELLO", (firmware, str(slot_count), str(boot_counter))
+        case Hello(firmware, slot_count, boot_counter, protocol):
+            base = (firmware, str(slot_count), str(boot_counter))
+            return "HELLO", base if protocol == 1 else (*base, str(protocol))
         case Vend(slot, result, drop_confirmed, _product):
             return "VEND", (str(slot), result.value, "1" if drop_confirmed else "0")
-        case StockReport(counts):
-            return "STOCK", tuple(f"{slot}:{counts[slot]}" for slot in sorted(counts))
+        case StockReport(counts, part, parts):
+            entries = tuple(f"{slot}:{counts[slot]}" for slot in sorted(counts))
+            return "STOCK", entries if parts == 1 else (f"{part}/{parts}", *entries)
         case Restock(slot, count):
             return "RESTOCK", (str(slot), str(count))
         case Door(state):
@@ -283,7 +349,9 @@ def _fields(message: Message) -> tuple[str, tuple[str, ...]]:
         case Fault(code, slot):
             return "FAULT", (code,) if slot is None else (code, str(slot))
         case Key(code):
-            return "KEY", (code,)
+            if KEY_STAR in code:
+                raise MessageError(f"key code {code!r}: the star key is '*'")
+            return "KEY", (code.replace("*", KEY_STAR),)
         case Ping():
             return "PING", ()
         case Inventory():

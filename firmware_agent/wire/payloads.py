@@ -70,6 +70,8 @@ class VendResult(StrEnum):
     JAM = "jam"
     EMPTY = "empty"
     NO_DROP = "no-drop"
+    REFUSED = "refused"
+    """The controller would not start the vend: locked, or gated without an AUTH."""
 
 
 class DoorState(StrEnum):

@@ -48,3 +48,36 @@ def test_reboot_resets_numbering_without_losing_or_doubling(
         collector.close()
     vends = {e["event_id"]: e for e in collector.on("events") if e["kind"] == "vend"}
     assert len(vends) == 85 == vc.vends_made
+
+
+def test_events_resent_after_a_reboot_under_new_numbers_are_counted_once(
+    mosquitto: MosquittoBroker, tmp_path: Path,
+) -> None:
+    collector = Collector(mosquitto)
+    vc = VirtualController({1: ("naloxone-nasal-4mg", 100, 100)}, timing=FAST_LINK).start()
+    settings = agent_settings(mosquitto, tmp_path, vc.port)
+    agent = Agent(settings)
+    agent.start()
+    try:
+        wait_until(lambda: vc.unacked == 0, what="the HELLOs acknowledged")
+        vc.ack_loss_rate = 1.0  # every ACK garbled on its way to the controller
+        for _ in range(5):
+            vc.vend(1)
+        wait_until(lambda: len(set(collector.event_ids("vend"))) >= 5, what="5 vends stored")
+        assert vc.unacked == 5
+        # The agent restarts too: what it remembers must be on disk, not in memory.
+        agent.stop()
+        agent = Agent(settings)
+        agent.start()
+        vc.ack_loss_rate = 0.0
+        vc.reboot()  # the five come again after the HELLO, with new sequence numbers
+        wait_until(lambda: vc.unacked == 0, what="the resent vends acknowledged")
+        vc.vend(1)  # a marker: once it is through, everything before it is too
+        wait_until(lambda: len(set(collector.event_ids("vend"))) >= 6, what="the sixth vend")
+        repeated = agent.driver.counters().get("repeated_events")
+    finally:
+        agent.stop()
+        vc.stop()
+        collector.close()
+    assert len(set(collector.event_ids("vend"))) == 6 == vc.vends_made
+    assert repeated == 5

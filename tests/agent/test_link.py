@@ -207,3 +207,85 @@ def test_cancelled_frames_are_never_sent() -> None:
     link.handle_ack(Ack(hello))
     assert link.due(0.1) == []
     assert not link.is_outstanding(lock)
+
+
+def test_an_event_resent_after_a_peer_reboot_is_a_repeat() -> None:
+    link = Link(TIMING)
+    link.peer_booted(17)
+    assert link.receive(Frame(4, "VEND", ("1", "ok", "1", "E17.4")), "E17.4") is Reception.NEW
+    link.mark_handled([4])
+    link.peer_booted(18)  # the sequence window goes, the event ids stay
+    resent = Frame(1, "VEND", ("1", "ok", "1", "E17.4"))
+    assert link.receive(resent, "E17.4") is Reception.REPEAT
+    assert [decode(a) for a in link.mark_handled([1])] == [Ack(1)]
+    assert link.receive(resent, "E17.4") is Reception.DUPLICATE
+    assert link.receive(Frame(2, "VEND", ("1", "ok", "1", "E18.2")), "E18.2") is Reception.NEW
+    assert link.counters.repeated_events == 1
+
+
+def test_event_ids_survive_an_agent_restart_and_a_failed_store() -> None:
+    link = Link(TIMING)
+    link.peer_booted(17)
+    assert link.receive(Frame(4, "DOOR", ("open", "E17.4")), "E17.4") is Reception.NEW
+    stored = link.rx_state([4])
+    assert link.receive(Frame(5, "DOOR", ("closed", "E17.5")), "E17.5") is Reception.NEW
+    link.abandon([5])  # not stored: its resend is new, under any number
+    later = Link(TIMING)
+    later.restore_rx_state(stored)
+    later.peer_booted(18)
+    assert later.receive(Frame(1, "DOOR", ("open", "E17.4")), "E17.4") is Reception.REPEAT
+    assert later.receive(Frame(2, "DOOR", ("closed", "E17.5")), "E17.5") is Reception.NEW
+    assert link.receive(Frame(9, "DOOR", ("closed", "E17.5")), "E17.5") is Reception.NEW
+
+
+def test_events_pending_when_the_peer_reboots_are_remembered_with_the_batch() -> None:
+    link = Link(TIMING)
+    link.peer_booted(17)
+    assert link.receive(Frame(4, "KEY", ("1", "E17.4")), "E17.4") is Reception.NEW
+    link.peer_booted(18)  # in the same burst: frame 4's data is stored, its ACK never sent
+    assert "E17.4" in link.rx_state([])
+    assert link.receive(Frame(1, "KEY", ("1", "E17.4")), "E17.4") is Reception.REPEAT
+    link.mark_handled([1])
+    assert link.receive(Frame(2, "KEY", ("1", "E17.4")), "E17.4") is Reception.REPEAT
+
+
+def test_event_memory_is_bounded() -> None:
+    link = Link(TIMING)
+    for seq in range(TIMING.event_window + 1):
+        link.receive(Frame(seq, "KEY", ("1",)), f"E1.{seq}")
+        link.mark_handled([seq])
+    link.peer_booted(2)
+    assert link.receive(Frame(0, "KEY", ("1",)), "E1.0") is Reception.NEW
+    assert link.receive(Frame(1, "KEY", ("1",)), "E1.1") is Reception.REPEAT
+
+
+def test_rounds_are_per_frame_and_new_frames_go_out_during_a_pause() -> None:
+    link = Link(TIMING)
+    link.submit("VEND", ("1", "ok", "1"), persistent=True)
+    for t in (0.0, 1.0, 2.0):
+        assert [f.seq for f in frames_of(link.due(t))] == [0]
+    assert link.due(3.0) == []  # frame 0's round ended one timeout after its last try
+    link.submit("DOOR", ("open",), persistent=True)
+    assert [f.seq for f in frames_of(link.due(4.0))] == [1]  # not held up by the pause
+    assert [f.seq for f in frames_of(link.due(5.0))] == [1]
+    assert [f.seq for f in frames_of(link.due(6.0))] == [1]
+    assert link.due(7.0) == []  # frame 1 pauses now, on its own clock
+    assert [f.seq for f in frames_of(link.due(8.0))] == [0]  # frame 0's new round
+
+
+def test_hello_is_retried_for_ever_and_holds_back_only_new_frames() -> None:
+    link = Link(TIMING)
+    link.submit("LOCK", persistent=False)
+    assert [f.seq for f in frames_of(link.due(0.0))] == [0]
+    link.submit("HELLO", ("nx-agent-0.1", "0", "52", "2"), persistent=True)
+    link.submit("PING", persistent=False)
+    assert [f.type for f in frames_of(link.due(0.0))] == ["HELLO"]
+    # LOCK (sent before the HELLO) keeps its own retransmissions; PING waits.
+    assert [f.type for f in frames_of(link.due(1.0))] == ["LOCK", "HELLO"]
+    t, hellos = 1.0, 2
+    while t < 100.0:
+        t += 1.0
+        hellos += sum(f.type == "HELLO" for f in frames_of(link.due(t)))
+    assert hellos > 3 * TIMING.max_tries
+    assert link.is_outstanding(1)
+    assert link.take_failed() == [0]

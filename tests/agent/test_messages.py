@@ -18,6 +18,7 @@ from firmware_agent.drivers.base import (
 )
 from firmware_agent.nxlink.messages import (
     Authorise,
+    EventId,
     Inventory,
     Lock,
     Message,
@@ -27,6 +28,7 @@ from firmware_agent.nxlink.messages import (
     Unlock,
     decode_message,
     message_fields,
+    split_event_id,
 )
 from firmware_agent.wire.frames import Frame, FrameReader, decode, encode
 from firmware_agent.wire.payloads import DoorState, VendResult
@@ -35,14 +37,19 @@ slots = st.integers(1, 99)
 counts = st.integers(0, 10_000)
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, st.from_regex(r"\A[A-Za-z0-9._+-]{1,32}\Z"), st.integers(0, 99),
-              st.integers(0, 2**32 - 1)),
-    st.builds(Vend, slots, st.sampled_from(VendResult), st.booleans()),
+              st.integers(0, 2**32 - 1), st.integers(1, 99)),
+    # Only an "ok" vend may have a confirmed drop (docs/nxlink.md 7.1).
+    st.builds(Vend, slots, st.sampled_from(VendResult), st.just(False)),
+    st.builds(Vend, slots, st.just(VendResult.OK), st.just(True)),
     st.builds(StockReport, st.dictionaries(slots, counts, max_size=20)),
+    st.integers(1, 99).flatmap(lambda n: st.builds(
+        StockReport, st.dictionaries(slots, counts, max_size=20), st.integers(1, n),
+        st.just(n))),
     st.builds(Restock, slots, counts),
     st.builds(Door, st.sampled_from(DoorState)),
     st.builds(Temperature, st.integers(-600, 1200).map(lambda t: t / 10)),
     st.builds(Fault, st.from_regex(r"\A[A-Z0-9_]{1,32}\Z"), st.none() | slots),
-    st.builds(Key, st.from_regex(r"\A[0-9A-D#]{1,8}\Z")),
+    st.builds(Key, st.from_regex(r"\A[0-9A-D#*]{1,8}\Z")),
     st.sampled_from([Ping(), Inventory(), Lock(), Unlock()]),
     st.builds(SlotConfig, slots, st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,47}\Z"), counts),
     st.builds(Authorise, slots, st.integers(1, 3600)),
@@ -72,6 +79,14 @@ def test_known_fields() -> None:
         ("VEND", ("3", "maybe", "1"), "bad vend result"),
         ("VEND", ("3", "ok", "2"), "drop sensor flag"),
         ("VEND", ("3", "ok"), "expected 3 fields, got 2"),
+        ("VEND", ("3", "jam", "1"), "drop sensor saw an item fall"),
+        ("VEND", ("3", "empty", "1"), "drop sensor saw an item fall"),
+        ("VEND", ("3", "no-drop", "1"), "drop sensor saw an item fall"),
+        ("VEND", ("3", "refused", "1"), "drop sensor saw an item fall"),
+        ("STOCK", ("3/2", "1:4"), "part after the last"),
+        ("STOCK", ("0/2", "1:4"), "not slot:count"),
+        ("HELLO", ("fw", "4", "1", "0"), "protocol 0 outside"),
+        ("HELLO", ("fw", "4", "1", "2", "x"), "expected 3..4 fields"),
         ("VEND", ("03", "ok", "1"), "not a decimal integer"),
         ("STOCK", ("1-4",), "not slot:count"),
         ("STOCK", ("1:4", "1:5"), "reported twice"),
@@ -98,8 +113,11 @@ def test_encoding_refuses_what_decoding_would_refuse() -> None:
         message_fields(Vend(100, VendResult.OK))
     with pytest.raises(MessageError):
         message_fields(Temperature(float("nan")))
+    # "*" has an encoding now (S); a letter outside the keypad's still has none.
     with pytest.raises(MessageError):
-        message_fields(Key("1*2"))
+        message_fields(Key("1E2"))
+    with pytest.raises(MessageError):
+        message_fields(Key("1S2"))
 
 
 @settings(deadline=None)
@@ -117,3 +135,41 @@ def test_damaged_message_frames_never_reach_the_link(
     # A flipped bit and a frame cut short (then a line end) both come to nothing.
     assert list(reader.feed(bytes(flipped))) == []
     assert list(reader.feed(bytes(raw[:cut]) + b"\r\n")) == []
+
+
+def test_undefined_combinations_now_have_a_meaning() -> None:
+    # ok without a confirmed drop is a dispense the machine could not confirm.
+    assert decode_message(Frame(1, "VEND", ("3", "ok", "0"))) == Vend(3, VendResult.OK, False)
+    assert decode_message(Frame(1, "VEND", ("3", "refused", "0"))) == Vend(
+        3, VendResult.REFUSED, False)
+    assert decode_message(Frame(1, "STOCK", ())) == StockReport({})
+    assert decode_message(Frame(1, "STOCK", ("2/3",))) == StockReport({}, 2, 3)
+    assert decode_message(Frame(1, "STOCK", ("2/3", "4:1"))) == StockReport({4: 1}, 2, 3)
+    assert decode_message(Frame(1, "HELLO", ("fw", "4", "9"))) == Hello("fw", 4, 9, 1)
+    assert decode_message(Frame(1, "KEY", ("S2#",))) == Key("*2#")
+    assert message_fields(Key("*2#")) == ("KEY", ("S2#",))
+
+
+@pytest.mark.parametrize(("fields", "event_id", "rest"), [
+    (("3", "ok", "1", "E17.4"), EventId(17, 4), ("3", "ok", "1")),
+    (("EEPROM", "E0.0"), EventId(0, 0), ("EEPROM",)),
+    (("EEPROM",), None, ("EEPROM",)),
+    (("E4294967295.65535",), EventId(2**32 - 1, 65535), ()),
+])
+def test_event_id_is_the_last_field_of_an_event(
+    fields: tuple[str, ...], event_id: EventId | None, rest: tuple[str, ...],
+) -> None:
+    frame, found = split_event_id(Frame(5, "VEND" if len(fields) > 2 else "FAULT", fields))
+    assert found == event_id
+    assert frame.fields == rest
+
+
+@pytest.mark.parametrize("bad", ["E01.4", "E17.65536", "E4294967296.1", "E1.2.3", "E.1"])
+def test_malformed_event_ids_are_refused(bad: str) -> None:
+    with pytest.raises(MessageError, match="event id"):
+        split_event_id(Frame(5, "DOOR", ("open", bad)))
+
+
+def test_commands_and_hello_carry_no_event_id() -> None:
+    frame = Frame(5, "CFG", ("3", "E1.2", "10"))
+    assert split_event_id(frame) == (frame, None)

@@ -311,3 +311,17 @@ def test_a_message_is_dead_lettered_once(engine: Engine, session: Session) -> No
     letters = session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
     assert [(d.topic, d.payload) for d in letters] == [(junk.topic, junk.payload),
                                                        (elsewhere.topic, elsewhere.payload)]
+
+
+def test_a_refused_vend_is_stored_and_is_neither_a_dispense_nor_a_failure(
+    engine: Engine, session: Session
+) -> None:
+    register(session, "test-001", count=8)
+    refused = vend("test-001", 1, result=payloads.VendResult.REFUSED)
+    jam = vend("test-001", 2, result=payloads.VendResult.JAM)
+    _write(engine, [_event_msg(refused)])
+    assert _count(session, DispenseEvent, machine_id="test-001", result="refused") == 1
+    assert _slot(session, "test-001").count == 8
+    assert _count(session, Alert, status="open") == 0  # the machine did as it was told
+    _write(engine, [_event_msg(jam)])
+    assert _count(session, Alert, type="vend_failure", status="open") == 1
