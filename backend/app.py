@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from backend.api.cors import PublicCORSMiddleware
 from backend.api.request_id import RequestIdMiddleware
 from backend.api.router import api_router, root_router
-from backend.api.security import authorize
+from backend.api.security import authorize, route_template
 from backend.api.snapshot import SnapshotCache
 from backend.auth.oidc import make_verifier
 from backend.config import Settings
@@ -62,8 +62,9 @@ def create_app(
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
+        # The full template (/api/v1/machines, not the router's own /machines,
+        # which /public/v1/machines shares).
+        name = route_template(request) or "unmatched"
         latency.labels(name).observe(time.perf_counter() - started)
         requests.labels(request.method, name, str(response.status_code)).inc()
         return response

@@ -119,8 +119,12 @@ def test_restock_visit_resolves_stock_alerts(client: httpx.Client, session: Sess
 def test_health_and_metrics(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     client.get("/api/v1/machines")
+    client.get("/api/v1/machines/nope-000")
     text = client.get("/metrics").text
     assert "nx_api_requests_total" in text
+    # Labelled by the full route template, not the router's own path.
+    assert 'route="/api/v1/machines",status="200"' in text
+    assert 'route="/api/v1/machines/{machine_id}",status="404"' in text
 
 
 def test_app_refuses_an_unmigrated_database(tmp_path: object) -> None:
