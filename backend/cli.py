@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from backend.audit.cli import app as audit_app
 from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
@@ -16,6 +17,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(hotspots_app, name="hotspots")
 app.add_typer(token_app, name="token")
 app.add_typer(public_app, name="public")
+app.add_typer(audit_app, name="audit")
 register_services(app)
 
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOW_THRESHOLD = 2
 SLOT_FIELDS = ("product", "capacity", "count", "par", "low_threshold")
 MACHINE_FIELDS = ("name", "lat", "lon", "site", "area", "active")
+LISTING_FIELDS = ("public_name", "public_id", "opening_hours", "in_service")
 ALERT_FIELDS = ("status", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by")
 
 
@@ -173,9 +174,14 @@ PUBLIC_ID_BYTES = 12
 
 
 def update_public_listing(
-    *, session: Session, machine_id: str, changes: MachineListingUpdate
+    *,
+    session: Session,
+    machine_id: str,
+    changes: MachineListingUpdate,
+    actor: str,
+    request_id: str | None = None,
 ) -> Machine:
-    """Change what the public feed shows of a machine, then commit.
+    """Change what the public feed shows of a machine, audit it, then commit.
 
     The first time a machine gets a public name it also gets its random public
     id, which later changes (even unlisting and listing again) keep.
@@ -186,10 +192,15 @@ def update_public_listing(
     fields = changes.model_dump(exclude_unset=True)
     if "in_service" in fields and fields["in_service"] is None:
         raise ValueError("in_service must be true or false")
+    before = snapshot(machine, LISTING_FIELDS)
     for field, value in fields.items():
         setattr(machine, field, value)
     if machine.public_name is not None and machine.public_id is None:
         machine.public_id = secrets.token_urlsafe(PUBLIC_ID_BYTES)
+    after = snapshot(machine, LISTING_FIELDS)
+    if after != before:
+        record_audit(session, actor=actor, action="machine.public_listing", object_type="machine",
+                     object_id=machine_id, before=before, after=after, request_id=request_id)
     session.commit()
     session.refresh(machine)
     log.info("machine %s public listing changed: %s", machine_id, ", ".join(sorted(fields)))

@@ -163,6 +163,7 @@ class Demo:
                     crud.update_public_listing(
                         session=session, machine_id=spec.machine_id,
                         changes=MachineListingUpdate(public_name=spec.name, opening_hours="24/7"),
+                        actor="demo",
                     )
         finally:
             engine.dispose()

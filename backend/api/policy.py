@@ -50,6 +50,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,
     ("GET", "/api/v1/hotspots"): HOTSPOTS,
+    ("GET", "/api/v1/audit"): ADMIN,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import alerts, auth, health, hotspots, machines, public, tokens
+from backend.api.routes import alerts, audit, auth, health, hotspots, machines, public, tokens
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
@@ -12,6 +12,7 @@ api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
 api_router.include_router(auth.router)
 api_router.include_router(tokens.router)
+api_router.include_router(audit.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

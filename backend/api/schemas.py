@@ -115,3 +115,20 @@ class TokenCreated(TokenPublic):
 class TokensPage(BaseModel):
     data: list[TokenPublic]
     count: int
+
+
+class AuditRecordPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    request_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    data: list[AuditRecordPublic]
+    count: int

@@ -14,6 +14,8 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from backend.audit import cli_actor
+from backend.audit import tokens as audited_tokens
 from backend.auth import tokens
 from backend.auth.principal import Role
 from backend.config import get_settings
@@ -62,8 +64,9 @@ def create(
         raise _fail(str(exc)) from None
     with _session() as session:
         try:
-            secret = tokens.create_token(
-                session, name=name, role=role, areas=area or (), expires_in=duration
+            secret, _ = audited_tokens.create_token(
+                session, actor=cli_actor(), name=name, role=role, areas=area or (),
+                expires_in=duration,
             )
         except tokens.TokenError as exc:
             raise _fail(str(exc)) from None
@@ -113,7 +116,7 @@ def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> No
     """Revoke a token: every API process refuses it from its next request."""
     with _session() as session:
         try:
-            tokens.revoke_token(session, name=name)
+            audited_tokens.revoke_token(session, actor=cli_actor(), name=name)
         except tokens.TokenNotFoundError as exc:
             raise _fail(str(exc)) from None
     typer.echo(f"token {name!r} revoked", err=True)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from backend import crud
+from backend.audit import cli_actor
 from backend.config import get_settings
 from backend.db import SchemaOutOfDateError, check_schema, make_engine
 from backend.models import Machine, MachineListingUpdate
@@ -52,7 +53,7 @@ def _update(machine_id: str, fields: dict[str, Any]) -> None:
     with _session() as session:
         try:
             machine = crud.update_public_listing(session=session, machine_id=machine_id,
-                                                 changes=changes)
+                                                 changes=changes, actor=cli_actor())
         except crud.NotFoundError as exc:
             raise _fail(str(exc)) from None
         listed = machine.active and machine.in_service and machine.public_name is not None

@@ -52,7 +52,7 @@ def _listing(engine: Engine, machine_id: str, **changes: object) -> str | None:
     with Session(engine) as session:
         machine = crud.update_public_listing(
             session=session, machine_id=machine_id,
-            changes=MachineListingUpdate.model_validate(changes))
+            changes=MachineListingUpdate.model_validate(changes), actor="test")
         return machine.public_id
 
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from backend.api.deps import WriteSessionDep
+from backend.api.deps import PrincipalDep, RequestIdDep, WriteSessionDep
 from backend.api.schemas import TokenCreate, TokenCreated, TokenPublic, TokensPage
+from backend.audit import tokens as audited_tokens
 from backend.auth import tokens
 from backend.models import ApiToken, utcnow
 
@@ -44,20 +45,24 @@ def list_tokens(
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "A live token of that name exists"}},
 )
-def create_token(body: TokenCreate, session: WriteSessionDep, response: Response) -> TokenCreated:
+def create_token(
+    body: TokenCreate,
+    session: WriteSessionDep,
+    response: Response,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+) -> TokenCreated:
     """Create a token; the response carries it this once (store it now)."""
     try:
         expires_in = None if body.expires_in is None else tokens.parse_duration(body.expires_in)
-        secret = tokens.create_token(
-            session, name=body.name, role=body.role, areas=body.areas, expires_in=expires_in
+        secret, row = audited_tokens.create_token(
+            session, actor=principal.name, name=body.name, role=body.role, areas=body.areas,
+            expires_in=expires_in, request_id=request_id,
         )
     except tokens.TokenExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except tokens.TokenError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    row = tokens.get_live_token(session, name=body.name)
-    if row is None:  # revoked between our commit and this read
-        raise HTTPException(status.HTTP_409_CONFLICT, f"token {body.name!r} was revoked")
     response.headers["Cache-Control"] = "no-store"
     return TokenCreated(**_public(row).model_dump(), token=secret)
 
@@ -67,10 +72,13 @@ def create_token(body: TokenCreate, session: WriteSessionDep, response: Response
     response_model=TokenPublic,
     responses={404: {"description": "No live token of that name"}},
 )
-def revoke_token(name: str, session: WriteSessionDep) -> TokenPublic:
+def revoke_token(
+    name: str, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+) -> TokenPublic:
     """Revoke the live token called ``name``: refused from the next request on."""
     try:
-        row = tokens.revoke_token(session, name=name)
+        row = audited_tokens.revoke_token(session, actor=principal.name, name=name,
+                                          request_id=request_id)
     except tokens.TokenNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return _public(row)
