@@ -17,7 +17,14 @@ from console.api_models import (
     TokenCreated,
     TokenPublic,
 )
-from console.client import UNAUTHORIZED_TEXT, ApiError, NotFoundError, UnauthorizedError
+from console.client import (
+    UNAUTHORIZED_TEXT,
+    ApiError,
+    ApiUnavailableError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+)
 
 ROLE_TOKENS = {
     role: f"test-token-{role}" for role in ("admin", "outreach", "health", "provisioning")
@@ -56,6 +63,10 @@ class MemoryApi:
         self.revoked: set[str] = set()
         """Tokens refused from now on (expired or revoked while a session uses them)."""
         self.token_rows: list[TokenPublic] = []
+        self.unreachable: str | None = None
+        """Set to a URL: ``me()`` fails as if the API were down."""
+        self.refuse_writes = False
+        """Acknowledging answers 403, as the API does when the role lacks the right."""
 
     def connect(self, token: str) -> MemoryApi:
         """Act as a client that sends ``token`` (what ``session.make_client`` returns)."""
@@ -74,6 +85,8 @@ class MemoryApi:
             raise ApiError(self.failure)
 
     def me(self) -> Identity:
+        if self.unreachable:
+            raise ApiUnavailableError(f"cannot reach the API at {self.unreachable}")
         return self._identity()
 
     def all_machines(self) -> list[MachinePublic]:
@@ -147,6 +160,12 @@ class MemoryApi:
         raise NotFoundError(f"alert {alert_id} does not exist", status_code=404)
 
     def acknowledge_alert(self, alert_id: int | str) -> None:
+        if self.refuse_writes:
+            raise ForbiddenError(
+                f"your role may not do this (POST /api/v1/alerts/{alert_id}/acknowledge): "
+                "this role may not call this route",
+                status_code=403,
+            )
         self._set(alert_id, "acknowledged")
 
     def resolve_alert(self, alert_id: int | str) -> None:

@@ -260,3 +260,35 @@ def test_pages_a_role_lacks_are_unreachable_by_path(api: MemoryApi) -> None:
     for key in (PageKey.RESTOCK, PageKey.TOKENS):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(str(Path(navigation.PAGE_SPECS[key].file)))
+
+
+def test_an_unreachable_api_at_sign_in_is_said_plainly(api: MemoryApi) -> None:
+    api.unreachable = "http://127.0.0.1:9"
+    at = _sign_in(_app().run(), ROLE_TOKENS["admin"])
+    assert at.title[0].value == "Sign in"
+    assert at.error[0].value == "Cannot sign in: cannot reach the API at http://127.0.0.1:9"
+    assert ROLE_TOKENS["admin"] not in at.error[0].value
+
+
+def test_a_refused_action_is_a_clear_error_and_the_session_stays_signed_in(
+    api: MemoryApi,
+) -> None:
+    at = _signed_in_as("outreach")(_app())
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.ALERTS].file)).run()
+    api.refuse_writes = True
+    at.button(key="alerts_ack").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The API refused: your role may not do this (POST ")
+    assert at.title[0].value == "Alerts"  # a 403 is not a sign-out
+    assert api.actions == []
+
+
+def test_signing_out_of_single_sign_on_also_ends_streamlits_login(api: MemoryApi) -> None:
+    at = _app()
+    at.user = {"is_logged_in": True, "sub": "jdoe", "tokens": {"access": ROLE_TOKENS["health"]}}
+    at.run()
+    assert at.title[0].value == "Fleet map"
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert at.user.get("is_logged_in") is False
+    assert at.title[0].value == "Sign in"
