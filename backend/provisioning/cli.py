@@ -22,14 +22,13 @@ from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload
 from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import password_file as _password_file
 from backend.provisioning.cli_common import reload as _reload
+from backend.provisioning.cli_common import run_dynsec as _dynsec
 from backend.provisioning.cli_common import say as _say
 from backend.provisioning.dynsec import (
     DEFAULT_ADMIN_USER,
-    Command,
-    DynsecAdmin,
-    DynsecError,
     add_machine_commands,
     remove_machine_commands,
+    set_password_command,
 )
 from backend.provisioning.identity import (
     IdentityError,
@@ -53,18 +52,6 @@ RELOAD_SETTLE_S = 1.0
 or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
-
-
-def _dynsec(settings: Settings, user: str, password: str, commands: list[Command]) -> None:
-    """Run plugin commands as its admin over the backend's broker connection settings."""
-    try:
-        with DynsecAdmin(host=settings.mqtt_host, port=settings.mqtt_port, username=user,
-                         password=password,
-                         ca_file=str(settings.mqtt_tls_ca_file)
-                         if settings.mqtt_tls_ca_file else None) as admin:
-            admin.run(commands)
-    except (DynsecError, OSError) as exc:
-        raise _fail(f"dynamic-security plugin: {exc}") from exc
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -181,20 +168,28 @@ def rotate(
     broker_port: Annotated[int | None, typer.Option(envvar="NX_BROKER_PUBLIC_PORT")] = None,
     tls_ca_file: Annotated[str | None, typer.Option(help="CA path on the Pi.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the agent TOML here.")] = None,
+    dynsec_password: DynsecPassword = None,
+    dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
     no_reload: NoReload = False,
 ) -> None:
-    """Give a machine a new password; the old one stops working at the broker's reload."""
+    """Give a machine a new password; the old one stops working at once (plugin) or at reload."""
     settings = get_settings()
     machine_id = _checked_id(machine_id)
-    path = _password_file(settings)
-    try:
-        if machine_id not in read_entries(path):
-            raise _fail(f"{machine_id} has no password in {path}; use `device add`")
-        password = set_password(path, machine_id, replace=True)
-    except CredentialError as exc:
-        raise _fail(str(exc)) from exc
-    _say(f"password for {machine_id} replaced")
-    _reload(settings, no_reload)
+    if dynsec_password:
+        password = new_password()
+        _dynsec(settings, dynsec_user, dynsec_password,
+                [set_password_command(machine_id, password)])
+        _say(f"password for {machine_id} replaced in the dynamic-security plugin")
+    else:
+        path = _password_file(settings)
+        try:
+            if machine_id not in read_entries(path):
+                raise _fail(f"{machine_id} has no password in {path}; use `device add`")
+            password = set_password(path, machine_id, replace=True)
+        except CredentialError as exc:
+            raise _fail(str(exc)) from exc
+        _say(f"password for {machine_id} replaced")
+        _reload(settings, no_reload)
     config = AgentConfig(machine_id=machine_id, mqtt_host=broker_host or settings.mqtt_host,
                          mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
                          tls_ca_file=Path(tls_ca_file) if tls_ca_file else None)

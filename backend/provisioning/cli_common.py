@@ -9,6 +9,7 @@ import typer
 
 from backend.config import Settings
 from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
+from backend.provisioning.dynsec import Command, DynsecAdmin, DynsecError
 
 
 def fail(message: str) -> typer.Exit:
@@ -49,3 +50,15 @@ def reload(settings: Settings, no_reload: bool) -> None:
     except BrokerSignalError as exc:
         raise fail(f"{exc}; the change is on disk but the broker has not seen it") from exc
     say(f"broker (pid {pid}) reloaded")
+
+
+def run_dynsec(settings: Settings, user: str, password: str, commands: list[Command]) -> None:
+    """Run plugin commands as its admin over the backend's broker connection settings."""
+    try:
+        with DynsecAdmin(host=settings.mqtt_host, port=settings.mqtt_port, username=user,
+                         password=password,
+                         ca_file=str(settings.mqtt_tls_ca_file)
+                         if settings.mqtt_tls_ca_file else None) as admin:
+            admin.run(commands)
+    except (DynsecError, OSError) as exc:
+        raise fail(f"dynamic-security plugin: {exc}") from exc

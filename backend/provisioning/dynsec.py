@@ -151,6 +151,11 @@ def fleet_config(admin: tuple[str, str], services: Mapping[str, str],
     return config
 
 
+def set_password_command(username: str, password: str) -> Command:
+    """The command that replaces a client's password (the old one stops working at once)."""
+    return {"command": "setClientPassword", "username": username, "password": password}
+
+
 def remove_machine_commands(machine_id: str) -> list[Command]:
     """Commands that delete a machine's client (disconnecting it) and its role."""
     return [{"command": "deleteClient", "username": machine_id},

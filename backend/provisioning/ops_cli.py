@@ -14,12 +14,18 @@ from backend.config import get_settings
 from backend.provisioning import ca_store
 from backend.provisioning.broker_monitor import BrokerMonitor
 from backend.provisioning.ca_store import give_to_broker_user
-from backend.provisioning.cli_common import DynsecUser, NoReload
+from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload, run_dynsec
 from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import password_file as _password_file
 from backend.provisioning.cli_common import reload as _reload
 from backend.provisioning.cli_common import say as _say
-from backend.provisioning.dynsec import DEFAULT_ADMIN_USER, initial_config, migrated_config
+from backend.provisioning.dynsec import (
+    DEFAULT_ADMIN_USER,
+    backend_commands,
+    initial_config,
+    migrated_config,
+    set_password_command,
+)
 from backend.provisioning.identity import SERVICE_PREFIX
 from backend.provisioning.password_store import CredentialError, read_entries, set_password
 from backend.provisioning.passwords import new_password
@@ -29,17 +35,28 @@ def service_password(
     username: Annotated[str, typer.Argument(help="Service account, e.g. nx-backend.")],
     rotate: Annotated[bool, typer.Option("--rotate", help="Replace an existing password.")
                       ] = False,
+    share_group: Annotated[str, typer.Option(
+        envvar="NX_INGEST_SHARE_GROUP", help="The ingest's share group.")] = "nx-ingest",
+    dynsec_password: DynsecPassword = None,
+    dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
     no_reload: NoReload = False,
 ) -> None:
     """Create (or rotate) a service account's broker password and print it."""
     settings = get_settings()
     if not username.startswith(SERVICE_PREFIX):
         raise _fail(f"service accounts start with {SERVICE_PREFIX!r}; machines use `device add`")
-    try:
-        password = set_password(_password_file(settings), username, replace=rotate)
-    except CredentialError as exc:
-        raise _fail(str(exc)) from exc
-    _reload(settings, no_reload)
+    if dynsec_password:
+        # A new service joins the backend's role, which dynsec-init created.
+        password = new_password()
+        commands = ([set_password_command(username, password)] if rotate else
+                    backend_commands(username, password, share_group, create_role=False))
+        run_dynsec(settings, dynsec_user, dynsec_password, commands)
+    else:
+        try:
+            password = set_password(_password_file(settings), username, replace=rotate)
+        except CredentialError as exc:
+            raise _fail(str(exc)) from exc
+        _reload(settings, no_reload)
     typer.echo(password)
 
 

@@ -234,3 +234,27 @@ def test_password_file_deployment_migrates_with_every_password_kept(tmp_path: Pa
         broker.cleanup()
         legacy.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_rotate_and_service_password_through_the_plugin(broker: MosquittoBroker,
+                                                        probes: list[Probe]) -> None:
+    env = {"NX_BROKER_DYNSEC_ADMIN_PASSWORD": ADMIN_PASSWORD, "NX_INGEST_SHARE_GROUP": GROUP,
+           "NX_MQTT_HOST": broker.host, "NX_MQTT_PORT": str(broker.port)}
+    rotated = nx_backend("device", "rotate", A, env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_password = tomllib.loads(rotated.stdout)["mqtt_password"]
+    old = Probe(broker.host, broker.port, A, MACHINES[A])
+    probes.append(old)
+    assert old.connect().is_failure
+    _connected(broker, probes, A, new_password)
+
+    made = nx_backend("device", "service-password", "nx-ingest-2", env=env)
+    assert made.returncode == 0, made.stderr
+    service = _connected(broker, probes, "nx-ingest-2", made.stdout.strip(),
+                         client_id="nx-ingest-2")
+    [share] = service.subscribe(f"$share/{GROUP}/nx/v1/machines/+/events")
+    assert share.value == 1
+    again = nx_backend("device", "service-password", "nx-ingest-2", "--rotate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() != made.stdout.strip()
+    _connected(broker, probes, "nx-ingest-2", again.stdout.strip(), client_id="nx-ingest-2b")
