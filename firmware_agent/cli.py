@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from firmware_agent.config import AgentSettings, ConfigError
 from firmware_agent.dex import cli as dex_cli
+from firmware_agent.nxlink import conformance_cli
 
 log = logging.getLogger("firmware_agent.cli")
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML settings file (NX_AGENT_* variables override it)")
     run.set_defaults(func=_run)
     dex_cli.register(sub)
+    conformance_cli.register(sub)
     return parser
 
 
