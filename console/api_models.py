@@ -145,3 +145,17 @@ class TokenCreated(TokenPublic):
     """A new token: the only response that carries the secret."""
 
     token: str = Field(repr=False)
+
+
+class AuditRecord(_ApiModel):
+    """One entry of the audit trail (``GET /api/v1/audit``)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    request_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None

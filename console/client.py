@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AuditRecord,
     HotspotCollection,
     Identity,
     MachineDetail,
@@ -250,6 +251,26 @@ class ApiClient:
         """Revoke the live token called ``name`` (admin)."""
         raw = self._request("POST", f"{API_PREFIX}/tokens/{quote(name, safe='')}/revoke", body={})
         return self._parse(TokenPublic, raw, "revoked token")
+
+    # -- audit trail ---------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[AuditRecord]:
+        """Return one page of the audit trail (admin), newest first."""
+        filters = {"actor": actor, "action": action, "object_type": object_type,
+                   "object_id": object_id}
+        params: dict[str, Any] = {k: v for k, v in filters.items() if v}
+        params.update(limit=limit, offset=offset)
+        body = self._request("GET", f"{API_PREFIX}/audit", params)
+        return self._parse(Page[AuditRecord], body, "audit page")
 
     # -- hotspots ------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
         PageSpec(PageKey.RESTOCK, VIEWS / "restock.py", "Restock", "🚐", "restock"),
         PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail", "🔎", "machine"),
         PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens", "🔑", "tokens"),
+        PageSpec(PageKey.AUDIT, VIEWS / "audit.py", "Audit trail", "📜", "audit"),
         PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account", "👤", "account"),
     )
 }

@@ -29,6 +29,7 @@ class PageKey(StrEnum):
     RESTOCK = "restock"
     MACHINE = "machine"
     TOKENS = "tokens"
+    AUDIT = "audit"
     ACCOUNT = "account"
 
 
@@ -42,6 +43,7 @@ class Action(StrEnum):
     RECORD_VISIT = "record_visit"
     VIEW_HOTSPOTS = "view_hotspots"
     MANAGE_TOKENS = "manage_tokens"
+    READ_AUDIT = "read_audit"
 
 
 PAGE_ORDER: Final[tuple[PageKey, ...]] = tuple(PageKey)
@@ -66,7 +68,7 @@ ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
 }
 
 PURPOSE: Final[Mapping[Role, str]] = {
-    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, tokens",
+    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, tokens, the audit trail",
     Role.OUTREACH: "fleet, machine alerts (acknowledge, resolve), restock plans and visits",
     Role.HEALTH: "hotspots and area alerts (acknowledge, resolve), the fleet read-only",
     Role.PROVISIONING: "register and revoke machines (for a deployment pipeline)",

@@ -19,6 +19,7 @@ from console import roles
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AuditRecord,
     HotspotCollection,
     Identity,
     MachineDetail,
@@ -117,6 +118,19 @@ class ConsoleApi(Protocol):
 
     def revoke_token(self, name: str) -> TokenPublic:
         """Revoke an API token."""
+        ...
+
+    def audit(
+        self,
+        *,
+        actor: str | None = ...,
+        action: str | None = ...,
+        object_type: str | None = ...,
+        object_id: str | None = ...,
+        limit: int = ...,
+        offset: int = ...,
+    ) -> Page[AuditRecord]:
+        """Return one page of the audit trail."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AuditRecord,
     HotspotCollection,
     Identity,
     MachineDetail,
@@ -63,6 +64,8 @@ class MemoryApi:
         self.revoked: set[str] = set()
         """Tokens refused from now on (expired or revoked while a session uses them)."""
         self.token_rows: list[TokenPublic] = []
+        self.audit_records: list[AuditRecord] = []
+        self.audit_queries: list[dict[str, Any]] = []
         self.unreachable: str | None = None
         """Set to a URL: ``me()`` fails as if the API were down."""
         self.refuse_writes = False
@@ -203,3 +206,23 @@ class MemoryApi:
                 self.revoked.update(t for t, i in self.identities.items() if i.name == name)
                 return self.token_rows[n]
         raise NotFoundError(f"no live token named {name!r}", status_code=404)
+
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[AuditRecord]:
+        self._check()
+        wanted = {"actor": actor, "action": action, "object_type": object_type,
+                  "object_id": object_id}
+        self.audit_queries.append({**wanted, "limit": limit, "offset": offset})
+        rows = [
+            r for r in self.audit_records
+            if all(v is None or getattr(r, k) == v for k, v in wanted.items())
+        ]
+        return Page[AuditRecord](data=rows[offset : offset + limit], count=len(rows))

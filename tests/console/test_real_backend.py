@@ -262,3 +262,19 @@ def test_an_admin_creates_a_token_in_the_console_that_the_api_then_accepts(
     with ApiClient(backend_api.url, token=secret) as van:
         me = van.me()
     assert (me.name, me.role) == ("van-2", "outreach")
+
+
+def test_what_outreach_does_in_the_console_shows_in_the_admins_audit_trail(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "outreach")
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.ALERTS].file)).run()
+    at.button(key="alerts_ack").click().run()
+    assert "acknowledged" in at.success[0].value
+    admin = _console(backend_api, monkeypatch, "admin")
+    admin.switch_page(str(navigation.PAGE_SPECS[PageKey.AUDIT].file)).run()
+    admin.text_input(key="audit_actor").input("outreach-north").run()
+    assert not admin.error, [e.value for e in admin.error]
+    table = admin.dataframe[0].value
+    assert list(table["what"]) == ["alert.acknowledge"]
+    assert list(table["who"]) == ["outreach-north"]

@@ -13,7 +13,7 @@ from console.roles import Action, PageKey, Role
     [
         (
             Role.ADMIN,
-            ["fleet_map", "alerts", "restock", "machine", "tokens", "account"],
+            ["fleet_map", "alerts", "restock", "machine", "tokens", "audit", "account"],
         ),
         (Role.OUTREACH, ["fleet_map", "alerts", "restock", "machine", "account"]),
         (Role.HEALTH, ["fleet_map", "alerts", "machine", "account"]),
@@ -54,6 +54,7 @@ def test_machine_work_is_outreach_and_area_work_is_health() -> None:
     assert all(roles.may(Role.ADMIN, action) for action in Action)
     assert roles.may(Role.ADMIN, Action.MANAGE_TOKENS)
     assert not roles.may(Role.OUTREACH, Action.MANAGE_TOKENS)
+    assert [r for r in Role if roles.may(r, Action.READ_AUDIT)] == [Role.ADMIN]
 
 
 def test_every_role_says_what_it_is_for() -> None:

@@ -20,6 +20,7 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.RESTOCK: [("GET", "/api/v1/machines")],
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}")],
     PageKey.TOKENS: [("GET", "/api/v1/tokens")],
+    PageKey.AUDIT: [("GET", "/api/v1/audit")],
     PageKey.ACCOUNT: [("GET", "/api/v1/auth/me")],
 }
 """What each page must be able to read to draw itself."""
@@ -30,6 +31,7 @@ PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
     PageKey.RESTOCK: ("POST", "/api/v1/machines/{machine_id}/restock-visits"),
     PageKey.MACHINE: ("GET", "/api/v1/machines/{machine_id}"),
     PageKey.TOKENS: ("POST", "/api/v1/tokens"),
+    PageKey.AUDIT: ("GET", "/api/v1/audit"),
     PageKey.ACCOUNT: ("GET", "/api/v1/auth/me"),
 }
 """The route a page exists for: a role that may call it should see the page."""
@@ -42,6 +44,7 @@ ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
         ("POST", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens/{name}/revoke"),
     ],
+    Action.READ_AUDIT: [("GET", "/api/v1/audit")],
     Action.ACT_ON_MACHINE_ALERTS: [
         ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
         ("POST", "/api/v1/alerts/{alert_id}/resolve"),

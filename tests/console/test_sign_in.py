@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import navigation, session
+from console.api_models import AuditRecord
 from console.roles import PageKey
 from tests.console.fake_api import FakeState, alert_json
 from tests.console.memory_api import ROLE_TOKENS, MemoryApi
@@ -292,3 +294,25 @@ def test_signing_out_of_single_sign_on_also_ends_streamlits_login(api: MemoryApi
     assert not at.exception
     assert at.user.get("is_logged_in") is False
     assert at.title[0].value == "Sign in"
+
+
+def test_an_admin_reads_the_audit_trail_filtered_by_who(api: MemoryApi) -> None:
+    api.audit_records = [
+        AuditRecord(id=2, at=datetime(2026, 12, 3, 14, 0, tzinfo=UTC), actor="outreach-north",
+                    action="alert.resolve", object_type="alert", object_id="1",
+                    before={"status": "open"}, after={"status": "resolved"}, request_id="r-2"),
+        AuditRecord(id=1, at=datetime(2026, 12, 3, 13, 0, tzinfo=UTC), actor="demo",
+                    action="token.create", object_type="token", object_id="demo-admin",
+                    after={"role": "admin"}),
+    ]  # fmt: skip
+    at = _signed_in_as("admin")(_app())
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.AUDIT].file)).run()
+    assert not at.exception
+    assert "2 records · page 1 of 1" in at.caption[0].value
+    at.text_input(key="audit_actor").input("outreach-north").run()
+    assert "1 records" in at.caption[0].value
+    table = at.dataframe[0].value
+    assert list(table["what"]) == ["alert.resolve"]
+    assert list(table["object"]) == ["alert 1"]
+    assert list(table["after"]) == ['{"status": "resolved"}']
+    assert api.audit_queries[-1]["actor"] == "outreach-north"
