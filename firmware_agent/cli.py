@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from firmware_agent import conformance_cli
 from firmware_agent.config import AgentSettings, ConfigError
 from firmware_agent.dex import cli as dex_cli
-from firmware_agent.nxlink import conformance_cli
 
 log = logging.getLogger("firmware_agent.cli")
 

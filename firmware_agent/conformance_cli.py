@@ -1,7 +1,8 @@
 """``nx-agent conformance``: check a controller against docs/nxlink.md over its serial port.
 
 ``register`` only adds the command; the kit itself is imported when the
-command runs, so ``nx-agent run`` never loads it.
+command runs, so ``nx-agent run`` never loads it (nor, for the DEX driver, anything
+of nxlink).
 """
 
 from __future__ import annotations
