@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # Dead letters: what one machine's malformed messages may take. Within each
+    # window a machine keeps at most this many dead letters and bytes of payload;
+    # past either bound its malformed messages are counted (dead_letter_drops,
+    # nx_ingest_dead_letters_dropped) and one dead_letter_flood alert opens, but
+    # not stored. A hundred samples an hour are plenty to see what is wrong.
+    dead_letter_quota_count: int = Field(default=100, ge=0)
+    dead_letter_quota_bytes: int = Field(default=1024 * 1024, ge=0)
+    dead_letter_quota_window_s: float = Field(default=3600.0, gt=0)
+    # Dead letters older than this are deleted by ingest maintenance.
+    dead_letter_retention_days: float = Field(default=30.0, gt=0)
+
     # How long a fleet-snapshot page may be served from memory (0: never).
     api_snapshot_cache_s: float = Field(default=1.0, ge=0)
 

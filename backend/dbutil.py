@@ -25,15 +25,20 @@ def insert_ignore(
     if not rows:
         return []
     table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"no bulk insert-or-ignore for {dialect}")
+    stmt = dialect_insert(session, model).on_conflict_do_nothing()
     if returning:
         stmt = stmt.returning(*(table.c[name] for name in returning))
         return list(session.execute(stmt, list(rows)).all())
     session.execute(stmt, list(rows))
     return []
+
+
+def dialect_insert(session: Session, model: type[SQLModel]) -> Any:
+    """Return the dialect's INSERT for ``model`` (it has ``on_conflict_do_*`` and ``excluded``)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")

@@ -15,6 +15,7 @@ class IngestMetrics:
     committed: Counter
     duplicates: Counter
     dead_letters: Counter
+    dead_letters_dropped: Counter
     batch_seconds: Histogram
     batch_retries: Counter
     inbox_depth: Gauge
@@ -38,6 +39,11 @@ class IngestMetrics:
             ),
             dead_letters=Counter(
                 "nx_ingest_dead_letters", "Messages stored as dead letters", registry=registry
+            ),
+            dead_letters_dropped=Counter(
+                "nx_ingest_dead_letters_dropped",
+                "Malformed messages over their machine's dead-letter quota: counted, not stored",
+                registry=registry,
             ),
             batch_seconds=Histogram(
                 "nx_ingest_batch_seconds",

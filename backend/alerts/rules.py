@@ -74,6 +74,18 @@ def machine_alert_spec(kind: AlertType, machine_id: str, message: str) -> AlertS
     return AlertSpec(kind, severity, machine_id, machine_id, message)
 
 
+def dead_letter_flood_spec(machine_id: str) -> AlertSpec:
+    """Describe a machine whose malformed messages are over its dead-letter quota."""
+    return AlertSpec(
+        AlertType.DEAD_LETTER_FLOOD,
+        Severity.WARNING,
+        machine_id,
+        machine_id,
+        f"{machine_id}: sends malformed messages faster than its dead-letter quota; "
+        "the rest are counted, not stored",
+    )
+
+
 # Alert types that make a machine's health "alarm" rather than a stock state.
 ALARM_TYPES = frozenset(
     {

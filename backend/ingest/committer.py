@@ -19,15 +19,30 @@ from sqlmodel import Session
 
 from backend.config import Settings
 from backend.dbutil import insert_ignore
+from backend.ingest.dead_letters import (
+    DeadLetterPolicy,
+    dead_letter_rows,
+    prune_dead_letters,
+    resolve_ended_floods,
+)
 from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
 from backend.ingest.parse import Message, Rejected
-from backend.ingest.store import BatchResult, BatchWriter, dead_letter_rows
+from backend.ingest.quota import Quota
+from backend.ingest.store import BatchResult, BatchWriter
 from backend.models import DeadLetter, utcnow
 
 log = logging.getLogger(__name__)
 
 StopWait = Callable[[float], bool]
 """Wait up to the given seconds; return True when the worker is stopping."""
+
+
+def dead_letter_policy(settings: Settings) -> DeadLetterPolicy:
+    """Return the per-machine dead-letter quota the settings ask for."""
+    return DeadLetterPolicy(
+        Quota(count=settings.dead_letter_quota_count, bytes=settings.dead_letter_quota_bytes),
+        timedelta(seconds=settings.dead_letter_quota_window_s),
+    )
 
 
 class Committer:
@@ -39,7 +54,10 @@ class Committer:
     def __init__(self, settings: Settings, engine: Engine, stop_wait: StopWait) -> None:
         self.settings = settings
         self.engine = engine
-        self.writer = BatchWriter(default_low_threshold=settings.default_low_threshold)
+        self.writer = BatchWriter(
+            default_low_threshold=settings.default_low_threshold,
+            dead_letters=dead_letter_policy(settings),
+        )
         self._stop_wait = stop_wait
         self._next_maintenance = 0.0
         self._submitted: deque[list[Message]] = deque()
@@ -119,10 +137,11 @@ class Committer:
             total.stored += part.stored
             total.duplicates += part.duplicates
             total.dead_letters += part.dead_letters
+            total.dead_letters_dropped += part.dead_letters_dropped
         return total
 
     def maintain(self) -> None:
-        """Record delivery gaps and silent machines, at most once per maintenance interval."""
+        """Record gaps and silent machines, prune dead letters; once per maintenance interval."""
         now_mono = time.monotonic()
         if now_mono < self._next_maintenance:
             return
@@ -136,6 +155,10 @@ class Committer:
                 mark_silent_machines(
                     session, now=now, timeout=timedelta(seconds=self.settings.offline_timeout_s)
                 )
+                retention = timedelta(days=self.settings.dead_letter_retention_days)
+                prune_dead_letters(session, before=now - retention)
+                window = timedelta(seconds=self.settings.dead_letter_quota_window_s)
+                resolve_ended_floods(session, now=now, window=window)
                 session.commit()
         except OperationalError as exc:
             log.warning("maintenance skipped: %s", exc.orig)

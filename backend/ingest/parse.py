@@ -50,10 +50,15 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A message to dead-letter, with the reason."""
+    """A message to dead-letter, with the reason.
+
+    ``malformed`` is false for a valid message ingest cannot place (an unknown
+    machine's): only malformed ones count against a machine's dead-letter quota.
+    """
 
     message: Message
     reason: str
+    malformed: bool = True
 
 
 def _parse_body(channel: Channel, raw: bytes) -> Payload:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from backend.alerts.book import AlertBook
 from backend.alerts.rules import machine_alert_spec
 from backend.dbutil import insert_ignore
 from backend.ingest.bulk import insert_new
+from backend.ingest.dead_letters import DeadLetterPolicy, store_dead_letters
 from backend.ingest.ledger import (
     StockItem,
     apply_stock,
@@ -27,7 +27,6 @@ from backend.ingest.parse import Accepted, Message, Rejected, classify
 from backend.models import (
     AlertType,
     CommandResultRecord,
-    DeadLetter,
     DispenseEvent,
     Machine,
     MachineEvent,
@@ -49,6 +48,8 @@ class BatchResult:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    dead_letters_dropped: int = 0
+    """Malformed messages over their machine's quota: counted, not stored."""
     retries: int = 0
     """Times the batch was tried again after the database was unreachable."""
 
@@ -95,31 +96,15 @@ def _newer(event: payloads.DoorEvent | payloads.TemperatureEvent,
     return boot_id is None or seq is None or (event.boot_id, event.seq) > (boot_id, seq)
 
 
-def dead_letter_digest(topic: str, payload: bytes) -> str:
-    """Return the key that makes a message a dead letter once: SHA-256 of topic and payload."""
-    # The NUL cannot occur in an MQTT topic, so no two (topic, payload) pairs collide.
-    return hashlib.sha256(topic.encode("utf-8", "surrogatepass") + b"\0" + payload).hexdigest()
-
-
-def dead_letter_rows(rejected: Sequence[Rejected]) -> list[dict[str, Any]]:
-    """Return dead-letter rows for rejected messages."""
-    return [
-        {
-            "received_at": r.message.received_at,
-            "topic": r.message.topic[:512],
-            "reason": r.reason[:500],
-            "payload": r.message.payload,
-            "digest": dead_letter_digest(r.message.topic, r.message.payload),
-        }
-        for r in rejected
-    ]
-
-
 class BatchWriter:
     """Validates a batch and writes everything it implies inside the caller's transaction."""
 
-    def __init__(self, *, default_low_threshold: int) -> None:
+    def __init__(
+        self, *, default_low_threshold: int, dead_letters: DeadLetterPolicy | None = None
+    ) -> None:
         self.default_low_threshold = default_low_threshold
+        self.dead_letters = dead_letters
+        """The per-machine dead-letter quota; None stores every dead letter."""
 
     def write(self, session: Session, messages: Sequence[Message], now: datetime) -> BatchResult:
         """Write ``messages``; bad ones become dead letters. Raises only on database errors."""
@@ -133,11 +118,10 @@ class BatchWriter:
         for item in accepted:
             machine = machines.get(item.machine_id)
             if machine is None or not machine.active:
-                rejected.append(Rejected(item.message, f"unknown machine {item.machine_id!r}"))
+                reason = f"unknown machine {item.machine_id!r}"
+                rejected.append(Rejected(item.message, reason, malformed=False))
             else:
                 known.append(item)
-        for r in rejected:
-            log.warning("dead letter on %s: %s", r.message.topic[:200], r.reason)
         alerts = AlertBook(session, {item.machine_id for item in known})
         stock_items: dict[str, list[StockItem]] = defaultdict(list)
         new_events, result.duplicates = self._insert_events(session, known)
@@ -165,8 +149,9 @@ class BatchWriter:
             insert_discrepancies(session, book)
         alerts.flush(now)
         if rejected:
-            insert_ignore(session, DeadLetter, dead_letter_rows(rejected))
-        result.dead_letters = len(rejected)
+            split = store_dead_letters(session, rejected, self.dead_letters, now)
+            result.dead_letters = len(split.kept)
+            result.dead_letters_dropped = split.dropped_count
         result.stored = len(known) - result.duplicates
         return result
 

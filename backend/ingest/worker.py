@@ -175,6 +175,7 @@ class IngestWorker:
         self.metrics.committed.inc(result.stored)
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.dead_letters.inc(result.dead_letters)
+        self.metrics.dead_letters_dropped.inc(result.dead_letters_dropped)
         self.metrics.batch_retries.inc(result.retries)
         for delivery in batch:
             self.client.ack(delivery)

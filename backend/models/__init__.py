@@ -13,6 +13,7 @@ from backend.models.auth import ApiToken
 from backend.models.events import (
     CommandResultRecord,
     DeadLetter,
+    DeadLetterDrops,
     DeliveryGap,
     DispenseEvent,
     MachineEvent,
@@ -40,6 +41,7 @@ __all__ = [
     "AuditRecord",
     "CommandResultRecord",
     "DeadLetter",
+    "DeadLetterDrops",
     "DeliveryGap",
     "DispenseEvent",
     "Machine",

@@ -28,6 +28,7 @@ class AlertType(StrEnum):
     DOOR_OPEN = "door_open"
     VEND_FAILURE = "vend_failure"
     OVERDOSE_HOTSPOT = "overdose_hotspot"
+    DEAD_LETTER_FLOOD = "dead_letter_flood"
 
 
 class Severity(StrEnum):

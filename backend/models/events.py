@@ -97,12 +97,17 @@ class DeadLetter(SQLModel, table=True):
 
     ``digest`` (SHA-256 of topic and payload) makes a redelivery or a retried
     batch land on the row already there: a message is dead-lettered once,
-    with the time it first arrived. How often rejections happen is the
-    ``nx_ingest_dead_letters`` counter's job.
+    with the time it first arrived. How often rejections happen is the job of
+    the ``nx_ingest_dead_letters`` and ``..._dropped`` counters. ``machine_id`` is the id in the
+    topic (the publisher's own, by the broker's ACL), whether or not it is
+    registered: the per-machine quota counts its malformed letters.
     """
 
     __tablename__ = "dead_letter"
-    __table_args__ = (UniqueConstraint("digest", name="uq_dead_letter_digest"),)
+    __table_args__ = (
+        UniqueConstraint("digest", name="uq_dead_letter_digest"),
+        Index("ix_dead_letter_machine_received", "machine_id", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
@@ -110,6 +115,21 @@ class DeadLetter(SQLModel, table=True):
     reason: str = Field(max_length=500)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     digest: str = Field(max_length=64)
+    machine_id: str | None = Field(default=None, max_length=63)
+    malformed: bool = True
+    """False for a valid message with nowhere to go (an unknown machine's): not rationed."""
+
+
+class DeadLetterDrops(SQLModel, table=True):
+    """Malformed messages of one machine counted but not stored (over its dead-letter quota)."""
+
+    __tablename__ = "dead_letter_drops"
+
+    machine_id: str = Field(max_length=63, primary_key=True)
+    dropped: int = Field(default=0, sa_type=BigInteger)
+    dropped_bytes: int = Field(default=0, sa_type=BigInteger)
+    first_dropped_at: datetime = Field(sa_type=UTCDateTime)
+    last_dropped_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class DeliveryGap(SQLModel, table=True):

@@ -110,7 +110,7 @@ def test_models_and_migrations_agree(migrated_url: str) -> None:
 def test_migration_0006_keeps_each_messages_first_dead_letter(db_url: str) -> None:
     from sqlalchemy import text
 
-    from backend.ingest.store import dead_letter_digest
+    from backend.ingest.dead_letters import dead_letter_digest
     from backend.models import DeadLetter
 
     migrate(db_url, "0005")
@@ -136,5 +136,31 @@ def test_migration_0006_keeps_each_messages_first_dead_letter(db_url: str) -> No
                                    digest=dead_letter_digest(rows[0][0], rows[0][1])))
             with pytest.raises(IntegrityError):
                 session.commit()
+    finally:
+        engine.dispose()
+
+
+def test_migration_0010_gives_old_dead_letters_their_machine(db_url: str) -> None:
+    from sqlalchemy import text
+
+    from backend.models import DeadLetter
+
+    migrate(db_url, "0009")
+    engine = make_engine(db_url)
+    rows = [("nx/v1/machines/m-1/events", "not json", "a"),
+            ("nx/v1/machines/m-2/cmd/result", "unknown machine 'm-2'", "b"),
+            ("elsewhere/x", "topic: outside", "c")]
+    try:
+        with engine.begin() as connection:
+            for topic, reason, digest in rows:
+                connection.execute(
+                    text("INSERT INTO dead_letter (received_at, topic, reason, payload, digest) "
+                         "VALUES ('2026-11-24 12:00:00', :topic, :reason, :payload, :digest)"),
+                    {"topic": topic, "reason": reason, "payload": b"{", "digest": digest})
+        migrate(db_url)
+        with Session(engine) as session:
+            letters = session.execute(select(DeadLetter).order_by(DeadLetter.id)).scalars().all()
+            assert [(d.machine_id, d.malformed) for d in letters] == [
+                ("m-1", True), ("m-2", False), ("?", True)]
     finally:
         engine.dispose()

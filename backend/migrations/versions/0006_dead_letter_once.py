@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 # A batch retried after the database dropped mid-way, or a message the broker
 # delivered again after a worker crash, used to leave a second dead letter.
-# The digest must match backend.ingest.store.dead_letter_digest; it is
+# The digest must match backend.ingest.dead_letters.dead_letter_digest; it is
 # spelled out here because a migration must not change when the code does.
 BATCH = 1000
 
