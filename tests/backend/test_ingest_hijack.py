@@ -11,6 +11,7 @@ and its client ids threw B and the worker off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -91,8 +92,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     yield from (_dev() if request.param == "dev" else _production())
 
 
-def _attack(target: Target, opened: list[Probe]) -> None:
-    """Everything A can try with its own credential, on every listener that takes it."""
+def _attack(target: Target, opened: list[Probe]) -> list[str]:
+    """Everything A can try with its own credential, on every listener that takes it.
+
+    Returns what the broker let through; the test checks the outcome first.
+    """
+    granted: list[str] = []
     for connect in target.attacks:
         member = connect(A, True)
         opened.append(member)
@@ -100,15 +105,17 @@ def _attack(target: Target, opened: list[Probe]) -> None:
             continue  # a listener that does not take this credential at all
         for topic_filter in (SHARED_EVENTS, "$share/nx-ingest/#", "#", "nx/v1/machines/+/events"):
             [code] = member.subscribe(topic_filter)
-            assert code.value == NOT_AUTHORIZED, f"{topic_filter}: {code}"
+            if code.value != NOT_AUTHORIZED:
+                granted.append(f"subscribe {topic_filter}: {code}")
         for stolen in (B, INGEST_ID):
             # Refused outright, or (certificate listener) renamed to A's own id.
             impostor = connect(stolen, True)
             opened.append(impostor)
-            code = impostor.connect()
-            if not code.is_failure:
-                [sub] = impostor.subscribe(SHARED_EVENTS)
-                assert sub.value == NOT_AUTHORIZED
+            if not impostor.connect().is_failure:
+                [code] = impostor.subscribe(SHARED_EVENTS)
+                if code.value != NOT_AUTHORIZED:
+                    granted.append(f"client id {stolen}, then {SHARED_EVENTS}: {code}")
+    return granted
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -130,7 +137,7 @@ def test_stolen_machine_credential_diverts_nothing(
             events_topic(B), [vend(B, seq).to_bytes() for seq in range(1, COUNT + 1)],
             window=20)))
         publishing.start()
-        _attack(target, opened)
+        granted = _attack(target, opened)
         publishing.join(120)
         assert len(codes) == COUNT
         stored = select(func.count()).select_from(DispenseEvent).where(
@@ -139,14 +146,16 @@ def test_stolen_machine_credential_diverts_nothing(
         def stored_count() -> int:
             fresh(session)
             return int(session.execute(stored).scalar_one())
-        wait_until(lambda: stored_count() >= COUNT, WAIT_S, what=f"{COUNT} dispenses stored")
-        assert stored_count() == COUNT
+        with contextlib.suppress(AssertionError):  # the count below says what is missing
+            wait_until(lambda: stored_count() >= COUNT, WAIT_S, what=f"{COUNT} stored")
+        assert stored_count() == COUNT, f"stored {stored_count()} of {COUNT} dispenses"
         assert all(probe.messages.empty() for probe in opened)  # A received nothing
         assert not machine_b.disconnected.is_set()
         connects = [r for r in caplog.records if "connected to" in r.getMessage()]
         drops = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(connects) == 1, [r.getMessage() for r in connects]  # the worker never dropped
         assert not drops, [r.getMessage() for r in drops]
+        assert not granted
     finally:
         for probe in opened:
             probe.close()
