@@ -293,3 +293,21 @@ def test_a_command_in_hand_when_the_agent_is_killed_is_carried_out_after_restart
             collector.close()
     assert [r["command_id"] for r in collector.on("cmd/result")] == ["k1"]
     assert [f.type for f in vc.received].count("UNLOCK") == 1
+
+
+def test_a_vend_refused_while_locked_is_reported_and_takes_nothing(
+    running: tuple[Agent, VirtualController, Collector],
+) -> None:
+    agent, vc, collector = running
+    vc.report_refusals = True  # docs/nxlink.md 7.1: VEND,<slot>,refused,0
+    vc.restock(1, 3)  # the ledger knows the count, so a dispense would show
+    wait_until(lambda: bool(collector.event_ids("restock")), what="the restock")
+    send_command(collector, {"command_id": "r1", "kind": "lock"})
+    assert command_result(collector, "r1")["ok"] is True
+    with pytest.raises(VendRefusedError):
+        vc.vend(1)
+    wait_until(lambda: bool(collector.event_ids("vend")), what="the refused vend")
+    [event] = [e for e in collector.on("events") if e["kind"] == "vend"]
+    assert (event["slot"], event["result"], event["drop_confirmed"]) == (1, "refused", False)
+    assert vc.vends_made == 0
+    assert agent.processor.ledger.slots[1].count == 3  # not a dispense: nothing taken off
