@@ -13,7 +13,7 @@ from backend.auth.principal import Role
 from backend.auth.tokens import create_token
 
 PURPOSE: Final[Mapping[Role, str]] = {
-    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, API tokens",
+    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, API tokens, audit trail",
     Role.OUTREACH: "fleet, machine alerts, restock plans and visits",
     Role.HEALTH: "hotspots and area alerts, the fleet read-only",
     Role.PROVISIONING: "register and revoke machines (no console pages)",
