@@ -9,6 +9,7 @@ failed read is not retried for ``ttl_s`` either.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import logging
 import time
@@ -30,17 +31,37 @@ class FeedUnavailableError(RuntimeError):
     """The feed could not be read from the database just now."""
 
 
+GZIP_LEVEL = 6
+"""Compressed once per rebuild, so the level costs nothing per request."""
+
+
 @dataclass(frozen=True)
-class Representation:
-    """One rendering of the feed and its strong ETag."""
+class Encoded:
+    """One content coding of a rendering, with its strong ETag."""
 
     body: bytes
     etag: str
 
+
+@dataclass(frozen=True)
+class Representation:
+    """One rendering of the feed as sent plain and gzip-compressed.
+
+    Each coding has its own ETag (the digest of the plain bytes; ``-gzip``
+    marks the compressed one), so a cache never answers a client with the
+    other coding's body. Compressing once here spares every request: the
+    plain JSON of 2,000 machines is about 270 kB, compressed about a tenth.
+    """
+
+    identity: Encoded
+    gzip: Encoded
+
     @classmethod
     def of(cls, body: bytes) -> Representation:
-        """Wrap ``body`` with an ETag derived from its bytes alone."""
-        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        """Compress ``body`` and derive both ETags from its bytes alone."""
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        return cls(Encoded(body, f'"{digest}"'), Encoded(packed, f'"{digest}-gzip"'))
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,27 @@ def read_snapshot(engine: Engine, silent_after: timedelta) -> FeedSnapshot:
         machines = read_listing(connection, now=utcnow(), silent_after=silent_after)
     return FeedSnapshot(Representation.of(render_json(machines)),
                         Representation.of(render_geojson(machines)))
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Say whether an ``Accept-Encoding`` header allows gzip (RFC 9110 section 12.5.3)."""
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        weights[coding.strip().lower()] = weight
+    for coding in ("gzip", "x-gzip"):
+        if coding in weights:
+            return weights[coding] > 0
+    return weights.get("*", 0.0) > 0
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -208,6 +208,29 @@ def test_etag_answers_304_until_the_feed_changes(
     assert _by_id(client)[public_id]["naloxone"] == "out"
 
 
+def test_gzip_once_per_snapshot_with_its_own_etag(
+    client: httpx.Client, engine: Engine
+) -> None:
+    _register(engine, "test-001", _naloxone(3))
+    _online(engine, "test-001")
+    _publish(engine, "test-001", "Harbour Clinic", "24/7")
+    plain = client.get(FEED, headers={"Accept-Encoding": "identity"})
+    packed = client.get(FEED, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.json() == plain.json()  # httpx decompresses
+    for response in (plain, packed):
+        assert "Accept-Encoding" in response.headers["vary"]
+    assert packed.headers["etag"] != plain.headers["etag"]
+    again = client.get(FEED, headers={"Accept-Encoding": "gzip",
+                                      "If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
+    assert "content-encoding" not in again.headers
+    # A tag of the other coding does not validate this one.
+    assert client.get(FEED, headers={"Accept-Encoding": "identity",
+                                     "If-None-Match": packed.headers["etag"]}).status_code == 200
+
+
 def test_cors_is_open_for_public_reads_only(client: httpx.Client) -> None:
     origin = {"Origin": "https://community-map.example"}
     for path in (FEED, GEOJSON_FEED):

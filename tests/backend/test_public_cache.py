@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from backend.public.cache import (
     FeedUnavailableError,
     PublicFeedCache,
     Representation,
+    accepts_gzip,
     etag_matches,
 )
 from tests.http_server import serve_http
@@ -59,8 +61,13 @@ def test_availability_rule(status: str, age: timedelta | None, counts: list[int]
 
 
 def test_etag_matching() -> None:
-    tag = Representation.of(b"body").etag
-    assert tag == Representation.of(b"body").etag != Representation.of(b"other").etag
+    rep = Representation.of(b"body")
+    tag = rep.identity.etag
+    assert tag == Representation.of(b"body").identity.etag != Representation.of(b"x").identity.etag
+    assert rep.gzip.etag not in (tag, f"W/{tag}")
+    assert not etag_matches(tag, rep.gzip.etag)
+    assert rep.gzip.body == Representation.of(b"body").gzip.body  # no timestamp inside
+    assert gzip.decompress(rep.gzip.body) == b"body"
     assert etag_matches(tag, tag)
     assert etag_matches(f"W/{tag}", tag)
     assert etag_matches(f'"a", {tag} , "b"', tag)
@@ -69,6 +76,27 @@ def test_etag_matching() -> None:
     assert not etag_matches("", tag)
     assert not etag_matches('"a", "b"', tag)
     assert not etag_matches(tag.strip('"'), tag)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("gzip", True),
+    ("gzip, deflate, br", True),
+    ("br;q=1.0, gzip;q=0.8", True),
+    ("GZIP", True),
+    ("x-gzip", True),
+    ("*", True),
+    ("gzip;q=0", False),
+    ("*, gzip;q=0", False),
+    ("gzip;q=0.0, *", False),
+    ("gzip;q=nonsense", False),
+    ("identity", False),
+    ("deflate, br", False),
+    ("*;q=0", False),
+    ("", False),
+    (None, False),
+])
+def test_accepts_gzip(header: str | None, expected: bool) -> None:
+    assert accepts_gzip(header) is expected
 
 
 def test_one_rebuild_at_a_time_and_the_old_snapshot_meanwhile() -> None:

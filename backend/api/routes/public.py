@@ -11,6 +11,7 @@ from backend.public.cache import (
     FeedSnapshot,
     FeedUnavailableError,
     Representation,
+    accepts_gzip,
     etag_matches,
 )
 from backend.public.schemas import PublicFeatureCollection, PublicMachines
@@ -26,10 +27,15 @@ CONDITIONAL: dict[int | str, dict[str, Any]] = {
 
 def _serve(request: Request, rep: Representation, media_type: str) -> Response:
     max_age = request.app.state.settings.public_feed_max_age_s
-    headers = {"ETag": rep.etag, "Cache-Control": f"public, max-age={max_age}"}
-    if etag_matches(request.headers.get("if-none-match"), rep.etag):
+    compressed = accepts_gzip(request.headers.get("accept-encoding"))
+    chosen = rep.gzip if compressed else rep.identity
+    headers = {"ETag": chosen.etag, "Cache-Control": f"public, max-age={max_age}",
+               "Vary": "Accept-Encoding"}
+    if etag_matches(request.headers.get("if-none-match"), chosen.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(rep.body, media_type=media_type, headers=headers)
+    if compressed:
+        headers["Content-Encoding"] = "gzip"
+    return Response(chosen.body, media_type=media_type, headers=headers)
 
 
 async def _snapshot(feed: PublicFeedDep) -> FeedSnapshot:
