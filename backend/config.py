@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None
     broker_pid_file: Path | None = None
+    # The device API routes (and the CLI's defaults): machines in the dynamic-security
+    # plugin when its admin password is set, else in the password file.
+    broker_dynsec_admin: str = "nx-dynsec-admin"
+    broker_dynsec_admin_password: SecretStr | None = None
+    broker_ca_dir: Path = Path("var/ca")
+    broker_crl_file: Path | None = None
 
     @model_validator(mode="after")
     def _inbox_holds_two_batches(self) -> Settings:

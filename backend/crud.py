@@ -81,10 +81,13 @@ def register_machine(
     default_low_threshold: int = DEFAULT_LOW_THRESHOLD,
     area: str | None = None,
     request_id: str | None = None,
+    commit: bool = True,
 ) -> Machine:
     """Create or update a machine and its slots (idempotent), audit it, then commit.
 
     ``area`` names the area tokens can be limited to; None keeps the current one.
+    With ``commit=False`` the change is only flushed, for a caller that changes
+    more (a broker credential) in the same transaction.
     """
     validate_machine_id(machine_id)
     machine = session.get(Machine, machine_id)
@@ -118,6 +121,9 @@ def register_machine(
     if after != before:
         record_audit(session, actor=actor, action="machine.register", object_type="machine",
                      object_id=machine_id, before=before, after=after, request_id=request_id)
+    if not commit:
+        session.flush()
+        return machine
     session.commit()
     session.refresh(machine)
     log.info("machine %s registered", machine_id)
@@ -125,9 +131,17 @@ def register_machine(
 
 
 def deactivate_machine(
-    *, session: Session, machine_id: str, actor: str, request_id: str | None = None
+    *,
+    session: Session,
+    machine_id: str,
+    actor: str,
+    request_id: str | None = None,
+    commit: bool = True,
 ) -> Machine:
-    """Stop accepting a machine's messages but keep its history; resolve its alerts."""
+    """Stop accepting a machine's messages but keep its history; resolve its alerts.
+
+    With ``commit=False`` the change is only flushed (see ``register_machine``).
+    """
     machine = session.get(Machine, machine_id)
     if machine is None:
         raise NotFoundError(f"machine {machine_id!r} is not registered")
@@ -136,6 +150,9 @@ def deactivate_machine(
                  after={"active": False}, request_id=request_id)
     machine.active = False
     _resolve_machine_alerts(session, machine_id, by="deactivated")
+    if not commit:
+        session.flush()
+        return machine
     session.commit()
     session.refresh(machine)
     return machine

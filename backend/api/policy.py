@@ -51,6 +51,10 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,
     ("GET", "/api/v1/hotspots"): HOTSPOTS,
     ("GET", "/api/v1/audit"): ADMIN,
+    ("POST", "/api/v1/devices"): PROVISION,
+    ("POST", "/api/v1/devices/{machine_id}/rotate"): ADMIN,
+    ("POST", "/api/v1/devices/{machine_id}/revoke"): PROVISION,
+    ("POST", "/api/v1/devices/{machine_id}/kick"): ADMIN,
 }
 
 

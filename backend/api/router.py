@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import alerts, audit, auth, health, hotspots, machines, public, tokens
+from backend.api.routes import (
+    alerts,
+    audit,
+    auth,
+    devices,
+    health,
+    hotspots,
+    machines,
+    public,
+    tokens,
+)
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
@@ -13,6 +23,7 @@ api_router.include_router(hotspots.router)
 api_router.include_router(auth.router)
 api_router.include_router(tokens.router)
 api_router.include_router(audit.router)
+api_router.include_router(devices.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

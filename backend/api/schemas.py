@@ -132,3 +132,42 @@ class AuditRecordPublic(BaseModel):
 class AuditPage(BaseModel):
     data: list[AuditRecordPublic]
     count: int
+
+
+class DeviceCreate(BaseModel):
+    """A machine to register with a new broker password."""
+
+    machine_id: str = Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=120)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    site: str | None = Field(default=None, max_length=120)
+    area: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class DeviceCredential(BaseModel):
+    """A machine's new broker credential: shown in this response only."""
+
+    machine_id: str
+    mqtt_username: str
+    mqtt_password: str
+    agent_config: str = Field(description="The agent's TOML configuration, credential included")
+
+
+class DeviceRevoke(BaseModel):
+    deactivate: bool = Field(default=False, description="Also mark the machine inactive")
+    kick: bool = Field(default=True, description="End its live connection and stored session")
+
+
+class DeviceRevoked(BaseModel):
+    machine_id: str
+    plugin_client_removed: bool
+    password_removed: bool
+    certificates_revoked: list[int]
+    deactivated: bool
+    session_ended: bool
+
+
+class DeviceKicked(BaseModel):
+    machine_id: str
+    session_ended: bool

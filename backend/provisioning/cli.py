@@ -7,12 +7,15 @@ goes to stdout or to ``--out``, so it can be piped straight to the Pi.
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
+from backend import crud
 from backend.audit import cli_actor
 from backend.config import Settings, get_settings
 from backend.provisioning import ca_store, registry
@@ -20,38 +23,50 @@ from backend.provisioning.agent_config import AgentConfig, render_agent_toml
 from backend.provisioning.ca_cli import DEFAULT_CA_DIR, CaDir, ca_app
 from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload
 from backend.provisioning.cli_common import fail as _fail
-from backend.provisioning.cli_common import password_file as _password_file
-from backend.provisioning.cli_common import reload as _reload
-from backend.provisioning.cli_common import run_dynsec as _dynsec
 from backend.provisioning.cli_common import say as _say
-from backend.provisioning.dynsec import (
-    DEFAULT_ADMIN_USER,
-    add_machine_commands,
-    remove_machine_commands,
-    set_password_command,
+from backend.provisioning.device_ops import (
+    Broker,
+    DeviceError,
+    commit_audited,
+    finish_revocation,
+    issue_password,
+    rotate_password,
+    run_dynsec,
+    withdraw,
 )
+from backend.provisioning.device_ops import (
+    kick as end_session,
+)
+from backend.provisioning.dynsec import DEFAULT_ADMIN_USER, add_machine_commands
 from backend.provisioning.identity import (
     IdentityError,
     validate_device_id,
 )
-from backend.provisioning.kick import BrokerLogin, KickError, take_over_session
 from backend.provisioning.ops_cli import register as register_ops
-from backend.provisioning.password_store import (
-    CredentialError,
-    read_entries,
-    remove_password,
-    set_password,
-)
-from backend.provisioning.passwords import new_password
 
 app = typer.Typer(help="Register machines and manage their credentials.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 
-RELOAD_SETTLE_S = 1.0
-"""Mosquitto acts on SIGHUP at its next loop turn; kick only after the new CRL is in force,
-or a revoked certificate client could reconnect in between and stay."""
 PI_CERT_DIR = "/etc/nx-agent"
 """Where the agent's certificate files go on the Pi (paths written into its TOML)."""
+
+
+def _broker(settings: Settings, *, dynsec_password: str | None = None,
+            dynsec_user: str = DEFAULT_ADMIN_USER, no_reload: bool = False) -> Broker:
+    return Broker(settings=settings, dynsec_password=dynsec_password, dynsec_user=dynsec_user,
+                  no_reload=no_reload, say=_say)
+
+
+@contextmanager
+def _audited(settings: Settings) -> Iterator[Session]:
+    """Yield the transaction a command changes a credential in (with its audit record)."""
+    try:
+        with registry.session(settings) as session:
+            yield session
+    except registry.RegistryError as exc:
+        raise _fail(f"{exc} (no credential was changed without its audit record)") from exc
+    except DeviceError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -105,59 +120,54 @@ def add(
     """Register a machine, create its broker credential and print its agent configuration."""
     settings = get_settings()
     machine_id = _checked_id(machine_id)
-    if register:
-        try:
-            registry.register(settings, machine_id=machine_id, name=name, lat=lat, lon=lon,
-                              site=site, area=area, actor=cli_actor())
-        except registry.RegistryError as exc:
-            raise _fail(str(exc)) from exc
-        _say(f"machine {machine_id} registered")
+    broker = _broker(settings, dynsec_password=dynsec_password, dynsec_user=dynsec_user,
+                     no_reload=no_reload)
     host = broker_host or settings.mqtt_host
-    if cert:
-        try:
-            bundle = ca_store.issue_client(ca_dir, machine_id,
-                                           cert_out or ca_dir / "machines" / machine_id)
-        except ca_store.CaError as exc:
-            raise _fail(str(exc)) from exc
-        _say(f"certificate for {machine_id} written to {bundle.cert_file.parent}; copy "
-             f"{bundle.cert_file.name}, {bundle.key_file.name} and ca.crt to {PI_CERT_DIR}/")
-        if dynsec_password:
-            # The certificate proves who it is; its client in the plugin (no
-            # password) holds what it may do.
-            _dynsec(settings, dynsec_user, dynsec_password,
-                    add_machine_commands(machine_id, None))
-            _say(f"{machine_id} created in the dynamic-security plugin (own role, no password)")
-        else:
-            _say(f"warning: NX_BROKER_DYNSEC_ADMIN_PASSWORD is not set, so {machine_id} has no "
-                 f"client in the broker's dynamic-security plugin: it can connect but not "
-                 f"publish until it has one (broker_config/README.md)")
-        config = AgentConfig(
-            machine_id=machine_id, mqtt_host=host, mqtt_port=broker_port or 8883,
-            tls_ca_file=Path(PI_CERT_DIR) / "ca.crt",
-            tls_cert_file=Path(PI_CERT_DIR) / bundle.cert_file.name,
-            tls_key_file=Path(PI_CERT_DIR) / bundle.key_file.name,
-        )
-    else:
-        if dynsec_password:
-            password = new_password()
-            _dynsec(settings, dynsec_user, dynsec_password,
-                    add_machine_commands(machine_id, password))
-            _say(f"{machine_id} created in the dynamic-security plugin (own role, pinned id)")
-        else:
+    with _audited(settings) as session:
+        if register:
             try:
-                password = set_password(_password_file(settings), machine_id)
-            except CredentialError as exc:
+                crud.register_machine(session=session, machine_id=machine_id, name=name,
+                                      lat=lat, lon=lon, site=site, area=area,
+                                      actor=cli_actor(), commit=False)
+            except ValueError as exc:
+                raise _fail(f"cannot register {machine_id}: {exc}") from exc
+        if cert:
+            try:
+                bundle = ca_store.issue_client(ca_dir, machine_id,
+                                               cert_out or ca_dir / "machines" / machine_id)
+            except ca_store.CaError as exc:
                 raise _fail(str(exc)) from exc
-            _say(f"password for {machine_id} added to {settings.broker_password_file}")
-            _say("warning: a password-file broker cannot stop this machine from joining the "
-                 "ingest's shared subscription or taking over other clients' ids; migrate it "
-                 "to the dynamic-security plugin (broker_config/README.md)")
-            _reload(settings, no_reload)
-        config = AgentConfig(
-            machine_id=machine_id, mqtt_host=host,
-            mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
-            tls_ca_file=Path(tls_ca_file) if tls_ca_file else None,
-        )
+            _say(f"certificate for {machine_id} written to {bundle.cert_file.parent}; copy "
+                 f"{bundle.cert_file.name}, {bundle.key_file.name} and ca.crt to "
+                 f"{PI_CERT_DIR}/")
+            if broker.uses_plugin:
+                # The certificate proves who it is; its client in the plugin (no
+                # password) holds what it may do.
+                run_dynsec(broker, add_machine_commands(machine_id, None))
+                _say(f"{machine_id} created in the dynamic-security plugin "
+                     "(own role, no password)")
+            else:
+                _say(f"warning: NX_BROKER_DYNSEC_ADMIN_PASSWORD is not set, so {machine_id} "
+                     f"has no client in the broker's dynamic-security plugin: it can connect "
+                     f"but not publish until it has one (broker_config/README.md)")
+            config = AgentConfig(
+                machine_id=machine_id, mqtt_host=host, mqtt_port=broker_port or 8883,
+                tls_ca_file=Path(PI_CERT_DIR) / "ca.crt",
+                tls_cert_file=Path(PI_CERT_DIR) / bundle.cert_file.name,
+                tls_key_file=Path(PI_CERT_DIR) / bundle.key_file.name,
+            )
+        else:
+            password = issue_password(broker, machine_id)
+            config = AgentConfig(
+                machine_id=machine_id, mqtt_host=host,
+                mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
+                tls_ca_file=Path(tls_ca_file) if tls_ca_file else None,
+            )
+        commit_audited(session, actor=cli_actor(), action="device.add", machine_id=machine_id,
+                       after={"credential": "certificate" if cert else "password",
+                              "plugin": broker.uses_plugin, "registered": register})
+    if register:
+        _say(f"machine {machine_id} registered")
     _emit(render_agent_toml(config), out)
 
 
@@ -175,21 +185,13 @@ def rotate(
     """Give a machine a new password; the old one stops working at once (plugin) or at reload."""
     settings = get_settings()
     machine_id = _checked_id(machine_id)
-    if dynsec_password:
-        password = new_password()
-        _dynsec(settings, dynsec_user, dynsec_password,
-                [set_password_command(machine_id, password)])
-        _say(f"password for {machine_id} replaced in the dynamic-security plugin")
-    else:
-        path = _password_file(settings)
-        try:
-            if machine_id not in read_entries(path):
-                raise _fail(f"{machine_id} has no password in {path}; use `device add`")
-            password = set_password(path, machine_id, replace=True)
-        except CredentialError as exc:
-            raise _fail(str(exc)) from exc
-        _say(f"password for {machine_id} replaced")
-        _reload(settings, no_reload)
+    broker = _broker(settings, dynsec_password=dynsec_password, dynsec_user=dynsec_user,
+                     no_reload=no_reload)
+    with _audited(settings) as session:
+        password = rotate_password(broker, machine_id)
+        commit_audited(session, actor=cli_actor(), action="device.rotate",
+                       machine_id=machine_id,
+                       after={"credential": "password", "plugin": broker.uses_plugin})
     config = AgentConfig(machine_id=machine_id, mqtt_host=broker_host or settings.mqtt_host,
                          mqtt_port=broker_port or settings.mqtt_port, mqtt_password=password,
                          tls_ca_file=Path(tls_ca_file) if tls_ca_file else None)
@@ -215,60 +217,26 @@ def revoke(
     """Withdraw a machine's password and certificates and make the broker drop it."""
     settings = get_settings()
     machine_id = _checked_id(machine_id)
-    removed = False
-    if dynsec_password:
-        # The plugin disconnects a deleted client itself: no reload, no kick.
-        _dynsec(settings, dynsec_user, dynsec_password, remove_machine_commands(machine_id))
-        _say(f"{machine_id} deleted from the dynamic-security plugin and disconnected")
-        removed, kick = True, False
-    elif settings.broker_password_file is not None:
-        try:
-            removed = remove_password(settings.broker_password_file, machine_id)
-        except CredentialError as exc:
-            raise _fail(str(exc)) from exc
-        if removed:
-            _say(f"password for {machine_id} removed")
-    serials: list[int] = []
-    if (ca_dir / "ca.key").exists():
-        serials = ca_store.revoke_client(ca_dir, machine_id)
-        if serials:
-            _say(f"{len(serials)} certificate(s) of {machine_id} added to {ca_dir / 'crl.pem'}")
-            if crl_file is not None:
-                # The broker must hold the new CRL before the reload below.
-                ca_store.export_crl(ca_dir, crl_file)
-                _say(f"CRL copied to {crl_file}")
-    if not removed and not serials:
-        looked = [str(p) for p in (settings.broker_password_file, ca_dir / "issued.json")
-                  if p is not None and p.exists()]
-        raise _fail(f"{machine_id} has no password or certificate to revoke "
-                    f"(looked in: {', '.join(looked) or 'nothing: set NX_BROKER_PASSWORD_FILE'})")
+    broker = _broker(settings, dynsec_password=dynsec_password, dynsec_user=dynsec_user,
+                     no_reload=no_reload)
+    with _audited(settings) as session:
+        withdrawn = withdraw(broker, machine_id, ca_dir=ca_dir, crl_file=crl_file)
+        known = False
+        if deactivate:
+            try:
+                crud.deactivate_machine(session=session, machine_id=machine_id,
+                                        actor=cli_actor(), commit=False)
+                known = True
+            except crud.NotFoundError:
+                pass
+        commit_audited(session, actor=cli_actor(), action="device.revoke",
+                       machine_id=machine_id, after=withdrawn.audit_values())
     if deactivate:
-        try:
-            known = registry.deactivate(settings, machine_id=machine_id, actor=cli_actor())
-        except registry.RegistryError as exc:
-            raise _fail(str(exc)) from exc
         _say(f"machine {machine_id} {'deactivated' if known else 'was not in the database'}")
-    if not dynsec_password or serials:
-        # The plugin needs no reload, but the broker re-reads its CRL only on one.
-        _reload(settings, no_reload)
-    if kick:
-        if not no_reload and settings.broker_pid_file is not None:
-            time.sleep(RELOAD_SETTLE_S)
-        _kick(settings, machine_id)
-
-
-def _kick(settings: Settings, machine_id: str) -> None:
-    login = BrokerLogin(
-        host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value(),
-        ca_file=str(settings.mqtt_tls_ca_file) if settings.mqtt_tls_ca_file else None,
-    )
     try:
-        take_over_session(login, machine_id)
-    except KickError as exc:
-        raise _fail(f"credential revoked, but its live session was not ended: {exc}; "
-                    f"retry with `nx-backend device kick {machine_id}`") from exc
-    _say(f"live connection and stored session of {machine_id} ended")
+        finish_revocation(broker, machine_id, withdrawn, kick_session=kick)
+    except DeviceError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command("kick")
@@ -276,7 +244,12 @@ def kick_command(
     machine_id: Annotated[str, typer.Argument(help="Machine whose connection to end.")],
 ) -> None:
     """End a machine's live connection and stored session (it may reconnect if still valid)."""
-    _kick(get_settings(), _checked_id(machine_id))
+    settings = get_settings()
+    machine_id = _checked_id(machine_id)
+    with _audited(settings) as session:
+        end_session(settings, machine_id)
+        commit_audited(session, actor=cli_actor(), action="device.kick", machine_id=machine_id)
+    _say(f"live connection and stored session of {machine_id} ended")
 
 
 register_ops(app)

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from backend.config import Settings
-from backend.provisioning.broker_signal import BrokerSignalError, reload_broker
-from backend.provisioning.dynsec import Command, DynsecAdmin, DynsecError
+from backend.provisioning import device_ops
+from backend.provisioning.dynsec import Command
 
 
 def fail(message: str) -> typer.Exit:
@@ -34,31 +34,26 @@ NoReload = Annotated[bool, typer.Option("--no-reload",
 
 def password_file(settings: Settings) -> Path:
     """Return the broker's password file from the settings, or exit saying how to set it."""
-    if settings.broker_password_file is None:
-        raise fail("set NX_BROKER_PASSWORD_FILE to the broker's password_file")
-    return settings.broker_password_file
+    try:
+        return device_ops.password_file(settings)
+    except device_ops.DeviceError as exc:
+        raise fail(str(exc)) from exc
 
 
 def reload(settings: Settings, no_reload: bool) -> None:
     """Make the broker re-read its password file, ACL and CRL, or say how to."""
-    if no_reload or settings.broker_pid_file is None:
-        say("broker not signalled: reload it with `kill -HUP $(cat <pid_file>)` "
-             "(or `systemctl reload mosquitto`)")
-        return
     try:
-        pid = reload_broker(settings.broker_pid_file)
-    except BrokerSignalError as exc:
-        raise fail(f"{exc}; the change is on disk but the broker has not seen it") from exc
-    say(f"broker (pid {pid}) reloaded")
+        device_ops.reload(device_ops.Broker(settings=settings, no_reload=no_reload, say=say))
+    except device_ops.DeviceError as exc:
+        raise fail(str(exc)) from exc
 
 
-def run_dynsec(settings: Settings, user: str, password: str, commands: list[Command]) -> None:
+def run_dynsec(settings: Settings, user: str, password: str,
+               commands: list[Command]) -> None:
     """Run plugin commands as its admin over the backend's broker connection settings."""
+    broker = device_ops.Broker(settings=settings, dynsec_user=user, dynsec_password=password,
+                               say=say)
     try:
-        with DynsecAdmin(host=settings.mqtt_host, port=settings.mqtt_port, username=user,
-                         password=password,
-                         ca_file=str(settings.mqtt_tls_ca_file)
-                         if settings.mqtt_tls_ca_file else None) as admin:
-            admin.run(commands)
-    except (DynsecError, OSError) as exc:
-        raise fail(f"dynamic-security plugin: {exc}") from exc
+        device_ops.run_dynsec(broker, commands)
+    except device_ops.DeviceError as exc:
+        raise fail(str(exc)) from exc

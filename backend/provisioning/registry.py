@@ -18,13 +18,14 @@ class RegistryError(RuntimeError):
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
+def session(settings: Settings) -> Iterator[Session]:
+    """Yield a write session on the configured database (RegistryError if unusable)."""
     engine = make_engine(settings.database_url, immediate=True)  # it writes beside ingest
     try:
         # Refuse to write into a database this code does not understand.
         check_schema(engine)
-        with Session(engine) as session:
-            yield session
+        with Session(engine) as db:
+            yield db
     except SchemaOutOfDateError as exc:
         raise RegistryError(str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -36,9 +37,9 @@ def _session(settings: Settings) -> Iterator[Session]:
 def register(settings: Settings, *, machine_id: str, name: str, lat: float, lon: float,
              actor: str, site: str | None = None, area: str | None = None) -> None:
     """Create or update the machine's row (idempotent, audited; no area keeps the old one)."""
-    with _session(settings) as session:
+    with session(settings) as db:
         try:
-            crud.register_machine(session=session, machine_id=machine_id, name=name,
+            crud.register_machine(session=db, machine_id=machine_id, name=name,
                                   lat=lat, lon=lon, site=site, area=area, actor=actor)
         except ValueError as exc:
             raise RegistryError(f"cannot register {machine_id}: {exc}") from exc
@@ -46,9 +47,9 @@ def register(settings: Settings, *, machine_id: str, name: str, lat: float, lon:
 
 def deactivate(settings: Settings, *, machine_id: str, actor: str) -> bool:
     """Mark the machine inactive (its history stays); return whether it was registered."""
-    with _session(settings) as session:
+    with session(settings) as db:
         try:
-            crud.deactivate_machine(session=session, machine_id=machine_id, actor=actor)
+            crud.deactivate_machine(session=db, machine_id=machine_id, actor=actor)
         except crud.NotFoundError:
             return False
     return True
