@@ -109,16 +109,15 @@ def create_token(
         created_at=now,
         expires_at=None if expires_in is None else now + expires_in,
     )
-    exists = TokenExistsError(f"a live token named {name!r} exists; revoke it first")
-    if get_live_token(session, name=name) is not None:
-        raise exists
     try:
-        # A savepoint: losing a race for the name undoes only this row, not
-        # what the caller wrote before in the same transaction.
+        # The unique index on live names decides; no read first, because on
+        # SQLite a transaction that reads and then writes can fail at once
+        # instead of waiting for the lock. A savepoint, so that a taken name
+        # undoes only this row, not what the caller wrote before.
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        raise exists from None
+        raise TokenExistsError(f"a live token named {name!r} exists; revoke it first") from None
     if commit:
         session.commit()
     log.info("token %s created (role %s)", name, role.value)
@@ -142,12 +141,19 @@ def get_live_token(session: Session, *, name: str) -> ApiToken | None:
 
 def revoke_token(session: Session, *, name: str, commit: bool = True) -> ApiToken:
     """Revoke the live token called ``name``; it is refused from the next request on."""
-    row = get_live_token(session, name=name)
-    if row is None:
+    now = utcnow()
+    # Write first (see create_token); the row is read back afterwards.
+    done = session.execute(
+        update(ApiToken)
+        .where(col(ApiToken.name) == name, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+        .returning(col(ApiToken.id))
+    ).first()
+    if done is None:
         raise TokenNotFoundError(f"no live token named {name!r}")
-    row.revoked_at = utcnow()
-    session.add(row)
-    session.flush()
+    row = session.get(ApiToken, done[0], populate_existing=True)
+    if row is None:  # pragma: no cover - just updated in this transaction
+        raise TokenNotFoundError(f"no live token named {name!r}")
     if commit:
         session.commit()
     log.info("token %s revoked", name)

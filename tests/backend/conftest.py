@@ -88,7 +88,7 @@ def bearer(token: str) -> dict[str, str]:
 def make_token(url: str, role: str, *, name: str | None = None, areas: Iterable[str] = ()
                ) -> str:
     """Create a token in the database at ``url``; return it (named ``test-<role>`` by default)."""
-    eng = make_engine(url)
+    eng = make_engine(url, immediate=True)
     try:
         with Session(eng) as s:
             return create_token(s, name=name or f"test-{role}", role=role, areas=areas)

@@ -92,9 +92,8 @@ def test_cli_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-def test_a_lost_race_for_a_name_keeps_the_callers_other_writes(
-        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = make_engine(migrated_url)
+def test_a_taken_name_keeps_the_callers_other_writes(migrated_url: str) -> None:
+    engine = make_engine(migrated_url, immediate=True)
     with Session(engine) as session:
         create_token(session, name="taken", role="admin")
     with Session(engine) as session:
@@ -102,8 +101,6 @@ def test_a_lost_race_for_a_name_keeps_the_callers_other_writes(
         session.add(Alert(type="door_open", severity="warning", subject="mine-001",
                           machine_id="mine-001", message="pending"))
         session.flush()
-        # The pre-check misses, as when another process inserts in between.
-        monkeypatch.setattr(tokens, "get_live_token", lambda *_a, **_k: None)
         with pytest.raises(tokens.TokenExistsError):
             create_token(session, name="taken", role="admin", commit=False)
         session.commit()
