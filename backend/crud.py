@@ -197,13 +197,15 @@ def update_public_listing(
     changes: MachineListingUpdate,
     actor: str,
     request_id: str | None = None,
+    principal: Principal | None = None,
 ) -> Machine:
     """Change what the public feed shows of a machine, audit it, then commit.
 
     The first time a machine gets a public name it also gets its random public
-    id, which later changes (even unlisting and listing again) keep.
+    id, which later changes (even unlisting and listing again) keep. A machine
+    outside ``principal``'s areas is not found.
     """
-    machine = session.get(Machine, machine_id)
+    machine = get_machine(session=session, machine_id=machine_id, principal=principal)
     if machine is None:
         raise NotFoundError(f"machine {machine_id!r} is not registered")
     fields = changes.model_dump(exclude_unset=True)

@@ -46,6 +46,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/api/v1/machines"): FLEET_READ,
     ("GET", "/api/v1/machines/{machine_id}"): FLEET_READ,
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): FLEET_WRITE,
+    ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ADMIN,
     ("GET", "/api/v1/alerts"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,

@@ -11,6 +11,7 @@ from backend.api.routes import (
     devices,
     health,
     hotspots,
+    listings,
     machines,
     public,
     tokens,
@@ -18,6 +19,7 @@ from backend.api.routes import (
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
+api_router.include_router(listings.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
 api_router.include_router(auth.router)

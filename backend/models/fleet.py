@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import BigInteger, Column, ForeignKey, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
@@ -84,6 +84,9 @@ class MachineListingUpdate(SQLModel):
     ``public_name=None`` unlists the machine, ``opening_hours=None`` clears them,
     ``in_service=False`` takes it off the public feed until it is back in service.
     """
+
+    # A misspelt field must be refused, not ignored: it would change nothing silently.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     public_name: Annotated[_PublicText, StringConstraints(max_length=120)] | None = None
     opening_hours: Annotated[_PublicText, StringConstraints(max_length=200)] | None = None

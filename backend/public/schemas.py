@@ -60,3 +60,14 @@ class PublicFeatureCollection(_Closed):
 
     type: Literal["FeatureCollection"]
     features: list[PublicFeature]
+
+
+class PublicListing(_Closed):
+    """What the public feed shows of one machine, as an admin sets it."""
+
+    machine_id: str
+    public_id: str | None = Field(description="Given when the machine first gets a public name")
+    public_name: str | None
+    opening_hours: str | None
+    in_service: bool
+    listed: bool = Field(description="In the public feed now: active, in service and named")
