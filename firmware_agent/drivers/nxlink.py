@@ -187,7 +187,8 @@ class NxlinkDriver(ControllerDriver):
                     seqs.clear()
                     self._stock.peer_restarted()
                 self._submit(self._hello(), persistent=True)
-        reception = self._link.receive(frame, None if event_id is None else str(event_id))
+        key = None if event_id is None else (event_id.boot, event_id.seq)
+        reception = self._link.receive(frame, key)
         if reception is Reception.DUPLICATE:
             acks_now.extend(self._link.mark_handled([frame.seq]))
         elif reception is Reception.REPEAT:

@@ -85,6 +85,9 @@ class Reception(Enum):
 
 HELLO = "HELLO"
 
+EventKey = tuple[int, int]
+"""An event id as (boot counter, first sequence number): ``E17.5`` is ``(17, 5)``."""
+
 
 @dataclass(slots=True)
 class _Outgoing:
@@ -129,13 +132,13 @@ class Link:
     _waiting: deque[_Outgoing] = field(default_factory=deque)
     _inflight: dict[int, _Outgoing] = field(default_factory=dict)
     _failed: list[int] = field(default_factory=list)
-    _pending: dict[int, str | None] = field(default_factory=dict)
+    _pending: dict[int, EventKey | None] = field(default_factory=dict)
     """Frames received and not yet durable: seq -> the event id they carry."""
     _handled: deque[int] = field(default_factory=deque)
     _handled_set: set[int] = field(default_factory=set)
-    _events: deque[str] = field(default_factory=deque)
-    _events_set: set[str] = field(default_factory=set)
-    _orphans: list[str] = field(default_factory=list)
+    _events: deque[EventKey] = field(default_factory=deque)
+    _events_set: set[EventKey] = field(default_factory=set)
+    _orphans: list[EventKey] = field(default_factory=list)
     """Event ids of frames pending when their sender rebooted: their data is stored with
     the batch in hand, but their old numbers can never be ACKed."""
 
@@ -229,7 +232,7 @@ class Link:
 
     # --- receiving ----------------------------------------------------------------------
 
-    def receive(self, frame: Frame, event_id: str | None = None) -> Reception:
+    def receive(self, frame: Frame, event_id: EventKey | None = None) -> Reception:
         """Classify an incoming data frame carrying ``event_id`` (see ``Reception``)."""
         if frame.seq in self._pending:
             return Reception.PENDING
@@ -260,7 +263,7 @@ class Link:
             self._handled_set.discard(self._handled.popleft())
         return acks
 
-    def _remember_events(self, event_ids: Sequence[str | None]) -> None:
+    def _remember_events(self, event_ids: Sequence[EventKey | None]) -> None:
         for event_id in event_ids:
             if event_id is not None and event_id not in self._events_set:
                 self._events.append(event_id)
@@ -306,22 +309,21 @@ class Link:
         events = [*self._events,
                   *(e for e in dict.fromkeys(new_events) if e and e not in self._events_set)]
         events = events[-self.timing.event_window :]
-        return json.dumps({"peer_boot": self.peer_boot, "handled": handled, "events": events})
+        return json.dumps({"peer_boot": self.peer_boot, "handled": handled,
+                           "events": _runs(events)})
 
     def restore_rx_state(self, text: str) -> None:
         """Resume the receive window saved by ``rx_state``; raise ``ValueError`` if corrupt."""
         data = json.loads(text)
         peer_boot, handled = data["peer_boot"], data["handled"]
         # State written before event ids existed has none: nothing to remember.
-        events = data.get("events", [])
+        events = _unruns(data.get("events", []))
         if peer_boot is not None and not isinstance(peer_boot, int):
             raise ValueError("peer_boot is not an integer")
         if not isinstance(handled, list) or not all(
             isinstance(seq, int) and 0 <= seq < SEQ_MODULUS for seq in handled
         ):
             raise ValueError("handled is not a list of sequence numbers")
-        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-            raise ValueError("events is not a list of event ids")
         self.peer_boot = peer_boot
         self._pending.clear()
         self._orphans = []
@@ -329,3 +331,25 @@ class Link:
         self._handled_set = set(self._handled)
         self._events = deque(events[-self.timing.event_window :])
         self._events_set = set(self._events)
+
+
+def _runs(events: Sequence[EventKey]) -> list[list[int]]:
+    """Write event ids as ``[boot, first seq, count]`` runs: events mostly come in order."""
+    runs: list[list[int]] = []
+    for boot, seq in events:
+        if runs and runs[-1][0] == boot and (runs[-1][1] + runs[-1][2]) % SEQ_MODULUS == seq:
+            runs[-1][2] += 1
+        else:
+            runs.append([boot, seq, 1])
+    return runs
+
+
+def _unruns(runs: object) -> list[EventKey]:
+    """Read what ``_runs`` wrote; raise ``ValueError`` if it is not that."""
+    if not isinstance(runs, list) or not all(
+        isinstance(run, list) and len(run) == 3 and all(isinstance(n, int) for n in run)
+        and 0 <= run[1] < SEQ_MODULUS and 0 < run[2] <= SEQ_MODULUS for run in runs
+    ):
+        raise ValueError("events is not a list of [boot, seq, count] runs")
+    return [(boot, (first + i) % SEQ_MODULUS) for boot, first, count in runs
+            for i in range(count)]
