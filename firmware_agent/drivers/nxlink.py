@@ -29,6 +29,7 @@ from firmware_agent.drivers.base import (
 from firmware_agent.nxlink.link import Link, LinkTiming, Reception
 from firmware_agent.nxlink.messages import (
     BOOT_MODULUS,
+    EVENT_TYPES,
     PROTOCOL,
     Authorise,
     Command,
@@ -83,6 +84,8 @@ class NxlinkDriver(ControllerDriver):
         self._acked = threading.Condition(self._lock)
         self._failed: set[int] = set()
         self.bad_messages = 0
+        self.events_without_id = 0
+        """Events from a controller that announced protocol 2 but sent no event id."""
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -197,6 +200,12 @@ class NxlinkDriver(ControllerDriver):
             seqs.append(frame.seq)
         elif reception is Reception.NEW:
             seqs.append(frame.seq)
+            if (event_id is None and self.peer_protocol >= PROTOCOL
+                    and frame.type in EVENT_TYPES and message is not None):
+                # Counted as usual, but a reboot could count it twice (docs/nxlink.md 5).
+                self.events_without_id += 1
+                log.warning("controller announced protocol %d but event #%d (%s) has no"
+                            " event id", self.peer_protocol, frame.seq, frame.type)
             if isinstance(message, StockReport):
                 whole = self._stock.add(message, frame.seq, event_id)
                 if whole is not None:
@@ -226,6 +235,7 @@ class NxlinkDriver(ControllerDriver):
                 "bad_frames": self._reader.bad_frames,
                 "noise_bytes": self._reader.noise_bytes,
                 "bad_messages": self.bad_messages,
+                "events_without_id": self.events_without_id,
             }
 
     # --- commands -------------------------------------------------------------------------

@@ -238,3 +238,14 @@ def test_the_agent_answers_only_a_hello_with_a_new_counter(
     hand.send_frame(0, "HELLO", "vc-1.0", "4", "18", "2")  # the controller rebooted
     read_until(driver, hand, 0)
     assert len(hand.frames("HELLO")) == 3
+
+
+def test_an_event_without_an_id_from_a_protocol_2_controller_is_counted_and_flagged(
+    line: tuple[HandController, NxlinkDriver],
+) -> None:
+    hand, driver = line
+    hand.send_frame(1, "VEND", "3", "ok", "1")  # the fixture's controller announced 2
+    assert read_until(driver, hand, 1) == [Vend(3, VendResult.OK, True)]
+    hand.send_frame(2, "VEND", "3", "ok", "1", "E17.2")
+    assert read_until(driver, hand, 2) == [Vend(3, VendResult.OK, True)]
+    assert driver.counters()["events_without_id"] == 1
