@@ -73,9 +73,10 @@ class Machine(MachineBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-# One line of printable text: it is shown to the public as it is.
-_PublicText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               pattern=r"^[^\x00-\x1f\x7f]+$")]
+# One line of printable text: it is shown to the public as it is. No C0 or C1
+# control characters, and no Unicode line or paragraph separators.
+_PublicText = Annotated[str, StringConstraints(
+    strip_whitespace=True, min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
 
 
 class MachineListingUpdate(SQLModel):

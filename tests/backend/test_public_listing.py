@@ -80,7 +80,9 @@ def test_only_admins_and_bad_input_is_refused(
     assert client.patch(LISTING.format("nope-001"), headers=admin, json=body).status_code == 404
     southern = auth_headers("admin", areas=["south"])
     assert client.patch(url, headers=southern, json=body).status_code == 404
-    for bad in ({"public_name": "two\nlines"}, {"public_name": ""}, {"public_name": "x" * 121},
+    for bad in ({"public_name": "two\nlines"}, {"public_name": ""}, {"public_name": "   "},
+                {"public_name": "a\u2028b"}, {"opening_hours": "a\x85b"},
+                {"public_name": "x" * 121},
                 {"opening_hours": "y" * 201}, {"in_service": None}, {"public_nmae": "typo"}):
         response = client.patch(url, headers=admin, json=bad)
         assert response.status_code == 422, (bad, response.text)
