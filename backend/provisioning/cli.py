@@ -7,21 +7,19 @@ goes to stdout or to ``--out``, so it can be piped straight to the Pi.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
 from backend import crud
 from backend.audit import cli_actor
 from backend.config import Settings, get_settings
-from backend.provisioning import ca_store, registry
+from backend.provisioning import ca_store
 from backend.provisioning.agent_config import AgentConfig, render_agent_toml
 from backend.provisioning.ca_cli import DEFAULT_CA_DIR, CaDir, ca_app
 from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload
+from backend.provisioning.cli_common import audited as _audited
 from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import say as _say
 from backend.provisioning.device_ops import (
@@ -55,18 +53,6 @@ def _broker(settings: Settings, *, dynsec_password: str | None = None,
             dynsec_user: str = DEFAULT_ADMIN_USER, no_reload: bool = False) -> Broker:
     return Broker(settings=settings, dynsec_password=dynsec_password, dynsec_user=dynsec_user,
                   no_reload=no_reload, say=_say)
-
-
-@contextmanager
-def _audited(settings: Settings) -> Iterator[Session]:
-    """Yield the transaction a command changes a credential in (with its audit record)."""
-    try:
-        with registry.session(settings) as session:
-            yield session
-    except registry.RegistryError as exc:
-        raise _fail(f"{exc} (no credential was changed without its audit record)") from exc
-    except DeviceError as exc:
-        raise _fail(str(exc)) from exc
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
 from backend.config import Settings
-from backend.provisioning import device_ops
+from backend.provisioning import device_ops, registry
 from backend.provisioning.dynsec import Command
 
 
@@ -55,5 +58,17 @@ def run_dynsec(settings: Settings, user: str, password: str,
                                say=say)
     try:
         device_ops.run_dynsec(broker, commands)
+    except device_ops.DeviceError as exc:
+        raise fail(str(exc)) from exc
+
+
+@contextmanager
+def audited(settings: Settings) -> Iterator[Session]:
+    """Yield the transaction a command changes a credential in (with its audit record)."""
+    try:
+        with registry.session(settings) as session:
+            yield session
+    except registry.RegistryError as exc:
+        raise fail(f"{exc} (no credential was changed without its audit record)") from exc
     except device_ops.DeviceError as exc:
         raise fail(str(exc)) from exc

@@ -251,9 +251,9 @@ def kick(settings: Settings, machine_id: str) -> None:
 
 
 def commit_audited(session: Session, *, actor: str, action: str, machine_id: str,
-                   after: Mapping[str, Any] | None = None,
-                   request_id: str | None = None) -> None:
+                   after: Mapping[str, Any] | None = None, request_id: str | None = None,
+                   object_type: str = "machine") -> None:
     """Add the audit record of a credential change made in this transaction, and commit."""
-    record_audit(session, actor=actor, action=action, object_type="machine",
+    record_audit(session, actor=actor, action=action, object_type=object_type,
                  object_id=machine_id, after=after, request_id=request_id)
     session.commit()

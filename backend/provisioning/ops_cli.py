@@ -10,15 +10,23 @@ from typing import Annotated
 
 import typer
 
+from backend.audit import cli_actor
 from backend.config import get_settings
 from backend.provisioning import ca_store
 from backend.provisioning.broker_monitor import BrokerMonitor
 from backend.provisioning.ca_store import give_to_broker_user
-from backend.provisioning.cli_common import DynsecPassword, DynsecUser, NoReload, run_dynsec
+from backend.provisioning.cli_common import (
+    DynsecPassword,
+    DynsecUser,
+    NoReload,
+    audited,
+    run_dynsec,
+)
 from backend.provisioning.cli_common import fail as _fail
 from backend.provisioning.cli_common import password_file as _password_file
 from backend.provisioning.cli_common import reload as _reload
 from backend.provisioning.cli_common import say as _say
+from backend.provisioning.device_ops import commit_audited
 from backend.provisioning.dynsec import (
     DEFAULT_ADMIN_USER,
     backend_commands,
@@ -45,18 +53,22 @@ def service_password(
     settings = get_settings()
     if not username.startswith(SERVICE_PREFIX):
         raise _fail(f"service accounts start with {SERVICE_PREFIX!r}; machines use `device add`")
-    if dynsec_password:
-        # A new service joins the backend's role, which dynsec-init created.
-        password = new_password()
-        commands = ([set_password_command(username, password)] if rotate else
-                    backend_commands(username, password, share_group, create_role=False))
-        run_dynsec(settings, dynsec_user, dynsec_password, commands)
-    else:
-        try:
-            password = set_password(_password_file(settings), username, replace=rotate)
-        except CredentialError as exc:
-            raise _fail(str(exc)) from exc
-        _reload(settings, no_reload)
+    with audited(settings) as session:
+        if dynsec_password:
+            # A new service joins the backend's role, which dynsec-init created.
+            password = new_password()
+            commands = ([set_password_command(username, password)] if rotate else
+                        backend_commands(username, password, share_group, create_role=False))
+            run_dynsec(settings, dynsec_user, dynsec_password, commands)
+        else:
+            try:
+                password = set_password(_password_file(settings), username, replace=rotate)
+            except CredentialError as exc:
+                raise _fail(str(exc)) from exc
+            _reload(settings, no_reload)
+        commit_audited(session, actor=cli_actor(), object_type="service", machine_id=username,
+                       action="service.rotate" if rotate else "service.add",
+                       after={"credential": "password", "plugin": bool(dynsec_password)})
     typer.echo(password)
 
 

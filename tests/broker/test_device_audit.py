@@ -166,7 +166,11 @@ def test_device_commands_record_the_os_user(broker: MosquittoBroker, database: s
     assert revoked.returncode == 0, revoked.stderr
     refused = nx_backend("device", "revoke", "site-121", env=env)
     assert refused.returncode == 1
+    service = nx_backend("device", "service-password", "nx-api", env=env)
+    assert service.returncode == 0, service.stderr
+    assert service.stdout.strip() not in str([r.after for r in _trail(database)])
     assert [(r.actor, r.action, r.object_id) for r in _trail(database)] == [
         (me, "machine.register", "site-121"), (me, "device.add", "site-121"),
         (me, "device.rotate", "site-121"), (me, "device.kick", "test-001"),
-        (me, "machine.deactivate", "site-121"), (me, "device.revoke", "site-121")]
+        (me, "machine.deactivate", "site-121"), (me, "device.revoke", "site-121"),
+        (me, "service.add", "nx-api")]

@@ -1,0 +1,22 @@
+"""What each write route records in the audit trail (docs/security.md, "Audit trail").
+
+A write route missing here fails tests/backend/test_audit_coverage.py: whoever
+adds one must decide what it records (and record it in the transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+AUDITED_WRITES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ("alert.acknowledge",),
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): ("alert.resolve",),
+    ("POST", "/api/v1/machines/{machine_id}/restock-visits"): ("restock_visit.record",),
+    ("POST", "/api/v1/tokens"): ("token.create",),
+    ("POST", "/api/v1/tokens/{name}/revoke"): ("token.revoke",),
+    ("POST", "/api/v1/devices"): ("machine.register", "device.add"),
+    ("POST", "/api/v1/devices/{machine_id}/rotate"): ("device.rotate",),
+    ("POST", "/api/v1/devices/{machine_id}/revoke"): ("machine.deactivate", "device.revoke"),
+    ("POST", "/api/v1/devices/{machine_id}/kick"): ("device.kick",),
+}
