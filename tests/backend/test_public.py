@@ -64,10 +64,10 @@ def _publish(engine: Engine, machine_id: str, name: str, hours: str | None = Non
 
 def _register(engine: Engine, machine_id: str, slots: list[dict[str, object]], *,
               name: str = "x", lat: float = 40.7, lon: float = -74.0,
-              site: str | None = None) -> None:
+              site: str | None = None, area: str | None = None) -> None:
     with Session(engine) as session:
         crud.register_machine(session=session, machine_id=machine_id, name=name, lat=lat,
-                              lon=lon, site=site, slots=slots, actor="test")
+                              lon=lon, site=site, area=area, slots=slots, actor="test")
 
 
 def _naloxone(count: int) -> list[dict[str, object]]:
@@ -108,7 +108,7 @@ def test_fields_are_exactly_the_documented_ones_and_nothing_private_leaks(
     client: httpx.Client, engine: Engine
 ) -> None:
     _register(engine, "secret-017", _naloxone(7), name="Depot back door, key with Sam",
-              lat=40.712345, lon=-74.006789, site="site-internal-42")
+              lat=40.712345, lon=-74.006789, site="site-internal-42", area="district-9")
     _online(engine, "secret-017")
     public_id = _publish(engine, "secret-017", "Main Street Library", "Mo-Fr 09:00-18:00")
     response = client.get(FEED)
@@ -122,9 +122,9 @@ def test_fields_are_exactly_the_documented_ones_and_nothing_private_leaks(
     PublicMachines.model_validate(body)  # the documented schema, extra fields forbidden
     geo = client.get(GEOJSON_FEED)
     for raw in (response.text, geo.text):
-        for private in ("secret-017", "Depot back door", "site-internal-42", "fw-9.9.9",
-                        "21.5", "naloxone-nasal-4mg", "capacity", "count", "last_seen",
-                        "status", "alert"):
+        for private in ("secret-017", "Depot back door", "site-internal-42", "district-9",
+                        "fw-9.9.9", "21.5", "naloxone-nasal-4mg", "capacity", "count",
+                        "last_seen", "status", "alert"):
             assert private not in raw, private
     assert public_id != "secret-017"
     assert len(public_id) >= 16
