@@ -49,6 +49,7 @@ def serve_command(
 
     from backend.app import create_app
     from backend.ingest import IngestWorker
+    from backend.public import access_log as public_access_log
 
     _setup_logging(verbose)
     settings = get_settings()
@@ -79,6 +80,7 @@ def serve_command(
                                      HotspotSettings())
         scheduler.start()
     try:
+        public_access_log.install()
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         if scheduler is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
@@ -18,7 +19,9 @@ from backend import crud
 from backend.db import alembic_config, make_engine, migrate
 from backend.models import Machine, utcnow
 from backend.public.feed import read_listing
+from simulators.broker import free_port
 from tests.backend.procs import REPO
+from tests.waiting import wait_until
 
 
 def _public(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,3 +120,37 @@ def test_upgrade_publishes_nothing(db_url: str) -> None:
             assert read_listing(connection, now=utcnow(), silent_after=timedelta(hours=1)) == []
     finally:
         engine.dispose()
+
+
+def test_serve_keeps_public_requests_out_of_the_access_log(
+    cli_db: tuple[str, Engine], tmp_path: Path
+) -> None:
+    url, _ = cli_db
+    port = free_port()
+    env = {**os.environ, "NX_ENVIRONMENT": "test", "NX_DATABASE_URL": url}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from backend.cli import main; main()", "serve",
+             "--no-ingest", "--no-hotspots", "--port", str(port)],
+            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            assert server.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, what="nx-backend serve")
+        assert httpx.get(f"{base}/public/v1/machines", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/public/v1/machines.geojson", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/api/v1/alerts", timeout=5).status_code == 401
+        wait_until(lambda: "/api/v1/alerts" in log.read_text(), what="the access log line")
+    finally:
+        server.terminate()
+        server.wait(30)
+    text = log.read_text()
+    assert '"GET /healthz HTTP/1.1" 200' in text  # the access log is on
+    assert "/public/" not in text
