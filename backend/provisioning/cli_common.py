@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session
@@ -52,12 +52,12 @@ def reload(settings: Settings, no_reload: bool) -> None:
 
 
 def run_dynsec(settings: Settings, user: str, password: str,
-               commands: list[Command]) -> None:
-    """Run plugin commands as its admin over the backend's broker connection settings."""
+               commands: list[Command]) -> list[dict[str, Any]]:
+    """Run plugin commands as its admin over the backend's broker connection; return answers."""
     broker = device_ops.Broker(settings=settings, dynsec_user=user, dynsec_password=password,
                                say=say)
     try:
-        device_ops.run_dynsec(broker, commands)
+        return device_ops.run_dynsec(broker, commands)
     except device_ops.DeviceError as exc:
         raise fail(str(exc)) from exc
 

@@ -97,15 +97,15 @@ def password_file(settings: Settings) -> Path:
     return settings.broker_password_file
 
 
-def run_dynsec(broker: Broker, commands: list[Command]) -> None:
-    """Run plugin commands as its admin over the backend's broker connection settings."""
+def run_dynsec(broker: Broker, commands: list[Command]) -> list[dict[str, Any]]:
+    """Run plugin commands as its admin over the broker connection settings; return answers."""
     settings = broker.settings
     try:
         with DynsecAdmin(host=settings.mqtt_host, port=settings.mqtt_port,
                          username=broker.dynsec_user, password=broker.dynsec_password or "",
                          ca_file=str(settings.mqtt_tls_ca_file)
                          if settings.mqtt_tls_ca_file else None) as admin:
-            admin.run(commands)
+            return admin.run(commands)
     except (DynsecError, OSError) as exc:
         raise DeviceError(f"dynamic-security plugin: {exc}") from exc
 

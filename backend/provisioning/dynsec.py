@@ -244,6 +244,19 @@ def migrated_config(admin: tuple[str, str], password_entries: Mapping[str, str],
     return config, skipped
 
 
+def client_names(reply: dict[str, Any]) -> list[str]:
+    """Return the usernames in a ``listClients`` answer (non-verbose), sorted."""
+    data = reply.get("data")
+    clients = data.get("clients") if isinstance(data, dict) else None
+    if not isinstance(clients, list):
+        return []
+    return sorted(c if isinstance(c, str) else str(c.get("username", ""))
+                  for c in clients if isinstance(c, str | dict))
+
+
+LIST_CLIENTS: Command = {"command": "listClients", "verbose": False}
+
+
 def parse_responses(payload: bytes) -> list[dict[str, Any]]:
     """Return the per-command answers in a plugin response (empty if unreadable)."""
     try:
@@ -251,6 +264,11 @@ def parse_responses(payload: bytes) -> list[dict[str, Any]]:
     except (ValueError, KeyError, TypeError):
         return []
     return [r for r in responses if isinstance(r, dict)] if isinstance(responses, list) else []
+
+
+def _command_index(reply: dict[str, Any]) -> int:
+    """Return the position of the command a reply answers (from its correlation data)."""
+    return ascii_int(str(reply.get("correlationData", "")).partition(":")[2]) or 0
 
 
 class DynsecAdmin:
@@ -289,8 +307,11 @@ class DynsecAdmin:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def run(self, commands: list[Command]) -> None:
-        """Send ``commands`` in one request; raise ``DynsecError`` listing any refusals."""
+    def run(self, commands: list[Command]) -> list[dict[str, Any]]:
+        """Send ``commands`` in one request and return the answers, in order.
+
+        Raise ``DynsecError`` listing any refusals.
+        """
         token = uuid.uuid4().hex
         tagged = [{**command, "correlationData": f"{token}:{index}"}
                   for index, command in enumerate(commands)]
@@ -305,6 +326,7 @@ class DynsecAdmin:
         errors = [f"{r.get('command')}: {r['error']}" for r in replies if r.get("error")]
         if errors:
             raise DynsecError("; ".join(errors))
+        return sorted(replies, key=_command_index)
 
     # -- paho callbacks: record only ---------------------------------------------------
 

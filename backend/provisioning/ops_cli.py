@@ -29,7 +29,9 @@ from backend.provisioning.cli_common import say as _say
 from backend.provisioning.device_ops import commit_audited
 from backend.provisioning.dynsec import (
     DEFAULT_ADMIN_USER,
+    LIST_CLIENTS,
     backend_commands,
+    client_names,
     initial_config,
     migrated_config,
     set_password_command,
@@ -138,13 +140,21 @@ def dynsec_init(
         typer.echo(f"NX_MQTT_PASSWORD={backend_password}")
 
 
-def list_credentials() -> None:
-    """List the usernames that hold a broker password."""
-    try:
-        entries = read_entries(_password_file(get_settings()))
-    except CredentialError as exc:
-        raise _fail(str(exc)) from exc
-    for username in sorted(entries):
+def list_credentials(
+    dynsec_password: DynsecPassword = None,
+    dynsec_user: DynsecUser = DEFAULT_ADMIN_USER,
+) -> None:
+    """List the broker's usernames: the plugin's clients, or a legacy password file's."""
+    settings = get_settings()
+    if dynsec_password:
+        [reply] = run_dynsec(settings, dynsec_user, dynsec_password, [LIST_CLIENTS])
+        names = client_names(reply)
+    else:
+        try:
+            names = sorted(read_entries(_password_file(settings)))
+        except CredentialError as exc:
+            raise _fail(str(exc)) from exc
+    for username in names:
         typer.echo(username)
 
 

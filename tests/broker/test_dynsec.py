@@ -258,3 +258,11 @@ def test_rotate_and_service_password_through_the_plugin(broker: MosquittoBroker,
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() != made.stdout.strip()
     _connected(broker, probes, "nx-ingest-2", again.stdout.strip(), client_id="nx-ingest-2b")
+
+
+def test_list_shows_the_plugins_clients(broker: MosquittoBroker) -> None:
+    env = {"NX_BROKER_DYNSEC_ADMIN_PASSWORD": ADMIN_PASSWORD,
+           "NX_MQTT_HOST": broker.host, "NX_MQTT_PORT": str(broker.port)}
+    listed = nx_backend("device", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == sorted([ADMIN, BACKEND, "nx-backend-2", *MACHINES])
