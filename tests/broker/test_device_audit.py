@@ -23,13 +23,26 @@ from tests.broker.test_revoke import _connects, _env
 from tests.broker.test_revoke import broker as broker  # the fixture
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.http_server import serve_http
+from tests.postgres import create_pg_database, drop_pg_database, postgres_unavailable
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'nx.db'}"
-    migrate(url)
-    return url
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database: a SQLite file, or a fresh PostgreSQL database where one answers."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nx.db'}"
+        migrate(url)
+        yield url
+        return
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    url = create_pg_database()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 def _trail(url: str) -> list[AuditRecord]:
