@@ -78,7 +78,8 @@ def export(
     except SQLAlchemyError as exc:
         raise _fail(f"database: {exc.__class__.__name__}: {exc}") from None
     except OSError as exc:
-        raise _fail(f"cannot write {out}: {exc.strerror}") from None
+        raise _fail(f"cannot write {out or 'standard output'}: {exc.strerror or exc}"
+                    ) from None
     finally:
         engine.dispose()
     typer.echo(f"{count} audit record(s) exported{f' to {out}' if out else ''}", err=True)
