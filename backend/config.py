@@ -113,6 +113,21 @@ class Settings(BaseSettings):
     oidc_jwks_refresh_min_s: float = Field(default=30.0, ge=0)
     oidc_http_timeout_s: float = Field(default=5.0, gt=0)
 
+    # Notifications (docs/notifications.md): how often the dispatcher looks for
+    # due deliveries, how many run at once (one destination at a time each),
+    # how long one may take, retries with backoff, and the circuit breaker.
+    notify_console_url: str = "http://127.0.0.1:8501"
+    notify_poll_s: float = Field(default=0.2, gt=0)
+    notify_workers: int = Field(default=8, ge=1)
+    notify_batch: int = Field(default=100, ge=1)
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+    notify_lease_s: float = Field(default=300.0, gt=0)
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_backoff_base_s: float = Field(default=5.0, gt=0)
+    notify_backoff_max_s: float = Field(default=3600.0, gt=0)
+    notify_breaker_failures: int = Field(default=3, ge=1)
+    notify_breaker_cooldown_s: float = Field(default=60.0, gt=0)
+
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None
     broker_pid_file: Path | None = None
@@ -129,6 +144,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"NX_INGEST_INBOX_MAX ({self.ingest_inbox_max}) must be at least twice "
                 f"NX_INGEST_BATCH_MAX_SIZE ({self.ingest_batch_max_size})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_delivery(self) -> Settings:
+        if self.notify_lease_s < 2 * self.notify_timeout_s:
+            raise ValueError(
+                f"NX_NOTIFY_LEASE_S ({self.notify_lease_s}) must be at least twice "
+                f"NX_NOTIFY_TIMEOUT_S ({self.notify_timeout_s})"
             )
         return self
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, func, select
 
+from backend.alerts import store as alert_store
 from backend.alerts.rules import slot_alert_spec, slot_alert_types, slot_subject
 from backend.alerts.store import open_alert, resolve_alerts
 from backend.audit import record_audit, snapshot
@@ -183,7 +184,7 @@ def _resolve_machine_alerts(session: Session, machine_id: str, *, by: str) -> No
     ).all()
     now = utcnow()
     for alert in active:
-        alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, by
+        alert_store.resolve(session, alert, by=by, now=now)
 
 
 PUBLIC_ID_BYTES = 12
@@ -373,10 +374,8 @@ def acknowledge_alert(
     alert = _visible_alert(session, alert_id, principal)
     if alert.status == AlertStatus.RESOLVED:
         raise InvalidTransitionError(f"alert {alert_id} is already resolved")
-    if alert.status == AlertStatus.OPEN:
-        before = snapshot(alert, ALERT_FIELDS)
-        alert.status, alert.acknowledged_at = AlertStatus.ACKNOWLEDGED, utcnow()
-        alert.acknowledged_by = by
+    before = snapshot(alert, ALERT_FIELDS)
+    if alert_store.acknowledge(session, alert, by=by):
         record_audit(session, actor=by, action="alert.acknowledge", object_type="alert",
                      object_id=alert_id, before=before, after=snapshot(alert, ALERT_FIELDS),
                      request_id=request_id)
@@ -395,9 +394,8 @@ def resolve_alert(
 ) -> Alert:
     """Mark an alert resolved by ``by`` (idempotent; NotFoundError if not visible; audited)."""
     alert = _visible_alert(session, alert_id, principal)
-    if alert.status != AlertStatus.RESOLVED:
-        before = snapshot(alert, ALERT_FIELDS)
-        alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, utcnow(), by
+    before = snapshot(alert, ALERT_FIELDS)
+    if alert_store.resolve(session, alert, by=by):
         record_audit(session, actor=by, action="alert.resolve", object_type="alert",
                      object_id=alert_id, before=before, after=snapshot(alert, ALERT_FIELDS),
                      request_id=request_id)

@@ -42,9 +42,12 @@ def serve_command(
     hotspots: Annotated[
         bool, typer.Option(help="Run the scheduled hotspot scan (NX_HOTSPOT_*) in this process")
     ] = True,
+    notify: Annotated[
+        bool, typer.Option(help="Run the notification dispatcher (NX_NOTIFY_*) in this process")
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Serve the HTTP API (and, by default, an ingest worker)."""
+    """Serve the HTTP API (and, by default, an ingest worker, hotspot scan and dispatcher)."""
     import uvicorn
 
     from backend.app import create_app
@@ -79,10 +82,18 @@ def serve_command(
         scheduler = HotspotScheduler(make_engine(settings.database_url, immediate=True),
                                      HotspotSettings())
         scheduler.start()
+    dispatcher = None
+    if notify:
+        from backend.notify.dispatcher import Dispatcher
+
+        dispatcher = Dispatcher(make_engine(settings.database_url, immediate=True), settings)
+        dispatcher.start()
     try:
         public_access_log.install()
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        if dispatcher is not None:
+            dispatcher.stop()
         if scheduler is not None:
             scheduler.stop()
         if worker is not None:
@@ -125,8 +136,42 @@ def ingest_command(
         instance.stop()
 
 
+def notify_command(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the notification dispatcher alone until SIGTERM or SIGINT (any number may run)."""
+    from backend.db import check_schema
+    from backend.notify.dispatcher import Dispatcher
+
+    _setup_logging(verbose)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    settings = get_settings()
+    engine = make_engine(settings.database_url, immediate=True)
+    try:
+        check_schema(engine)
+    except SchemaOutOfDateError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    dispatcher = Dispatcher(engine, settings)
+    dispatcher.start()
+    log.info("notification dispatcher running")
+    try:
+        stop.wait()
+    finally:
+        dispatcher.stop()
+        engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     """Add the service commands to the ``nx-backend`` app."""
     app.command("migrate")(migrate_command)
     app.command("serve")(serve_command)
     app.command("ingest")(ingest_command)
+    app.command("notify")(notify_command)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from backend.alerts.rules import AlertSpec
-from backend.alerts.store import SYSTEM_ACTOR, open_alert
+from backend.alerts.store import SYSTEM_ACTOR, open_alert, resolve
 from backend.db import session_scope
 from backend.hotspots.areas import SCAN_DETECTOR, Area, Site
 from backend.hotspots.job import ActiveAlert, Plan, compute_areas, reconcile
@@ -119,11 +119,7 @@ def apply_plan(session: Session, plan: Plan, now: dt.datetime) -> tuple[int, int
             session.add(alert)
     for alert_id in plan.resolve:
         alert = session.get(Alert, alert_id)
-        if alert is not None and alert.status != AlertStatus.RESOLVED.value:
-            alert.status = AlertStatus.RESOLVED.value
-            alert.resolved_at = now
-            alert.resolved_by = SYSTEM_ACTOR
-            session.add(alert)
+        if alert is not None and resolve(session, alert, by=SYSTEM_ACTOR, now=now):
             log.info("hotspot alert %s resolved: the cluster is gone", alert.subject)
     return opened, len(plan.update), len(plan.resolve)
 

@@ -28,6 +28,12 @@ from backend.models.fleet import (
     Slot,
     SlotBase,
 )
+from backend.models.notify import (
+    Channel,
+    DeliveryState,
+    Notification,
+    NotificationRoute,
+)
 from backend.models.stock import RestockVisit, StockDiscrepancy
 from backend.models.types import UTCDateTime, utcnow
 
@@ -39,16 +45,20 @@ __all__ = [
     "AlertType",
     "ApiToken",
     "AuditRecord",
+    "Channel",
     "CommandResultRecord",
     "DeadLetter",
     "DeadLetterDrops",
     "DeliveryGap",
+    "DeliveryState",
     "DispenseEvent",
     "Machine",
     "MachineBase",
     "MachineEvent",
     "MachineListingUpdate",
     "NaloxoneLot",
+    "Notification",
+    "NotificationRoute",
     "Product",
     "RestockVisit",
     "Severity",

@@ -29,6 +29,7 @@ class AlertType(StrEnum):
     VEND_FAILURE = "vend_failure"
     OVERDOSE_HOTSPOT = "overdose_hotspot"
     DEAD_LETTER_FLOOD = "dead_letter_flood"
+    NOTIFICATION_FAILED = "notification_failed"
 
 
 class Severity(StrEnum):

@@ -1,0 +1,1 @@
+"""Alert notifications: the outbox written with each alert change, and its dispatcher."""
