@@ -13,6 +13,7 @@ from backend.api.routes import (
     hotspots,
     listings,
     machines,
+    notifications,
     public,
     tokens,
 )
@@ -25,6 +26,8 @@ api_router.include_router(hotspots.router)
 api_router.include_router(auth.router)
 api_router.include_router(tokens.router)
 api_router.include_router(audit.router)
+api_router.include_router(notifications.routes_router)
+api_router.include_router(notifications.deliveries_router)
 api_router.include_router(devices.router)
 
 root_router = APIRouter()

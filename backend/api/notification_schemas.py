@@ -1,0 +1,112 @@
+"""Request and response bodies of the notification routes and the delivery list."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, model_validator
+
+from backend.models import AlertType, Channel, Severity
+
+ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$"
+EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+ChannelName = Literal["webhook", "email", "apprise"]
+SeverityName = Literal["info", "warning", "critical"]
+
+
+def check_target(channel: str, target: str) -> None:
+    """Raise ValueError unless ``target`` is something ``channel`` can send to."""
+    if channel == Channel.WEBHOOK.value:
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a webhook target is an http:// or https:// URL")
+    elif channel == Channel.EMAIL.value:
+        addresses = [a.strip() for a in target.split(",")]
+        if not addresses or not all(EMAIL.match(a) for a in addresses):
+            raise ValueError("an email target is one or more addresses, separated by commas")
+    elif "://" not in target:
+        raise ValueError("an apprise target is an Apprise URL such as tgram://bot/chat")
+
+
+class RouteRules(BaseModel):
+    """What a route takes (empty lists: everything)."""
+
+    alert_types: list[AlertType] = Field(default_factory=list, max_length=50)
+    min_severity: SeverityName = Severity.INFO.value
+    areas: list[str] = Field(default_factory=list, max_length=100)
+    enabled: bool = True
+    timeout_s: float | None = Field(default=None, gt=0, le=60)
+
+
+class RouteCreate(RouteRules):
+    name: str = Field(min_length=1, max_length=64, pattern=ROUTE_NAME)
+    channel: ChannelName
+    target: str = Field(min_length=1, max_length=1000,
+                        description="URL (webhook, Apprise) or comma-separated e-mail addresses")
+    secret: str | None = Field(default=None, min_length=16, max_length=200,
+                               description="The webhook's HMAC key (write-only)")
+
+    @model_validator(mode="after")
+    def _target_fits_channel(self) -> RouteCreate:
+        check_target(self.channel, self.target)
+        return self
+
+
+class RouteUpdate(BaseModel):
+    """Fields to change; those left out stay as they are."""
+
+    target: str | None = Field(default=None, min_length=1, max_length=1000)
+    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    alert_types: list[AlertType] | None = Field(default=None, max_length=50)
+    min_severity: SeverityName | None = None
+    areas: list[str] | None = Field(default=None, max_length=100)
+    enabled: bool | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=60)
+
+
+class RoutePublic(BaseModel):
+    """A route as the API shows it: never its secret, nor more of its target than the host."""
+
+    id: int
+    name: str
+    channel: str
+    destination: str
+    secret_set: bool
+    alert_types: list[str]
+    min_severity: str
+    areas: list[str]
+    enabled: bool
+    timeout_s: float | None
+    created_at: datetime
+
+
+class RoutesPage(BaseModel):
+    data: list[RoutePublic]
+    count: int
+
+
+class NotificationPublic(BaseModel):
+    """One delivery with its attempts and last error."""
+
+    id: int
+    delivery_id: str
+    route_id: int | None
+    channel: str
+    destination: str
+    alert_id: int | None
+    event: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+class NotificationsPage(BaseModel):
+    data: list[NotificationPublic]
+    count: int
