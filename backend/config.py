@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     notify_backoff_max_s: float = Field(default=3600.0, gt=0)
     notify_breaker_failures: int = Field(default=3, ge=1)
     notify_breaker_cooldown_s: float = Field(default=60.0, gt=0)
+    # E-mail routes go through this SMTP server (none set: e-mail deliveries fail).
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=587, ge=1, le=65535)
+    notify_smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    notify_smtp_username: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_from: str = "naloxnet@localhost"
+    notify_smtp_ca_file: Path | None = None
 
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None

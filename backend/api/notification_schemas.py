@@ -27,8 +27,12 @@ def check_target(channel: str, target: str) -> None:
         addresses = [a.strip() for a in target.split(",")]
         if not addresses or not all(EMAIL.match(a) for a in addresses):
             raise ValueError("an email target is one or more addresses, separated by commas")
-    elif "://" not in target:
-        raise ValueError("an apprise target is an Apprise URL such as tgram://bot/chat")
+    else:
+        from backend.notify.channels.chat import is_apprise_url
+
+        if not is_apprise_url(target):
+            raise ValueError("an apprise target is an Apprise URL it supports, "
+                             "such as tgram://bottoken/chatid")
 
 
 class RouteRules(BaseModel):

@@ -45,11 +45,22 @@ def failure_subject(route_id: int) -> str:
     return f"route/{route_id}"
 
 
-def default_senders() -> dict[str, Sender]:
-    """Return a sender per channel that this install can deliver to."""
+def default_senders(settings: Settings) -> dict[str, Sender]:
+    """Return a sender per channel that the settings can deliver to."""
+    from backend.notify.channels.chat import AppriseSender
+    from backend.notify.channels.email import EmailSender, SmtpSettings
     from backend.notify.channels.webhook import WebhookSender
 
-    return {Channel.WEBHOOK.value: WebhookSender()}
+    senders: dict[str, Sender] = {Channel.WEBHOOK.value: WebhookSender(),
+                                  Channel.APPRISE.value: AppriseSender()}
+    if settings.notify_smtp_host:
+        senders[Channel.EMAIL.value] = EmailSender(SmtpSettings(
+            host=settings.notify_smtp_host, port=settings.notify_smtp_port,
+            security=settings.notify_smtp_security, username=settings.notify_smtp_username,
+            password=settings.notify_smtp_password, sender=settings.notify_smtp_from,
+            ca_file=str(settings.notify_smtp_ca_file) if settings.notify_smtp_ca_file else None,
+        ))
+    return senders
 
 
 class Dispatcher:
@@ -66,7 +77,7 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self.senders = dict(senders) if senders is not None else default_senders()
+        self.senders = dict(senders) if senders is not None else default_senders(settings)
         self.clock = clock
         self.rand = rand or random.Random()  # noqa: S311 - jitter
         self.breakers = Breakers(threshold=settings.notify_breaker_failures,

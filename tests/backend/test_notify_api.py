@@ -142,3 +142,15 @@ def test_non_admins_cannot_see_or_change_routes(client: httpx.Client,
         assert client.post("/api/v1/notification-routes", headers=headers,
                            json={"name": "x", "channel": "webhook",
                                  "target": "http://h/x"}).status_code == 403
+
+
+@pytest.mark.parametrize(("channel", "target"), [
+    ("apprise", "ntfy://naloxnet-outreach"),
+    ("apprise", "json://127.0.0.1:9/hook"),
+    ("email", "lead@health.example, oncall@health.example"),
+])
+def test_email_and_apprise_routes_are_accepted(client: httpx.Client, channel: str,
+                                               target: str) -> None:
+    route = _create(client, name=f"r-{channel}", channel=channel, target=target, secret=None)
+    assert route["channel"] == channel
+    assert route["secret_set"] is False
