@@ -18,7 +18,7 @@ from backend.api.snapshot import SnapshotCache
 from backend.auth.oidc import make_verifier
 from backend.config import Settings
 from backend.db import check_schema, make_engine
-from backend.public.cache import PublicFeedCache, read_snapshot
+from backend.public.cache import FeedSnapshot, PublicFeedCache, thread_builder
 
 
 def create_app(
@@ -27,6 +27,7 @@ def create_app(
     engine: Engine | None = None,
     write_engine: Engine | None = None,
     registry: CollectorRegistry | None = None,
+    public_feed_builder: Callable[[], Awaitable[FeedSnapshot]] | None = None,
 ) -> FastAPI:
     """Build the API; refuses (SchemaOutOfDateError) a database not at the newest schema."""
     engine = engine or make_engine(settings.database_url)
@@ -46,9 +47,10 @@ def create_app(
     app.state.oidc = make_verifier(settings)
     app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
     silent_after = timedelta(seconds=settings.offline_timeout_s)
-    app.state.public_feed = PublicFeedCache(
-        lambda: read_snapshot(engine, silent_after), settings.public_feed_cache_s
-    )
+    # ``nx-backend serve`` builds the public feed in a child process (see
+    # backend/public/builder.py) and stops it on exit; elsewhere a thread will do.
+    build = public_feed_builder or thread_builder(engine, silent_after)
+    app.state.public_feed = PublicFeedCache(build, settings.public_feed_cache_s)
     requests = Counter(
         "nx_api_requests", "API requests", ["method", "route", "status"], registry=registry
     )

@@ -69,7 +69,7 @@ def read_listing(
         .join(p, p.c.code == s.c.product)
         .join(m, m.c.id == s.c.machine_id)
         .where(p.c.is_naloxone.is_(True), *listed)
-    ):
+    ).all():
         counts[machine_id].append(count)
     out = [
         PublicMachine(
@@ -122,11 +122,32 @@ def _dump(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def render_json(machines: list[PublicMachine]) -> bytes:
-    """Render the feed as ``{"machines": [...]}``."""
-    return _dump({"machines": [public_fields(x) for x in machines]})
+class FeedRenderer:
+    """Render the feed as JSON and GeoJSON, encoding only machines that changed.
 
+    The feed is rebuilt every second; encoding 2,000 machines twice took
+    about 15 ms of it. Between two rebuilds few machines change, so each
+    machine's two fragments are kept, keyed by all that the public sees of
+    it, and the bodies are joined from them.
+    """
 
-def render_geojson(machines: list[PublicMachine]) -> bytes:
-    """Render the feed as a GeoJSON FeatureCollection."""
-    return _dump({"type": "FeatureCollection", "features": [geojson_feature(x) for x in machines]})
+    JSON_HEAD = b'{"machines":['
+    GEOJSON_HEAD = b'{"type":"FeatureCollection","features":['
+    TAIL = b"]}"
+
+    def __init__(self) -> None:
+        self._fragments: dict[PublicMachine, tuple[bytes, bytes]] = {}
+
+    def render(self, machines: list[PublicMachine]) -> tuple[bytes, bytes]:
+        """Return the JSON and the GeoJSON body (one builder at a time: not thread-safe)."""
+        known = self._fragments
+        fragments: dict[PublicMachine, tuple[bytes, bytes]] = {}
+        for machine in machines:
+            pair = known.get(machine) or fragments.get(machine)
+            if pair is None:
+                pair = (_dump(public_fields(machine)), _dump(geojson_feature(machine)))
+            fragments[machine] = pair
+        self._fragments = fragments  # machines gone or changed are forgotten
+        plain = self.JSON_HEAD + b",".join(fragments[m][0] for m in machines) + self.TAIL
+        geo = self.GEOJSON_HEAD + b",".join(fragments[m][1] for m in machines) + self.TAIL
+        return plain, geo

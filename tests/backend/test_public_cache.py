@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -25,6 +28,7 @@ from backend.public.cache import (
     accepts_gzip,
     etag_matches,
 )
+from backend.public.feed import FeedRenderer, PublicMachine, geojson_feature, public_fields
 from tests.http_server import serve_http
 
 TIMEOUT = timedelta(minutes=15)
@@ -104,11 +108,14 @@ def test_one_rebuild_at_a_time_and_the_old_snapshot_meanwhile() -> None:
     release = threading.Event()
     builds: list[int] = []
 
-    def build() -> FeedSnapshot:
+    def build_in_thread() -> FeedSnapshot:
         builds.append(1)
         if len(builds) > 1:
             release.wait(10)
         return _snapshot(f"v{len(builds)}")
+
+    async def build() -> FeedSnapshot:
+        return await anyio.to_thread.run_sync(build_in_thread)
 
     cache = PublicFeedCache(build, ttl_s=1.0, clock=clock)
 
@@ -134,7 +141,7 @@ def test_a_failed_read_is_not_retried_within_the_ttl() -> None:
     clock = FakeClock()
     calls: list[int] = []
 
-    def build() -> FeedSnapshot:
+    async def build() -> FeedSnapshot:
         calls.append(1)
         raise OperationalError("SELECT", {}, Exception("database is down"))
 
@@ -152,9 +159,13 @@ def test_a_failed_read_is_not_retried_within_the_ttl() -> None:
     assert len(calls) == 2
 
 
+async def _never() -> FeedSnapshot:
+    raise AssertionError("not built")
+
+
 def test_the_feed_must_be_cached() -> None:
     with pytest.raises(ValueError, match="cached"):
-        PublicFeedCache(lambda: _snapshot("x"), ttl_s=0)
+        PublicFeedCache(_never, ttl_s=0)
     with pytest.raises(ValueError, match="greater than 0"):
         Settings(public_feed_cache_s=0)
 
@@ -164,7 +175,7 @@ def test_database_down_is_a_503_with_retry_after(tmp_path: Path) -> None:
     migrate(url)
     app = create_app(Settings(environment="test", database_url=url))
 
-    def broken() -> FeedSnapshot:
+    async def broken() -> FeedSnapshot:
         raise OperationalError("SELECT", {}, Exception("database is down"))
 
     app.state.public_feed = PublicFeedCache(broken, ttl_s=2.0)
@@ -173,3 +184,19 @@ def test_database_down_is_a_503_with_retry_after(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert "database is down" not in response.text
+
+
+def test_renderer_reuses_fragments_and_matches_a_full_render() -> None:
+    machines = [PublicMachine(f"id{n}", f"Place {n}", 40.0 + n, -74.0, "24/7" if n else None,
+                              Availability.AVAILABLE) for n in range(3)]
+    renderer = FeedRenderer()
+    plain, geo = renderer.render(machines)
+    assert json.loads(plain) == {"machines": [public_fields(m) for m in machines]}
+    assert json.loads(geo) == {"type": "FeatureCollection",
+                               "features": [geojson_feature(m) for m in machines]}
+    changed = [machines[0], replace(machines[1], naloxone=Availability.OUT), machines[2]]
+    plain, _ = renderer.render(changed)
+    assert [m["naloxone"] for m in json.loads(plain)["machines"]] == [
+        "available", "out", "available"]
+    assert renderer.render([]) == (b'{"machines":[]}',
+                                   b'{"type":"FeatureCollection","features":[]}')
