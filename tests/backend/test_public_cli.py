@@ -132,7 +132,7 @@ def test_serve_keeps_public_requests_out_of_the_access_log(
     with log.open("wb") as sink:
         server = subprocess.Popen(
             [sys.executable, "-c", "from backend.cli import main; main()", "serve",
-             "--no-ingest", "--no-hotspots", "--port", str(port)],
+             "--no-ingest", "--no-hotspots", "--no-notify", "--port", str(port)],
             cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -2,7 +2,8 @@
 
 DESIGN target: 500 requests/s sustained for 10 s with p95 under 50 ms
 (`bench-results/public.json`). The server is `nx-backend serve --no-ingest
---no-hotspots` on a free loopback port, as deployed, over a SQLite fleet of
+--no-hotspots --no-notify` on a free loopback port, as deployed (the feed
+built in its child process), over a SQLite fleet of
 2,000 listed machines (4 slots each, two of them naloxone; some offline, some
 empty) plus 200 that are not listed. The load tool is `hey` (Debian package
 `hey`, installed with apt when missing): ten staggered processes of five
@@ -158,7 +159,7 @@ def test_public_feed_under_load(tmp_path: Path) -> None:
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-c", "from backend.cli import main; main()", "serve",
-         "--no-ingest", "--no-hotspots", "--port", str(port)],
+         "--no-ingest", "--no-hotspots", "--no-notify", "--port", str(port)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     feed = f"http://127.0.0.1:{port}/public/v1/machines"
     try:
@@ -194,7 +195,8 @@ def test_public_feed_under_load(tmp_path: Path) -> None:
                 f"{1000 // (RATE // (PROCESSES * WORKERS)) // PROCESSES} ms apart, each -z "
                 f"{DURATION_S}s -c {WORKERS} -q {RATE // (PROCESSES * WORKERS)} "
                 "-disable-compression, CSV per request",
-        "server": "nx-backend serve --no-ingest --no-hotspots (uvicorn, 1 process), SQLite",
+        "server": "nx-backend serve --no-ingest --no-hotspots --no-notify (uvicorn, 1 process; "
+                  "feed built in its child process), SQLite",
         "listed_machines": LISTED, "unlisted_machines": UNLISTED, "states": states,
         "offered_requests_per_s": RATE, "duration_s": round(span_s, 2),
         "requests": len(samples), "requests_per_s": round(len(samples) / span_s, 1),
