@@ -10,7 +10,15 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
+from backend.api import policy
 from backend.api.cors import PublicCORSMiddleware
+from backend.api.guards import (
+    BodyLimitMiddleware,
+    UnexpectedErrorMiddleware,
+    WriteGuardMiddleware,
+)
+from backend.api.openapi import install_openapi
+from backend.api.problems import install_problem_handlers
 from backend.api.request_id import RequestIdMiddleware
 from backend.api.router import api_router, root_router
 from backend.api.security import authorize, route_template
@@ -58,6 +66,12 @@ def create_app(
         "nx_api_request_seconds", "API request latency", ["route"], registry=registry
     )
 
+    install_problem_handlers(app)
+    # Added innermost first: a refused request is still measured and carries its id.
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(WriteGuardMiddleware, allowed_origins=settings.api_allowed_origins)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+
     @app.middleware("http")
     async def _measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -76,4 +90,10 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(root_router)
     app.include_router(api_router)
+    install_openapi(app, is_public=_is_public)
     return app
+
+
+def _is_public(method: str, path: str) -> bool:
+    """Tell whether a route answers without a credential (backend/api/policy.py)."""
+    return policy.access_for(method, path) is policy.PUBLIC

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
 
     # How long a fleet-snapshot page may be served from memory (0: never).
     api_snapshot_cache_s: float = Field(default=1.0, ge=0)
+    # The largest request body the API reads; a larger one is refused (413)
+    # before it is read. The largest real body, a restock visit, is under 4 KiB.
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Origins (scheme://host[:port]) whose browser pages may write through the
+    # API, e.g. '["https://console.example.org"]'. A write carrying any other
+    # Origin header is refused (403); the API's own origin and clients that send
+    # no Origin (the console's server side, scripts) are not affected.
+    api_allowed_origins: list[str] = Field(default_factory=list)
 
     # The public feed (/public/v1) is read from the database at most once per
     # cache period per process, whatever the load; clients and proxies may keep

@@ -29,7 +29,7 @@ from backend.models import (
     StockDiscrepancy,
     utcnow,
 )
-from backend.stock import StockSource, reconcile, restock
+from backend.stock import OverCapacityError, StockSource, reconcile, restock
 from firmware_agent.wire.topics import validate_machine_id
 
 log = logging.getLogger(__name__)
@@ -446,7 +446,11 @@ def record_restock_visit(
                         details={"visited_by": visited_by},
                     )
                 )
-        slot.count = restock(slot.count, new_count, StockSource.VISIT).after
+        try:
+            change = restock(slot.count, new_count, StockSource.VISIT, capacity=slot.capacity)
+        except OverCapacityError as exc:
+            raise OverCapacityError(f"machine {machine_id!r} slot {number}: {exc}") from None
+        slot.count = change.after
         slot.updated_at = now
         session.flush()
         _settle_slot_alerts(session, slot, default_low_threshold)

@@ -52,10 +52,22 @@ def vend(count: int) -> Change:
     return Change(count, 0, StockSource.VEND, Discrepancy(StockSource.VEND, count - 1, 0))
 
 
-def restock(count: int, new_count: int, source: StockSource = StockSource.RESTOCK) -> Change:
-    """Set the count after someone loaded the slot; the restock itself is the reason."""
+class OverCapacityError(ValueError):
+    """A count that the slot cannot physically hold."""
+
+
+def restock(
+    count: int, new_count: int, source: StockSource = StockSource.RESTOCK, *, capacity: int = 0
+) -> Change:
+    """Set the count after someone loaded the slot; the restock itself is the reason.
+
+    ``capacity`` 0 means the slot's capacity is not known (a slot first heard of
+    in a report without one), so only a known capacity bounds the count.
+    """
     if new_count < 0:
         raise ValueError(f"a restock cannot set a negative count ({new_count})")
+    if 0 < capacity < new_count:
+        raise OverCapacityError(f"the slot holds at most {capacity}, not {new_count}")
     return Change(count, new_count, source)
 
 

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from annotated_types import Interval
+from pydantic import BaseModel, Field, StringConstraints
 
 from backend.models import AlertPublic
+from firmware_agent.wire.topics import MACHINE_ID_PATTERN
+
+# Integers are bounded where they enter, to what their column holds: past that
+# the database driver raises (a 500) instead of the client hearing a 422.
+INT32_MAX = 2**31 - 1
+"""The largest value of an INTEGER column (PostgreSQL's is 32-bit)."""
+INT64_MAX = 2**63 - 1
+"""The largest value of a BIGINT column, a SQLite integer, an OFFSET."""
+
+RowId = Annotated[int, Interval(ge=1, le=INT32_MAX)]
+"""An autoincrement primary key (an INTEGER column)."""
+Offset = Annotated[int, Interval(ge=0, le=INT64_MAX)]
+"""How many rows a page skips."""
+SlotNumber = Annotated[int, Interval(ge=1, le=99)]
+"""A slot's number in its machine, as the slot table allows."""
+StockCount = Annotated[int, Interval(ge=0, le=INT32_MAX)]
+"""How many items a slot holds (an INTEGER column; a slot's capacity bounds it further)."""
+MachineId = Annotated[str, StringConstraints(pattern=MACHINE_ID_PATTERN)]
+"""A machine id as the agent and the broker accept it."""
 
 
 class SlotPublic(BaseModel):
@@ -62,8 +82,12 @@ class AlertsPage(BaseModel):
 
 
 class RestockVisitCreate(BaseModel):
-    counts: dict[int, int] = Field(description="slot number -> count after loading")
-    counted_before: dict[int, int] | None = None
+    counts: dict[SlotNumber, StockCount] = Field(
+        description="slot number -> count after loading (at most the slot's capacity)"
+    )
+    counted_before: dict[SlotNumber, StockCount] | None = Field(
+        default=None, description="slot number -> count found before loading"
+    )
     # No visited_by: the visit is recorded as the authenticated caller's (a
     # visited_by sent by an older client is ignored).
 

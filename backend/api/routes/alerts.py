@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from backend import crud
 from backend.api.deps import PrincipalDep, RequestIdDep, SessionDep, WriteSessionDep
-from backend.api.schemas import AlertsPage
-from backend.models import AlertPublic, AlertStatus
+from backend.api.problems import problem_responses
+from backend.api.schemas import AlertsPage, MachineId, Offset, RowId
+from backend.models import AlertPublic, AlertStatus, AlertType
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -19,16 +20,16 @@ def list_alerts(
     session: SessionDep,
     principal: PrincipalDep,
     status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
-    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
-    machine_id: Annotated[str | None, Query(max_length=63)] = None,
+    type_: Annotated[AlertType | None, Query(alias="type")] = None,
+    machine_id: Annotated[MachineId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> AlertsPage:
     """List the alerts the caller works on (by role and areas), newest first."""
     alerts, total = crud.list_alerts(
         session=session,
         status=status_.value if status_ else None,
-        alert_type=type_,
+        alert_type=type_.value if type_ else None,
         machine_id=machine_id,
         limit=limit,
         offset=offset,
@@ -40,9 +41,11 @@ def list_alerts(
 
 
 # A body (the old {"by": ...}) is not read: who acted is the authenticated principal.
-@router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
+@router.post(
+    "/{alert_id}/acknowledge", response_model=AlertPublic, responses=problem_responses(404, 409)
+)
 def acknowledge(
-    alert_id: int, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> AlertPublic:
     """Acknowledge an open alert as the caller."""
     try:
@@ -57,9 +60,9 @@ def acknowledge(
     return AlertPublic.model_validate(alert, from_attributes=True)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertPublic)
+@router.post("/{alert_id}/resolve", response_model=AlertPublic, responses=problem_responses(404))
 def resolve(
-    alert_id: int, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
 ) -> AlertPublic:
     """Resolve an alert as the caller."""
     try:

@@ -16,17 +16,21 @@ from backend.api.deps import (
     SettingsDep,
     WriteSessionDep,
 )
+from backend.api.problems import problem_responses
 from backend.api.schemas import (
     EventPublic,
     MachineDetail,
+    MachineId,
     MachinePublic,
     MachinesPage,
+    Offset,
     RestockVisitCreate,
     RestockVisitPublic,
     SlotPublic,
 )
 from backend.api.snapshot import SnapshotCache, fleet_page
 from backend.models import Machine
+from backend.stock import OverCapacityError
 
 router = APIRouter(prefix="/machines", tags=["machines"])
 
@@ -73,7 +77,7 @@ def list_machines(
     settings: SettingsDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> Response:
     """List the machines the caller may see, with slots, status and health (<= 1 s stale)."""
     cache: SnapshotCache = request.app.state.snapshot_cache
@@ -90,9 +94,9 @@ def list_machines(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{machine_id}", response_model=MachineDetail)
+@router.get("/{machine_id}", response_model=MachineDetail, responses=problem_responses(404))
 def get_machine(
-    machine_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    machine_id: MachineId, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> MachineDetail:
     """Show one machine with its recent events."""
     machine = crud.get_machine(session=session, machine_id=machine_id, principal=principal)
@@ -113,9 +117,10 @@ def get_machine(
     "/{machine_id}/restock-visits",
     response_model=RestockVisitPublic,
     status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(404),
 )
 def record_restock_visit(
-    machine_id: str,
+    machine_id: MachineId,
     body: RestockVisitCreate,
     session: WriteSessionDep,
     settings: SettingsDep,
@@ -123,8 +128,6 @@ def record_restock_visit(
     request_id: RequestIdDep,
 ) -> RestockVisitPublic:
     """Record a restock visit by the caller: set slot counts, close the stock alerts it fixed."""
-    if any(c < 0 for c in body.counts.values()):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "counts cannot be negative")
     try:
         visit = crud.record_restock_visit(
             session=session,
@@ -139,4 +142,6 @@ def record_restock_visit(
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except OverCapacityError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return RestockVisitPublic.model_validate(visit, from_attributes=True)
