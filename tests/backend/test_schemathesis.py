@@ -7,6 +7,7 @@ documented content type and a body that matches the documented schema.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,25 @@ CHECKS = [
 ]
 # Who calls: no credential at all, then each role once tokens exist.
 CALLERS: dict[str, dict[str, str]] = {"anonymous": {}}
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_while_drawing() -> Iterator[None]:
+    """Keep the cyclic garbage collector from running while Hypothesis draws.
+
+    Hypothesis parses source with ``ast.parse`` while it draws. On CPython 3.11 a
+    collection inside that parse can run a finalizer that parses too (formatting
+    a traceback does), which corrupts the parser's depth counter: SystemError
+    "AST constructor recursion depth mismatch". Garbage left by earlier tests is
+    collected first; what this test leaves is collected after.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 @pytest.fixture(scope="module",
