@@ -41,6 +41,10 @@ def document_errors(schema: dict[str, Any], *, is_public: Callable[[str, str], b
             for status in sorted(edge_statuses(method, operation, public=is_public(method, path))):
                 if status == 422 or str(status) not in responses:  # 422: FastAPI's own body
                     responses[str(status)] = problem_responses(status)[status]
+            for status, response in responses.items():
+                # A route's own error status declared with a description only.
+                if status.isdigit() and 400 <= int(status) < 600 and not response.get("content"):
+                    response["content"] = problem_responses(int(status))[int(status)]["content"]
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(problem.pop("$defs", {}))

@@ -7,39 +7,24 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException
 from sqlmodel import Session
 
+from backend import crud
 from backend.app import create_app
 from backend.config import Settings
-from tests.backend.conftest import register
+from tests.backend.conftest import AuthHeaders, register
 from tests.http_server import serve_http
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 SECRET = "db-password-hunter2"
 
 
-def _broken_app(settings: Settings) -> FastAPI:
-    """The app with two extra routes: one that fails unexpectedly, one that asks for auth."""
-    app = create_app(settings)
-
-    def explode() -> None:
-        raise RuntimeError(f"connection to postgres://nx:{SECRET}@db failed")
-
-    def needs_token() -> None:
-        raise HTTPException(401, "a bearer token is required",
-                            headers={"WWW-Authenticate": 'Bearer realm="naloxnet"'})
-
-    app.add_api_route("/test/explode", explode)
-    app.add_api_route("/test/needs-token", needs_token)
-    return app
-
-
 @pytest.fixture
-def client(migrated_url: str) -> Iterator[httpx.Client]:
+def client(migrated_url: str, auth_headers: AuthHeaders) -> Iterator[httpx.Client]:
+    """An admin's client of the API over real HTTP."""
     settings = Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0)
-    with serve_http(_broken_app(settings)) as base_url, \
-            httpx.Client(base_url=base_url, timeout=10) as http:
+    with serve_http(create_app(settings)) as base_url, \
+            httpx.Client(base_url=base_url, timeout=10, headers=auth_headers("admin")) as http:
         yield http
 
 
@@ -84,14 +69,26 @@ def test_invalid_input_is_a_422_problem_naming_each_field(client: httpx.Client) 
     assert "query.status" in str(body["detail"]) or "query.limit" in str(body["detail"])
 
 
-def test_401_keeps_its_www_authenticate_header(client: httpx.Client) -> None:
-    response = client.get("/test/needs-token")
-    _problem(response, 401)
-    assert response.headers["www-authenticate"] == 'Bearer realm="naloxnet"'
+def test_401_and_403_are_problems_and_401_keeps_its_challenge(
+    client: httpx.Client, auth_headers: AuthHeaders
+) -> None:
+    anonymous = client.get("/api/v1/machines", headers={"Authorization": ""})
+    _problem(anonymous, 401)
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="naloxnet"'
+    bad = client.get("/api/v1/machines", headers={"Authorization": "Bearer nxt_nonsense"})
+    _problem(bad, 401)
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+    _problem(client.get("/api/v1/tokens", headers=auth_headers("health")), 403)
 
 
 @pytest.mark.allow_logged_errors
-def test_unexpected_error_is_a_bare_500_logged_once(client: httpx.Client) -> None:
+def test_unexpected_error_is_a_bare_500_logged_once(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(**_: object) -> None:
+        raise RuntimeError(f"connection to postgres://nx:{SECRET}@db failed")
+
+    monkeypatch.setattr(crud, "list_alerts", explode)
     records: list[logging.LogRecord] = []
 
     class Collect(logging.Handler):
@@ -104,7 +101,7 @@ def test_unexpected_error_is_a_bare_500_logged_once(client: httpx.Client) -> Non
     for logger in watched:
         logger.addHandler(handler)
     try:
-        response = client.get("/test/explode")
+        response = client.get("/api/v1/alerts")
         # The server is still up and answers the next request.
         assert client.get("/healthz").status_code == 200
     finally:

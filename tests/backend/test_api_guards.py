@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from backend.app import create_app
 from backend.config import Settings
 from backend.models import Alert, AlertStatus
-from tests.backend.conftest import register
+from tests.backend.conftest import AuthHeaders, register
 from tests.backend.helpers import fresh
 from tests.http_server import serve_http
 
@@ -41,8 +41,9 @@ def base_url(migrated_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=10) as http:
+def client(base_url: str, auth_headers: AuthHeaders) -> Iterator[httpx.Client]:
+    """An admin's client."""
+    with httpx.Client(base_url=base_url, timeout=10, headers=auth_headers("admin")) as http:
         yield http
 
 
@@ -119,10 +120,12 @@ def test_chunked_body_within_the_limit_is_served(client: httpx.Client, session: 
     assert response.status_code == 201, response.text
 
 
-def test_the_cap_is_a_setting(migrated_url: str, session: Session) -> None:
+def test_the_cap_is_a_setting(migrated_url: str, session: Session,
+                              auth_headers: AuthHeaders) -> None:
     register(session, "test-001", count=1)
-    body = {"counts": {"1": 5}, "visited_by": "v" * 60}
-    with _serve(migrated_url, api_max_body_bytes=1024) as url, httpx.Client(base_url=url) as http:
+    body = {"counts": {"1": 5}}
+    with _serve(migrated_url, api_max_body_bytes=1024) as url, \
+            httpx.Client(base_url=url, headers=auth_headers("admin")) as http:
         padded = json.dumps(body).encode() + b" " * 1024
         refused = http.post("/api/v1/machines/test-001/restock-visits", content=padded,
                             headers={"Content-Type": "application/json"})
@@ -160,12 +163,12 @@ def test_foreign_form_post_cannot_resolve_an_alert(client: httpx.Client, session
 ])
 def test_writes_take_only_json(client: httpx.Client, session: Session, content_type: str) -> None:
     alert_id = _open_alert(session)
-    response = client.post(f"/api/v1/alerts/{alert_id}/resolve", content=b'{"by": "x"}',
+    response = client.post(f"/api/v1/alerts/{alert_id}/resolve", content=b'{}',
                            headers={"Content-Type": content_type})
     assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
     assert _status_of(session, alert_id) == AlertStatus.OPEN
-    untyped = client.post(f"/api/v1/alerts/{alert_id}/resolve", content=b'{"by": "x"}')
+    untyped = client.post(f"/api/v1/alerts/{alert_id}/resolve", content=b'{}')
     assert untyped.status_code == 415
     assert _status_of(session, alert_id) == AlertStatus.OPEN
 
@@ -175,13 +178,13 @@ def test_allowed_and_own_origins_and_clients_without_origin_may_write(
 ) -> None:
     alert_id = _open_alert(session)
     path = f"/api/v1/alerts/{alert_id}/acknowledge"
-    assert client.post(path, json={"by": "console"}, headers={"Origin": CONSOLE}).status_code == 200
-    assert client.post(path, json={"by": "console"},
+    assert client.post(path, json={}, headers={"Origin": CONSOLE}).status_code == 200
+    assert client.post(path, json={},
                        headers={"Origin": "HTTPS://Console.Example.org:443/"}).status_code == 200
-    assert client.post(path, json={"by": "docs"}, headers={"Origin": base_url}).status_code == 200
+    assert client.post(path, json={}, headers={"Origin": base_url}).status_code == 200
     # A script or the console's server side sends no Origin; curl -X POST sends no body.
     assert client.post(path).status_code == 200
-    assert client.post(path, json={"by": "script"}).status_code == 200
+    assert client.post(path, json={}).status_code == 200
     # Reads are not writes: no origin check (CORS decides what a page may read).
     read = client.get("/api/v1/alerts", headers={"Origin": "https://evil.example"})
     assert read.status_code == 200

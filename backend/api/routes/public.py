@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from backend.api.deps import PublicFeedDep
 from backend.public.cache import (
@@ -52,8 +53,12 @@ async def public_machines(request: Request, feed: PublicFeedDep) -> Response:
     return _serve(request, (await _snapshot(feed)).json, "application/json")
 
 
-class GeoJSONResponse(Response):
-    """A response documented and sent as ``application/geo+json``."""
+class GeoJSONResponse(JSONResponse):
+    """A response documented and sent as ``application/geo+json``.
+
+    A JSONResponse, so that the OpenAPI document shows the response model's
+    schema, not a bare string.
+    """
 
     media_type = GEOJSON
 
