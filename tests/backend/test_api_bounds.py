@@ -57,6 +57,14 @@ def test_alert_ids_out_of_range_are_refused(client: httpx.Client, alert_id: int)
         _refused(client.post(f"/api/v1/alerts/{alert_id}/{action}"), "alert_id")
 
 
+@pytest.mark.parametrize("route_id", [2**31, 2**63, 0])
+def test_notification_route_ids_out_of_range_are_refused(
+    client: httpx.Client, route_id: int
+) -> None:
+    _refused(client.get(f"/api/v1/notification-routes/{route_id}"), "route_id")
+    _refused(client.get("/api/v1/notifications", params={"route_id": route_id}), "route_id")
+
+
 def test_the_largest_alert_id_is_a_404(client: httpx.Client) -> None:
     assert client.post(f"/api/v1/alerts/{2**31 - 1}/resolve").status_code == 404
 

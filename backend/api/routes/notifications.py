@@ -16,6 +16,7 @@ from backend.api.notification_schemas import (
     RouteUpdate,
     check_target,
 )
+from backend.api.schemas import Offset, RowId
 from backend.models import DeliveryState, NotificationRoute
 from backend.notify import routes_crud
 
@@ -50,7 +51,7 @@ def create_route(body: RouteCreate, session: WriteSessionDep, principal: Princip
 
 
 @routes_router.get("/{route_id}", response_model=RoutePublic, responses=NOT_FOUND)
-def get_route(route_id: int, session: SessionDep) -> RoutePublic:
+def get_route(route_id: RowId, session: SessionDep) -> RoutePublic:
     """Show one route."""
     try:
         return _public(routes_crud.get_route(session=session, route_id=route_id))
@@ -59,7 +60,7 @@ def get_route(route_id: int, session: SessionDep) -> RoutePublic:
 
 
 @routes_router.patch("/{route_id}", response_model=RoutePublic, responses=NOT_FOUND)
-def update_route(route_id: int, body: RouteUpdate, session: WriteSessionDep,
+def update_route(route_id: RowId, body: RouteUpdate, session: WriteSessionDep,
                  principal: PrincipalDep, request_id: RequestIdDep) -> RoutePublic:
     """Change a route's target, secret or rules."""
     changes = body.model_dump(mode="json", exclude_unset=True)
@@ -81,7 +82,7 @@ def update_route(route_id: int, body: RouteUpdate, session: WriteSessionDep,
 
 @routes_router.delete("/{route_id}", status_code=status.HTTP_204_NO_CONTENT,
                       responses=NOT_FOUND)
-def delete_route(route_id: int, session: WriteSessionDep, principal: PrincipalDep,
+def delete_route(route_id: RowId, session: WriteSessionDep, principal: PrincipalDep,
                  request_id: RequestIdDep) -> Response:
     """Delete a route; its deliveries stay listed."""
     try:
@@ -95,7 +96,7 @@ def delete_route(route_id: int, session: WriteSessionDep, principal: PrincipalDe
 @routes_router.post("/{route_id}/test", response_model=NotificationPublic,
                     status_code=status.HTTP_202_ACCEPTED,
                     responses={**NOT_FOUND, 409: {"description": "The route is disabled"}})
-def test_route(route_id: int, session: WriteSessionDep, principal: PrincipalDep,
+def test_route(route_id: RowId, session: WriteSessionDep, principal: PrincipalDep,
                request_id: RequestIdDep) -> NotificationPublic:
     """Queue a test message to the route; follow it in GET /notifications."""
     try:
@@ -112,10 +113,10 @@ def test_route(route_id: int, session: WriteSessionDep, principal: PrincipalDep,
 def list_notifications(
     session: SessionDep,
     state: Annotated[DeliveryState | None, Query()] = None,
-    route_id: Annotated[int | None, Query()] = None,
-    alert_id: Annotated[int | None, Query()] = None,
+    route_id: Annotated[RowId | None, Query()] = None,
+    alert_id: Annotated[RowId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> NotificationsPage:
     """List deliveries, newest first, with their attempts and last error."""
     notes, total = routes_crud.list_notifications(
