@@ -77,6 +77,9 @@ class ProcessBuilder:
         except BrokenProcessPool:
             self.close()  # the next call starts a fresh child
             raise FeedBuildError("the feed builder process died") from None
+        except OSError as exc:  # no process could be started (limits, memory)
+            self.close()
+            raise FeedBuildError(f"cannot start the feed builder process: {exc}") from None
 
     def close(self) -> None:
         """Stop the child process, if one was started."""

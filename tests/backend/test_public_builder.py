@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,5 +58,36 @@ def test_a_database_the_child_cannot_read_is_a_build_error(tmp_path: Path) -> No
     try:
         with pytest.raises(FeedBuildError, match="database error"):
             _build(builder)
+    finally:
+        builder.close()
+
+
+def _builder_children() -> list[int]:
+    """Return the pids of this process's multiprocessing workers (not its resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if ppid == os.getpid() and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_child_that_dies_is_replaced(migrated_url: str, engine: Engine) -> None:
+    with Session(engine) as session:
+        register(session, "test-001")
+        crud.update_public_listing(session=session, machine_id="test-001", actor="test",
+                                   changes=MachineListingUpdate(public_name="Place 1"))
+    builder = ProcessBuilder(migrated_url, SILENT_AFTER)
+    try:
+        _build(builder)
+        [child] = _builder_children()
+        os.kill(child, signal.SIGKILL)  # as the OOM killer would
+        with pytest.raises(FeedBuildError, match="died"):
+            _build(builder)
+        assert json.loads(_build(builder).json.identity.body)["machines"][0]["name"] == "Place 1"
     finally:
         builder.close()
