@@ -20,4 +20,8 @@ AUDITED_WRITES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     ("POST", "/api/v1/devices/{machine_id}/rotate"): ("device.rotate",),
     ("POST", "/api/v1/devices/{machine_id}/revoke"): ("machine.deactivate", "device.revoke"),
     ("POST", "/api/v1/devices/{machine_id}/kick"): ("device.kick",),
+    ("POST", "/api/v1/notification-routes"): ("notification_route.create",),
+    ("PATCH", "/api/v1/notification-routes/{route_id}"): ("notification_route.update",),
+    ("DELETE", "/api/v1/notification-routes/{route_id}"): ("notification_route.delete",),
+    ("POST", "/api/v1/notification-routes/{route_id}/test"): ("notification_route.test",),
 }
