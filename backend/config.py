@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     notify_backoff_max_s: float = Field(default=3600.0, gt=0)
     notify_breaker_failures: int = Field(default=3, ge=1)
     notify_breaker_cooldown_s: float = Field(default=60.0, gt=0)
+    # How often escalations and quiet-hour digests are looked for.
+    notify_jobs_interval_s: float = Field(default=10.0, gt=0)
     # E-mail routes go through this SMTP server (none set: e-mail deliveries fail).
     notify_smtp_host: str | None = None
     notify_smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -6,15 +6,30 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, model_validator
 
 from backend.models import AlertType, Channel, Severity
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$"
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 ChannelName = Literal["webhook", "email", "apprise"]
 SeverityName = Literal["info", "warning", "critical"]
+
+
+def check_rules(rules: dict[str, Any]) -> None:
+    """Raise ValueError unless escalation and quiet hours are each complete and valid."""
+    if (rules.get("escalate_after_min") is None) != (rules.get("escalate_to_route_id") is None):
+        raise ValueError("escalate_after_min and escalate_to_route_id go together")
+    if (rules.get("quiet_start") is None) != (rules.get("quiet_end") is None):
+        raise ValueError("quiet_start and quiet_end go together")
+    if rules.get("quiet_tz"):
+        try:
+            ZoneInfo(rules["quiet_tz"])
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"quiet_tz {rules['quiet_tz']!r} is not a known time zone") from None
 
 
 def check_target(channel: str, target: str) -> None:
@@ -43,6 +58,16 @@ class RouteRules(BaseModel):
     areas: list[str] = Field(default_factory=list, max_length=100)
     enabled: bool = True
     timeout_s: float | None = Field(default=None, gt=0, le=60)
+    escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    escalate_to_route_id: int | None = None
+    quiet_start: str | None = Field(default=None, pattern=CLOCK)
+    quiet_end: str | None = Field(default=None, pattern=CLOCK)
+    quiet_tz: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _rules_complete(self) -> RouteRules:
+        check_rules(self.model_dump())
+        return self
 
 
 class RouteCreate(RouteRules):
@@ -69,6 +94,11 @@ class RouteUpdate(BaseModel):
     areas: list[str] | None = Field(default=None, max_length=100)
     enabled: bool | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=60)
+    escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    escalate_to_route_id: int | None = None
+    quiet_start: str | None = Field(default=None, pattern=CLOCK)
+    quiet_end: str | None = Field(default=None, pattern=CLOCK)
+    quiet_tz: str | None = Field(default=None, max_length=64)
 
 
 class RoutePublic(BaseModel):
@@ -84,6 +114,11 @@ class RoutePublic(BaseModel):
     areas: list[str]
     enabled: bool
     timeout_s: float | None
+    escalate_after_min: int | None
+    escalate_to_route_id: int | None
+    quiet_start: str | None
+    quiet_end: str | None
+    quiet_tz: str | None
     created_at: datetime
 
 

@@ -25,6 +25,10 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
     # An opening withdrawn before it was sent: the alert resolved first.
     CANCELLED = "cancelled"
+    # Kept for the digest sent when the route's quiet hours end.
+    HELD = "held"
+    # Sent inside a digest.
+    DIGESTED = "digested"
 
 
 class NotificationRoute(SQLModel, table=True):
@@ -47,6 +51,15 @@ class NotificationRoute(SQLModel, table=True):
     enabled: bool = True
     # Seconds one delivery may take (None: NX_NOTIFY_TIMEOUT_S).
     timeout_s: float | None = None
+    # A critical alert this route was told of and nobody acknowledged within
+    # this many minutes goes to the escalation route (which may escalate on).
+    escalate_after_min: int | None = None
+    escalate_to_route_id: int | None = None
+    # Daily quiet hours ("HH:MM" local time in quiet_tz): only critical alerts
+    # are sent then; the rest go out as one digest when they end.
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
+    quiet_tz: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -33,6 +33,7 @@ from backend.notify.backoff import retry_delay
 from backend.notify.breaker import Breakers
 from backend.notify.channels import DeliveryError, Destination, Message, Sender
 from backend.notify.claims import Claimed, claim_due, mark_delivered, mark_failed, release
+from backend.notify.jobs import escalate_due, send_digests
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,26 @@ class Dispatcher:
                 close()
 
     def _run(self) -> None:
+        next_jobs = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_jobs:
+                    next_jobs = time.monotonic() + self.settings.notify_jobs_interval_s
+                    self.run_jobs()
                 self.dispatch_once()
             except Exception:
                 # A database hiccup must not end deliveries: try again next poll.
                 log.exception("notification dispatch failed; retrying")
             self._stop.wait(self.settings.notify_poll_s)
+
+    def run_jobs(self) -> tuple[int, int]:
+        """Escalate what waited too long and queue ended quiet hours' digests; say how many."""
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            escalated = escalate_due(session, now=now)
+        with session_scope(self.engine) as session:
+            digests = send_digests(session, now=now)
+        return escalated, digests
 
     def dispatch_once(self) -> int:
         """Claim what is due for idle destinations and hand it to the workers; return how many."""

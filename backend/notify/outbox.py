@@ -27,9 +27,11 @@ from backend.models import (
     Machine,
     Notification,
     NotificationRoute,
+    Severity,
 )
 from backend.notify.facts import AlertEvent, AlertFacts
 from backend.notify.payload import alert_payload
+from backend.notify.quiet import QuietHours
 from backend.notify.routing import RouteRule, route_matches
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class _Route:
     name: str
     channel: str
     destination: str
+    quiet: QuietHours | None
 
 
 def destination_label(channel: str, target: str) -> str:
@@ -75,12 +78,22 @@ def _routes(session: Session) -> list[_Route]:
             row.name,
             row.channel,
             destination_label(row.channel, row.target),
+            _quiet(row),
         )
         for row in rows
         if row.id is not None
     ]
     session.info[_CACHE_KEY] = (transaction, routes)
     return routes
+
+
+def _quiet(route: NotificationRoute) -> QuietHours | None:
+    try:
+        return QuietHours.of(route.quiet_start, route.quiet_end, route.quiet_tz)
+    except (ValueError, KeyError):
+        # The API validates these; a bad value written by hand means no quiet hours.
+        log.warning("route %s: unusable quiet hours ignored", route.name)
+        return None
 
 
 def _listed_machines(details: Any) -> list[str]:
@@ -140,6 +153,11 @@ def _last_opening(session: Session, route_id: int, key: str, since: datetime) ->
 
 def _row(route: _Route, facts: AlertFacts, event: AlertEvent, payload: dict[str, Any],
          now: datetime, due: datetime) -> dict[str, Any]:
+    state = DeliveryState.PENDING.value
+    if (route.quiet is not None and facts.severity != Severity.CRITICAL.value
+            and route.quiet.contains(now)):
+        # Quiet hours: kept for the digest sent when they end.
+        state, due = DeliveryState.HELD.value, route.quiet.ends_after(now)
     return {
         "delivery_id": str(uuid.uuid4()),
         "route_id": route.rule.id,
@@ -149,7 +167,7 @@ def _row(route: _Route, facts: AlertFacts, event: AlertEvent, payload: dict[str,
         "alert_key": facts.key,
         "event": event.value,
         "payload": payload,
-        "state": DeliveryState.PENDING.value,
+        "state": state,
         "attempts": 0,
         "next_attempt_at": due,
         "created_at": now,

@@ -15,7 +15,9 @@ from backend.notify.facts import AlertEvent
 from backend.notify.outbox import destination_label
 from backend.notify.payload import route_test_payload
 
-RULE_FIELDS = ("alert_types", "min_severity", "areas", "enabled", "timeout_s")
+RULE_FIELDS = ("alert_types", "min_severity", "areas", "enabled", "timeout_s",
+               "escalate_after_min", "escalate_to_route_id", "quiet_start", "quiet_end",
+               "quiet_tz")
 
 
 class RouteNotFoundError(LookupError):
@@ -58,9 +60,19 @@ def get_route(*, session: Session, route_id: int) -> NotificationRoute:
     return route
 
 
+def _check_escalation(session: Session, route_id: int | None, target: int | None) -> None:
+    if target is None:
+        return
+    if target == route_id:
+        raise RouteConflictError("a route cannot escalate to itself")
+    if session.get(NotificationRoute, target) is None:
+        raise RouteConflictError(f"escalation route {target} does not exist")
+
+
 def create_route(*, session: Session, values: Mapping[str, Any], actor: str,
                  request_id: str | None = None) -> NotificationRoute:
     """Create a route from validated ``values``; audited; RouteConflictError on a taken name."""
+    _check_escalation(session, None, values.get("escalate_to_route_id"))
     route = NotificationRoute(**values)
     session.add(route)
     try:
@@ -83,6 +95,7 @@ def update_route(*, session: Session, route_id: int, changes: Mapping[str, Any],
     before = _audited(route)
     for name, value in changes.items():
         setattr(route, name, value)
+    _check_escalation(session, route_id, route.escalate_to_route_id)
     session.add(route)
     record_audit(session, actor=actor, action="notification_route.update",
                  object_type="notification_route", object_id=route_id, before=before,

@@ -32,6 +32,13 @@ def _lines(payload: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("Areas", ", ".join(map(str, alert["areas"]))))
     else:
         rows.append(("What", str(payload.get("message", ""))))
+    items = payload.get("items")
+    if isinstance(items, list):
+        for item in items:
+            held = item.get("alert") if isinstance(item, dict) else None
+            if isinstance(held, dict):
+                rows.append((str(item.get("event", "")),
+                             f"{held.get('severity')}: {held.get('message')}"))
     hotspot = payload.get("hotspot")
     if isinstance(hotspot, dict):
         rows.extend((name.replace("_", " ").capitalize(), str(value))

@@ -154,3 +154,36 @@ def test_email_and_apprise_routes_are_accepted(client: httpx.Client, channel: st
     route = _create(client, name=f"r-{channel}", channel=channel, target=target, secret=None)
     assert route["channel"] == channel
     assert route["secret_set"] is False
+
+
+def test_escalation_and_quiet_hours_are_set_and_checked(client: httpx.Client) -> None:
+    lead = _create(client, name="lead")
+    route = _create(client, name="van", escalate_after_min=15,
+                    escalate_to_route_id=lead["id"], quiet_start="22:00", quiet_end="07:00",
+                    quiet_tz="America/New_York")
+    assert (route["escalate_after_min"], route["escalate_to_route_id"]) == (15, lead["id"])
+    assert (route["quiet_start"], route["quiet_end"], route["quiet_tz"]) == (
+        "22:00", "07:00", "America/New_York")
+    base = {"channel": "webhook", "target": "https://hooks.example/x"}
+    for body, code, why in [
+        ({"escalate_after_min": 5}, 422, "go together"),
+        ({"quiet_start": "22:00"}, 422, "go together"),
+        ({"quiet_start": "25:00", "quiet_end": "07:00"}, 422, "quiet_start"),
+        ({"quiet_start": "22:00", "quiet_end": "07:00", "quiet_tz": "Mars/Olympus"}, 422,
+         "time zone"),
+        ({"escalate_after_min": 5, "escalate_to_route_id": 999}, 409, "does not exist"),
+    ]:
+        response = client.post("/api/v1/notification-routes",
+                               json={"name": "bad", **base, **body})
+        assert response.status_code == code, (body, response.text)
+        assert why in response.text
+    path = f"/api/v1/notification-routes/{lead['id']}"
+    response = client.patch(path, json={"escalate_after_min": 5,
+                                        "escalate_to_route_id": lead["id"]})
+    assert response.status_code == 409
+    assert "itself" in response.text
+    assert client.get(path).json()["escalate_to_route_id"] is None
+    van = f"/api/v1/notification-routes/{route['id']}"
+    assert client.patch(van, json={"quiet_end": None}).status_code == 422
+    off = client.patch(van, json={"quiet_start": None, "quiet_end": None}).json()
+    assert (off["quiet_start"], off["quiet_end"]) == (None, None)

@@ -14,6 +14,7 @@ from backend.api.notification_schemas import (
     RoutePublic,
     RoutesPage,
     RouteUpdate,
+    check_rules,
     check_target,
 )
 from backend.api.schemas import Offset, RowId
@@ -71,10 +72,14 @@ def update_route(route_id: RowId, body: RouteUpdate, session: WriteSessionDep,
         route = routes_crud.get_route(session=session, route_id=route_id)
         if "target" in changes:
             check_target(route.channel, changes["target"])
+        check_rules({name: changes.get(name, getattr(route, name))
+                     for name in routes_crud.RULE_FIELDS})
         route = routes_crud.update_route(session=session, route_id=route_id, changes=changes,
                                          actor=principal.name, request_id=request_id)
     except routes_crud.RouteNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except routes_crud.RouteConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return _public(route)
