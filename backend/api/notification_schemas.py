@@ -59,7 +59,7 @@ class RouteRules(BaseModel):
     enabled: bool = True
     timeout_s: float | None = Field(default=None, gt=0, le=60)
     escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    escalate_to_route_id: int | None = None
+    escalate_to_route_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     quiet_start: str | None = Field(default=None, pattern=CLOCK)
     quiet_end: str | None = Field(default=None, pattern=CLOCK)
     quiet_tz: str | None = Field(default=None, max_length=64)
@@ -95,7 +95,7 @@ class RouteUpdate(BaseModel):
     enabled: bool | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=60)
     escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    escalate_to_route_id: int | None = None
+    escalate_to_route_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     quiet_start: str | None = Field(default=None, pattern=CLOCK)
     quiet_end: str | None = Field(default=None, pattern=CLOCK)
     quiet_tz: str | None = Field(default=None, max_length=64)
