@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0
+    """time.monotonic() when the request was read."""
 
 
 @dataclass
@@ -66,7 +69,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 failing = receiver.always_fail or seen < receiver.fail_first
                 status = 500 if failing else 200
                 receiver.requests.append(
-                    Received({k.lower(): v for k, v in self.headers.items()}, body, status))
+                    Received({k.lower(): v for k, v in self.headers.items()}, body, status,
+                             time.monotonic()))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
