@@ -48,6 +48,9 @@ def _banner(urls: DemoUrls, machines: int) -> str:
         f"  API       {urls.api}/api/v1/machines",
         f"  broker    {urls.broker}",
         f"  logs      {urls.logs}",
+        *([f"  webhooks  {urls.webhooks}  (every alert, signed; GET lists them)"]
+          if urls.webhooks else []),
+        *([f"  e-mail    {urls.mail}"] if urls.mail else []),
         *token_lines(urls.tokens),
         f"  {machines} simulated machines around Philadelphia. Ctrl-C stops everything.",
         "",

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from backend import crud
 from backend.auth.principal import Role
 from backend.db import make_engine, migrate, session_scope
-from backend.models import MachineListingUpdate
+from backend.models import MachineListingUpdate, NotificationRoute
 from backend.provisioning.passwords import new_password
 from simulators.broker import MosquittoBroker
 from simulators.demo_config import (
@@ -34,6 +34,7 @@ from simulators.demo_config import (
 from simulators.demo_tokens import create_demo_tokens
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.notify_sinks import MailSink, WebhookInbox
 from simulators.planogram import push_planograms
 from simulators.processes import Child, entry_point
 from simulators.scenario import Scenario, ScenarioError, load_scenario
@@ -57,6 +58,10 @@ class DemoUrls:
     """One API token per role, made for this run."""
     console_role: Role | None = None
     """The role the console is signed in as (None: it opens on its sign-in page)."""
+    webhooks: str | None = None
+    """The demo's webhook inbox: every alert is posted there, signed (GET lists them)."""
+    mail: str | None = None
+    """The demo's SMTP sink: critical alerts are mailed there (logged, not sent)."""
 
 
 @dataclass
@@ -70,6 +75,8 @@ class Demo:
     console: Child | None = None
     hotspot_job: Child | None = None
     fleet: Fleet | None = None
+    inbox: WebhookInbox | None = None
+    mail: MailSink | None = None
 
     def start(self) -> DemoUrls:
         """Start every part in dependency order; on failure stop what started and re-raise."""
@@ -101,8 +108,9 @@ class Demo:
         self._register(database_url)
         tokens = self._tokens(database_url)
         console_role = cfg.console_role
+        notify_env = self._start_sinks(database_url, workdir, cfg.console_port)
 
-        env = backend_env(cfg, broker, database_url, backend_password)
+        env = {**backend_env(cfg, broker, database_url, backend_password), **notify_env}
         api_url = self._start_backend(env, workdir)
         # The console comes up while the fleet replays its history, so the map
         # shows stock moving from the first minute.
@@ -127,6 +135,9 @@ class Demo:
             logs=workdir / "logs",
             tokens=tokens,
             console_role=console_role if self.console is not None else None,
+            webhooks=self.inbox.url if self.inbox is not None else None,
+            mail=(f"smtp://127.0.0.1:{self.mail.port} (logged to {self.mail.log_file})"
+                  if self.mail is not None else None),
         )
 
     def _scenario(self) -> Scenario | None:
@@ -168,6 +179,35 @@ class Demo:
         finally:
             engine.dispose()
         log.info("registered %d machines", len(self.specs))
+
+    def _start_sinks(self, database_url: str, workdir: Path, console_port: int
+                     ) -> dict[str, str]:
+        """Start the webhook inbox and SMTP sink, route alerts to them; return the backend env."""
+        self.inbox = WebhookInbox(workdir / "logs" / "webhooks.jsonl")
+        self.inbox.start()
+        routes = [NotificationRoute(name="demo-webhooks", channel="webhook",
+                                    target=self.inbox.url, secret=self.inbox.secret)]
+        env = {"NX_NOTIFY_CONSOLE_URL": f"http://127.0.0.1:{console_port}"}
+        try:
+            self.mail = MailSink(workdir / "logs" / "mail.log")
+        except ImportError:
+            log.warning("aiosmtpd is not installed: the demo sends no e-mail")
+        if self.mail is not None:
+            self.mail.start()
+            routes.append(NotificationRoute(name="demo-mail", channel="email",
+                                            target="outreach-lead@demo.invalid",
+                                            min_severity="critical"))
+            env.update({"NX_NOTIFY_SMTP_HOST": "127.0.0.1",
+                        "NX_NOTIFY_SMTP_PORT": str(self.mail.port),
+                        "NX_NOTIFY_SMTP_SECURITY": "none",
+                        "NX_NOTIFY_SMTP_FROM": "naloxnet-demo@demo.invalid"})
+        engine = make_engine(database_url)
+        try:
+            with session_scope(engine) as session:
+                session.add_all(routes)
+        finally:
+            engine.dispose()
+        return env
 
     def _tokens(self, database_url: str) -> dict[Role, str]:
         # The API refuses callers without a token: one per role to try each, and
@@ -258,7 +298,8 @@ class Demo:
     def stop(self) -> None:
         """Stop everything, the most dependent part first; safe to call twice."""
         started = time.monotonic()
-        parts = (self.console, self.hotspot_job, self.fleet, self.backend, self.broker)
+        parts = (self.console, self.hotspot_job, self.fleet, self.backend, self.broker,
+                 self.inbox, self.mail)
         if all(part is None for part in parts):
             return
         if self.console is not None:
@@ -276,6 +317,12 @@ class Demo:
         if self.broker is not None:
             self.broker.cleanup()
             self.broker = None
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
+        if self.inbox is not None:
+            self.inbox.stop()
+            self.inbox = None
         log.info("demo stopped in %.1fs", time.monotonic() - started)
 
 

@@ -120,6 +120,10 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
         assert f"http://127.0.0.1:{console_port}" in text
         assert f"{api}/docs" in text
         broker_port = int(re.search(r"mqtt://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+        inbox = re.search(r"webhooks  (http://127\.0\.0\.1:(\d+)/)", text)
+        assert inbox is not None, text
+        assert "received" in httpx.get(inbox.group(1), timeout=5).json()
+        assert "e-mail    smtp://127.0.0.1:" in text
         assert httpx.get(f"http://127.0.0.1:{console_port}/_stcore/health", timeout=5).text == "ok"
         public = httpx.get(f"{api}/public/v1/machines", timeout=5).json()["machines"]
         assert len(public) == DEMO_MACHINES  # the demo lists every machine publicly
@@ -139,7 +143,7 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
             logged = log_file.read_text(errors="replace")
             assert not [s for s in printed.values() if s in logged], log_file
         wait_until(lambda: not any(alive(pid) for pid in family), STOP_S, "every child to exit")
-        for port in (broker_port, api_port, console_port):
+        for port in (broker_port, api_port, console_port, int(inbox.group(2))):
             assert not _listening(port), f"port {port} is still open"
     finally:
         if demo.poll() is None:
