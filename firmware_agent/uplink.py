@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware_agent.config import AgentSettings
-from firmware_agent.manual_ack import ConnectionAcks
+from firmware_agent.wire.manual_ack import ConnectionAcks
 from firmware_agent.wire.payloads import MachineState, Status
 from firmware_agent.wire.topics import Channel, machine_topic
 

@@ -21,7 +21,7 @@ from backend.config import Settings
 from backend.ingest.takeover import DropWatch, describe_disconnect
 from backend.metrics import IngestMetrics
 from backend.models import utcnow
-from firmware_agent.manual_ack import ConnectionAcks
+from firmware_agent.wire.manual_ack import ConnectionAcks
 from firmware_agent.wire.topics import Channel, subscription
 
 log = logging.getLogger(__name__)
