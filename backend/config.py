@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.auth.principal import Role
+from backend.stock import DEFAULT_LOW_THRESHOLD
 
 DEV_MQTT_PASSWORD = "nx-backend-dev"  # noqa: S105 - refused outside development below
 
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     public_feed_max_age_s: int = Field(default=10, ge=0, le=3600)
 
     # Alert rules.
-    default_low_threshold: int = Field(default=2, ge=0)
+    default_low_threshold: int = Field(default=DEFAULT_LOW_THRESHOLD, ge=0)
     default_par: int | None = Field(default=None, ge=0)
     offline_timeout_s: float = Field(default=15 * 60, gt=0)
     gap_timeout_s: float = Field(default=10 * 60, gt=0)

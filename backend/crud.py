@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, delete, func, select
 
 from backend.alerts import store as alert_store
-from backend.alerts.rules import slot_alert_spec, slot_alert_types, slot_subject
+from backend.alerts.rules import settle_slot_alerts
 from backend.alerts.store import open_alert, resolve_alerts
 from backend.audit import record_audit, snapshot
 from backend.auth.principal import Principal
@@ -19,7 +19,6 @@ from backend.auth.scope import alert_filter, sees_alert, sees_machine_area
 from backend.models import (
     Alert,
     AlertStatus,
-    AlertType,
     DispenseEvent,
     Machine,
     MachineEvent,
@@ -29,12 +28,18 @@ from backend.models import (
     StockDiscrepancy,
     utcnow,
 )
-from backend.stock import OverCapacityError, StockSource, reconcile, restock
+from backend.stock import (
+    DEFAULT_LOW_THRESHOLD,
+    OverCapacityError,
+    StockSource,
+    effective_low_threshold,
+    reconcile,
+    restock,
+)
 from firmware_agent.wire.topics import validate_machine_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOW_THRESHOLD = 2
 SLOT_FIELDS = ("product", "capacity", "count", "par", "low_threshold")
 MACHINE_FIELDS = ("name", "lat", "lon", "site", "area", "active")
 LISTING_FIELDS = ("public_name", "public_id", "opening_hours", "in_service")
@@ -50,16 +55,17 @@ class InvalidTransitionError(ValueError):
 
 
 def _settle_slot_alerts(session: Session, slot: Slot, default_threshold: int) -> None:
-    threshold = default_threshold if slot.low_threshold is None else slot.low_threshold
-    wanted = slot_alert_types(slot.count, threshold)
-    for kind in (AlertType.LOW_STOCK, AlertType.EMPTY_SLOT):
-        if kind in wanted:
-            spec = slot_alert_spec(
-                kind, slot.machine_id, slot.slot, slot.product, slot.count, threshold
-            )
-            open_alert(session, spec, details={"count": slot.count, "threshold": threshold})
-        else:
-            resolve_alerts(session, kind, slot_subject(slot.machine_id, slot.slot))
+    settled = settle_slot_alerts(
+        machine_id=slot.machine_id,
+        slot=slot.slot,
+        product=slot.product,
+        count=slot.count,
+        threshold=effective_low_threshold(slot.low_threshold, default_threshold),
+    )
+    for spec in settled.open:
+        open_alert(session, spec, details=dict(settled.details))
+    for kind in settled.resolve:
+        resolve_alerts(session, kind, settled.subject)
 
 
 def _machine_state(session: Session, machine: Machine) -> dict[str, Any]:

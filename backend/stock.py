@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+# The low-stock threshold of a slot that has none of its own (NX_DEFAULT_LOW_THRESHOLD).
+DEFAULT_LOW_THRESHOLD = 2
+
 
 class StockSource(StrEnum):
     """Who gave the number that changed or checked the books."""
@@ -89,6 +92,11 @@ def already_counted(event_time: datetime, stock_as_of: datetime | None) -> bool:
     must not be applied a second time.
     """
     return stock_as_of is not None and event_time <= stock_as_of
+
+
+def effective_low_threshold(own: int | None, default: int) -> int:
+    """Return a slot's low-stock threshold: its own, or the fleet default when it has none."""
+    return default if own is None else own
 
 
 def is_low(count: int, low_threshold: int) -> bool:

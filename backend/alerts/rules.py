@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from backend.models.alerts import AlertType, Severity
 from backend.stock import is_empty, is_low
@@ -57,6 +56,34 @@ def slot_alert_spec(
     )
 
 
+@dataclass(frozen=True)
+class SlotAlerts:
+    """The stock alerts to open and to resolve for one slot, with the details to store."""
+
+    subject: str
+    open: tuple[AlertSpec, ...]
+    resolve: tuple[AlertType, ...]
+    details: dict[str, int]
+
+
+def settle_slot_alerts(
+    *, machine_id: str, slot: int, product: str | None, count: int, threshold: int
+) -> SlotAlerts:
+    """Decide which of a slot's low-stock and empty alerts should be open, given its count."""
+    wanted = slot_alert_types(count, threshold)
+    kinds = (AlertType.LOW_STOCK, AlertType.EMPTY_SLOT)
+    return SlotAlerts(
+        subject=slot_subject(machine_id, slot),
+        open=tuple(
+            slot_alert_spec(kind, machine_id, slot, product, count, threshold)
+            for kind in kinds
+            if kind in wanted
+        ),
+        resolve=tuple(kind for kind in kinds if kind not in wanted),
+        details={"count": count, "threshold": threshold},
+    )
+
+
 def vend_failure_spec(machine_id: str, slot: int, result: str) -> AlertSpec:
     """Describe a failed vend (jam, nothing dropped) of a slot."""
     return AlertSpec(
@@ -84,41 +111,3 @@ def dead_letter_flood_spec(machine_id: str) -> AlertSpec:
         f"{machine_id}: sends malformed messages faster than its dead-letter quota; "
         "the rest are counted, not stored",
     )
-
-
-# Alert types that make a machine's health "alarm" rather than a stock state.
-ALARM_TYPES = frozenset(
-    {
-        AlertType.TEMPERATURE,
-        AlertType.DOOR_OPEN,
-        AlertType.VEND_FAILURE,
-        AlertType.DELIVERY_GAP,
-    }
-)
-
-
-def machine_health(
-    *, status: str, slot_counts: list[tuple[int, int]], open_alert_types: set[str]
-) -> str:
-    """Summarise a machine for the map: offline, alarm, empty, low_stock or ok.
-
-    ``slot_counts`` holds (count, low_threshold) per slot.
-    """
-    if status == "offline":
-        return "offline"
-    if any(t in open_alert_types for t in ALARM_TYPES):
-        return "alarm"
-    if any(is_empty(count) for count, _ in slot_counts):
-        return "empty"
-    if any(is_low(count, threshold) for count, threshold in slot_counts):
-        return "low_stock"
-    return "ok"
-
-
-def is_silent(last_seen: datetime | None, *, now: datetime, timeout: timedelta) -> bool:
-    """Return whether a machine was not heard from within ``timeout`` before ``now`` (or never).
-
-    The offline watchdog (backend/ingest/maintenance.py) applies the same
-    comparison in SQL to machines it has heard from at least once.
-    """
-    return last_seen is None or last_seen < now - timeout

@@ -19,10 +19,11 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from backend.alerts.rules import machine_health
 from backend.auth.principal import Principal
 from backend.auth.scope import machine_filter
+from backend.machine_state import MachineStatus, machine_health
 from backend.models import Alert, AlertStatus, Machine, Slot
+from backend.stock import effective_low_threshold
 
 
 def _tables() -> tuple[Table, Table, Table]:
@@ -105,10 +106,10 @@ def fleet_page(
         counts[machine_id] += 1
     data = []
     for row in machines:
-        status = row.status if row.status in ("online", "offline") else "unknown"
+        status = MachineStatus.of(row.status)
         own = slots[row.id]
         levels = [
-            (x["count"], default_threshold if x["low_threshold"] is None else x["low_threshold"])
+            (x["count"], effective_low_threshold(x["low_threshold"], default_threshold))
             for x in own
         ]
         data.append(
@@ -119,10 +120,10 @@ def fleet_page(
                 "lon": row.lon,
                 "site": row.site,
                 "area": row.area,
-                "status": status,
+                "status": status.value,
                 "health": machine_health(
-                    status=status, slot_counts=levels, open_alert_types=alerts[row.id]
-                ),
+                    status=status, slot_levels=levels, open_alert_types=alerts[row.id]
+                ).value,
                 "last_seen": _iso(row.last_seen),
                 "firmware": row.firmware,
                 "slots": own,

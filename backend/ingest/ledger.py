@@ -11,12 +11,7 @@ from sqlmodel import Session, col, select
 
 from backend import stock
 from backend.alerts.book import AlertBook
-from backend.alerts.rules import (
-    slot_alert_spec,
-    slot_alert_types,
-    slot_subject,
-    vend_failure_spec,
-)
+from backend.alerts.rules import settle_slot_alerts, slot_subject, vend_failure_spec
 from backend.models import AlertType, Machine, Slot, StockDiscrepancy
 from backend.stock import Change, StockSource
 from firmware_agent.wire import payloads
@@ -50,7 +45,7 @@ class SlotBook:
 
     def threshold(self, slot: Slot) -> int:
         """Return the slot's low-stock threshold, or the default."""
-        return self.default_low_threshold if slot.low_threshold is None else slot.low_threshold
+        return stock.effective_low_threshold(slot.low_threshold, self.default_low_threshold)
 
     def get(self, session: Session, machine_id: str, number: int, product: str | None) -> Slot:
         """Return the slot, creating it (empty) when the machine reports one we did not know."""
@@ -189,16 +184,17 @@ def settle_alerts(book: SlotBook, alerts: AlertBook) -> None:
         before = book.before.get(key)
         if before is not None and before == slot.count:
             continue
-        threshold = book.threshold(slot)
-        has = slot_alert_types(slot.count, threshold)
-        for kind in (AlertType.LOW_STOCK, AlertType.EMPTY_SLOT):
-            if kind in has:
-                spec = slot_alert_spec(
-                    kind, slot.machine_id, slot.slot, slot.product, slot.count, threshold
-                )
-                alerts.open(spec, {"count": slot.count, "threshold": threshold})
-            else:
-                alerts.resolve(kind, slot_subject(slot.machine_id, slot.slot))
+        settled = settle_slot_alerts(
+            machine_id=slot.machine_id,
+            slot=slot.slot,
+            product=slot.product,
+            count=slot.count,
+            threshold=book.threshold(slot),
+        )
+        for spec in settled.open:
+            alerts.open(spec, dict(settled.details))
+        for kind in settled.resolve:
+            alerts.resolve(kind, settled.subject)
 
 
 def insert_discrepancies(session: Session, book: SlotBook) -> None:

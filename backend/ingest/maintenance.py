@@ -14,6 +14,7 @@ from backend.alerts.rules import machine_alert_spec
 from backend.alerts.store import open_alert, resolve_alerts
 from backend.dbutil import insert_ignore
 from backend.ingest.gaps import scan_gaps
+from backend.machine_state import TIMED_OUT, MachineStatus
 from backend.models import AlertType, DeliveryGap, DispenseEvent, Machine, MachineEvent
 
 log = logging.getLogger(__name__)
@@ -128,14 +129,14 @@ def mark_silent_machines(session: Session, *, now: datetime, timeout: timedelta)
         select(Machine)
         .where(
             col(Machine.active),
-            col(Machine.status) == "online",
+            col(Machine.status) == MachineStatus.ONLINE.value,
             col(Machine.last_seen) < now - timeout,
         )
         .order_by(col(Machine.id))
         .with_for_update()
     ).all()
     for machine in silent:
-        machine.status, machine.status_source = "offline", "timeout"
+        machine.status, machine.status_source = TIMED_OUT.status.value, TIMED_OUT.source.value
         open_alert(
             session,
             machine_alert_spec(

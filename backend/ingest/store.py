@@ -24,6 +24,7 @@ from backend.ingest.ledger import (
     settle_alerts,
 )
 from backend.ingest.parse import Accepted, Message, Rejected, classify
+from backend.machine_state import from_status_message, revived_by_telemetry
 from backend.models import (
     AlertType,
     CommandResultRecord,
@@ -249,8 +250,8 @@ class BatchWriter:
 
     @staticmethod
     def _on_status(alerts: AlertBook, machine: Machine, status: payloads.Status) -> None:
-        machine.status = status.state.value
-        machine.status_source = "status"
+        change = from_status_message(online=status.state is payloads.MachineState.ONLINE)
+        machine.status, machine.status_source = change.status.value, change.source.value
         if status.state is payloads.MachineState.ONLINE:
             machine.boot_id = status.boot_id
             if status.firmware:
@@ -274,8 +275,9 @@ class BatchWriter:
         machine.boot_id = beat.boot_id
         if beat.firmware:
             machine.firmware = beat.firmware
-        if machine.status == "unknown" or machine.status_source == "timeout":
-            machine.status, machine.status_source = "online", "telemetry"
+        revived = revived_by_telemetry(machine.status, machine.status_source)
+        if revived is not None:
+            machine.status, machine.status_source = revived.status.value, revived.source.value
             alerts.resolve(AlertType.MACHINE_OFFLINE, machine.id)
 
     @staticmethod

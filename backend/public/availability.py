@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from backend.alerts.rules import is_silent
+from backend.machine_state import MachineStatus, is_silent
 from backend.stock import is_empty
 
 
@@ -33,7 +33,7 @@ def naloxone_availability(
     is offline, never reported, or has gone quiet since the watchdog last ran
     may be wrong, so it is ``unknown``.
     """
-    if status != "online" or is_silent(last_seen, now=now, timeout=silent_after):
+    if status != MachineStatus.ONLINE or is_silent(last_seen, now=now, timeout=silent_after):
         return Availability.UNKNOWN
     if any(not is_empty(count) for count in naloxone_counts):
         return Availability.AVAILABLE

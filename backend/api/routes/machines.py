@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlmodel import Session
 
 from backend import crud
-from backend.alerts.rules import machine_health
 from backend.api.deps import (
     PrincipalDep,
     RequestIdDep,
@@ -29,8 +28,9 @@ from backend.api.schemas import (
     SlotPublic,
 )
 from backend.api.snapshot import SnapshotCache, fleet_page
+from backend.machine_state import MachineStatus, machine_health
 from backend.models import Machine
-from backend.stock import OverCapacityError
+from backend.stock import OverCapacityError, effective_low_threshold
 
 router = APIRouter(prefix="/machines", tags=["machines"])
 
@@ -44,11 +44,10 @@ def _public(
     out = []
     for m in machines:
         own = slots[m.id]
-        counts = [
-            (s.count, default_threshold if s.low_threshold is None else s.low_threshold)
-            for s in own
+        levels = [
+            (s.count, effective_low_threshold(s.low_threshold, default_threshold)) for s in own
         ]
-        status_ = m.status if m.status in ("online", "offline") else "unknown"
+        status_ = MachineStatus.of(m.status)
         out.append(
             MachinePublic(
                 id=m.id,
@@ -57,10 +56,10 @@ def _public(
                 lon=m.lon,
                 site=m.site,
                 area=m.area,
-                status=status_,
+                status=status_.value,
                 health=machine_health(
-                    status=status_, slot_counts=counts, open_alert_types=set(alerts[m.id])
-                ),
+                    status=status_, slot_levels=levels, open_alert_types=set(alerts[m.id])
+                ).value,
                 last_seen=m.last_seen,
                 firmware=m.firmware,
                 slots=[SlotPublic.model_validate(s, from_attributes=True) for s in own],
