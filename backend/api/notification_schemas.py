@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, model_validator
 
 from backend.models import AlertType, Channel, Severity
+from backend.notify.geo import parse_area
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$"
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -25,6 +26,8 @@ def check_rules(rules: dict[str, Any]) -> None:
         raise ValueError("escalate_after_min and escalate_to_route_id go together")
     if (rules.get("quiet_start") is None) != (rules.get("quiet_end") is None):
         raise ValueError("quiet_start and quiet_end go together")
+    if rules.get("polygon") is not None:
+        parse_area(rules["polygon"])
     if rules.get("quiet_tz"):
         try:
             ZoneInfo(rules["quiet_tz"])
@@ -56,6 +59,8 @@ class RouteRules(BaseModel):
     alert_types: list[AlertType] = Field(default_factory=list, max_length=50)
     min_severity: SeverityName = Severity.INFO.value
     areas: list[str] = Field(default_factory=list, max_length=100)
+    polygon: dict[str, Any] | None = Field(
+        default=None, description="A GeoJSON Polygon or MultiPolygon ([lon, lat])")
     enabled: bool = True
     timeout_s: float | None = Field(default=None, gt=0, le=60)
     escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
@@ -92,6 +97,7 @@ class RouteUpdate(BaseModel):
     alert_types: list[AlertType] | None = Field(default=None, max_length=50)
     min_severity: SeverityName | None = None
     areas: list[str] | None = Field(default=None, max_length=100)
+    polygon: dict[str, Any] | None = None
     enabled: bool | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=60)
     escalate_after_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
@@ -112,6 +118,7 @@ class RoutePublic(BaseModel):
     alert_types: list[str]
     min_severity: str
     areas: list[str]
+    polygon: dict[str, Any] | None
     enabled: bool
     timeout_s: float | None
     escalate_after_min: int | None

@@ -48,6 +48,9 @@ class NotificationRoute(SQLModel, table=True):
     alert_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     min_severity: str = Field(default="info", max_length=16)
     areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # A GeoJSON Polygon or MultiPolygon ([lon, lat]): alerts placed inside it
+    # (a machine, a hotspot's centre or listed machines) match like a named area.
+    polygon: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     enabled: bool = True
     # Seconds one delivery may take (None: NX_NOTIFY_TIMEOUT_S).
     timeout_s: float | None = None

@@ -30,6 +30,7 @@ from backend.models import (
     Severity,
 )
 from backend.notify.facts import AlertEvent, AlertFacts
+from backend.notify.geo import Polygon, parse_area
 from backend.notify.payload import alert_payload
 from backend.notify.quiet import QuietHours
 from backend.notify.routing import RouteRule, route_matches
@@ -74,7 +75,8 @@ def _routes(session: Session) -> list[_Route]:
     ).all()
     routes = [
         _Route(
-            RouteRule(row.id, frozenset(row.alert_types), row.min_severity, frozenset(row.areas)),
+            RouteRule(row.id, frozenset(row.alert_types), row.min_severity,
+                      frozenset(row.areas), _polygons(row)),
             row.name,
             row.channel,
             destination_label(row.channel, row.target),
@@ -85,6 +87,17 @@ def _routes(session: Session) -> list[_Route]:
     ]
     session.info[_CACHE_KEY] = (transaction, routes)
     return routes
+
+
+def _polygons(route: NotificationRoute) -> tuple[Polygon, ...]:
+    if route.polygon is None:
+        return ()
+    try:
+        return parse_area(route.polygon)
+    except ValueError:
+        # The API validates it; a bad value written by hand must not widen the route.
+        log.warning("route %s: unusable polygon; it takes only its named areas", route.name)
+        return ()
 
 
 def _quiet(route: NotificationRoute) -> QuietHours | None:
@@ -101,22 +114,34 @@ def _listed_machines(details: Any) -> list[str]:
     return [m for m in machines if isinstance(m, str)] if isinstance(machines, list) else []
 
 
-def _areas(session: Session, alerts: Sequence[AlertFacts]) -> dict[int, frozenset[str]]:
-    """Return the named areas each alert is in (its machine's, or its listed machines')."""
+@dataclass(frozen=True)
+class _Place:
+    areas: frozenset[str]
+    points: tuple[tuple[float, float], ...]
+
+
+def _places(session: Session, alerts: Sequence[AlertFacts]) -> dict[int, _Place]:
+    """Return each alert's named areas and (lon, lat) points: its machine's, or a hotspot's."""
     machines_of = {
         a.id: [a.machine_id] if a.machine_id else _listed_machines(a.details) for a in alerts
     }
     wanted = sorted({m for ms in machines_of.values() for m in ms})
-    area_of: dict[str, str] = {}
+    found: dict[str, tuple[str | None, float, float]] = {}
     if wanted:
         rows = session.exec(
-            select(Machine.id, Machine.area).where(col(Machine.id).in_(wanted))
+            select(Machine.id, Machine.area, Machine.lon, Machine.lat)
+            .where(col(Machine.id).in_(wanted))
         ).all()
-        area_of = {machine: area for machine, area in rows if area}
-    return {
-        alert_id: frozenset(area_of[m] for m in ms if m in area_of)
-        for alert_id, ms in machines_of.items()
-    }
+        found = {machine: (area, lon, lat) for machine, area, lon, lat in rows}
+    places: dict[int, _Place] = {}
+    for alert in alerts:
+        ms = [found[m] for m in machines_of[alert.id] if m in found]
+        points = [(lon, lat) for _, lon, lat in ms]
+        centre = (alert.details.get("lon"), alert.details.get("lat"))
+        if all(isinstance(v, int | float) for v in centre):
+            points.append((float(centre[0]), float(centre[1])))  # type: ignore[arg-type]
+        places[alert.id] = _Place(frozenset(a for a, _, _ in ms if a), tuple(points))
+    return places
 
 
 def _told(session: Session, alert_ids: Sequence[int]) -> dict[int, dict[int, str]]:
@@ -192,7 +217,7 @@ def record_changes(
     routes = _routes(session)
     if not routes:
         return 0
-    areas = _areas(session, changed)
+    places = _places(session, changed)
     rows: list[dict[str, Any]] = []
     cancel: list[tuple[int, int]] = []
     told = (
@@ -200,8 +225,8 @@ def record_changes(
         else _told(session, [a.id for a in changed])
     )
     for facts in changed:
-        in_areas = areas.get(facts.id, frozenset())
-        payload = alert_payload(facts, event, at=now, areas=in_areas)
+        place = places[facts.id]
+        payload = alert_payload(facts, event, at=now, areas=place.areas)
         for route in routes:
             if event is AlertEvent.ESCALATED:
                 if route_ids is not None and route.rule.id in route_ids:
@@ -209,7 +234,8 @@ def record_changes(
                 continue
             if event is AlertEvent.OPENED:
                 if not route_matches(route.rule, alert_type=facts.type,
-                                     severity=facts.severity, areas=in_areas):
+                                     severity=facts.severity, areas=place.areas,
+                                     points=place.points):
                     continue
                 due = now
                 last = _last_opening(session, route.rule.id, facts.key, now - FLAP_WINDOW)

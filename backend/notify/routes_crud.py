@@ -15,7 +15,7 @@ from backend.notify.facts import AlertEvent
 from backend.notify.outbox import destination_label
 from backend.notify.payload import route_test_payload
 
-RULE_FIELDS = ("alert_types", "min_severity", "areas", "enabled", "timeout_s",
+RULE_FIELDS = ("alert_types", "min_severity", "areas", "polygon", "enabled", "timeout_s",
                "escalate_after_min", "escalate_to_route_id", "quiet_start", "quiet_end",
                "quiet_tz")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from backend.notify.geo import Polygon, contains
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -16,6 +18,7 @@ class RouteRule:
     alert_types: frozenset[str]
     min_severity: str
     areas: frozenset[str]
+    polygons: tuple[Polygon, ...] = ()
 
 
 def severity_at_least(severity: str, minimum: str) -> bool:
@@ -24,16 +27,22 @@ def severity_at_least(severity: str, minimum: str) -> bool:
 
 
 def route_matches(
-    rule: RouteRule, *, alert_type: str, severity: str, areas: Collection[str]
+    rule: RouteRule, *, alert_type: str, severity: str, areas: Collection[str],
+    points: Collection[tuple[float, float]] = (),
 ) -> bool:
     """Say whether an alert of ``alert_type`` and ``severity`` in ``areas`` goes to ``rule``.
 
-    ``areas`` holds the named areas the alert is in: its machine's, or for an area
-    alert (a hotspot) those of the machines it lists. A route limited to areas
-    takes only alerts in one of them.
+    ``areas`` holds the named areas the alert is in and ``points`` its (lon, lat)
+    places: its machine's, or for an area alert (a hotspot) its centre and the
+    machines it lists. A route limited to named areas and/or a polygon takes only
+    alerts in one of those areas or with a place inside the polygon.
     """
     if rule.alert_types and alert_type not in rule.alert_types:
         return False
     if not severity_at_least(severity, rule.min_severity):
         return False
-    return not rule.areas or any(area in rule.areas for area in areas)
+    if not rule.areas and not rule.polygons:
+        return True
+    if any(area in rule.areas for area in areas):
+        return True
+    return any(contains(rule.polygons, lon, lat) for lon, lat in points)

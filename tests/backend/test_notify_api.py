@@ -187,3 +187,18 @@ def test_escalation_and_quiet_hours_are_set_and_checked(client: httpx.Client) ->
     assert client.patch(van, json={"quiet_end": None}).status_code == 422
     off = client.patch(van, json={"quiet_start": None, "quiet_end": None}).json()
     assert (off["quiet_start"], off["quiet_end"]) == (None, None)
+
+
+def test_a_polygon_route_is_kept_and_a_bad_one_refused(client: httpx.Client) -> None:
+    box = {"type": "Polygon",
+           "coordinates": [[[-75.3, 39.9], [-75.1, 39.9], [-75.1, 40.1], [-75.3, 39.9]]]}
+    route = _create(client, polygon=box)
+    assert route["polygon"] == box
+    bad = {**box, "coordinates": [[[-75.3, 39.9], [-75.1, 39.9], [-75.1, 40.1]]]}
+    response = client.patch(f"/api/v1/notification-routes/{route['id']}", json={"polygon": bad})
+    assert response.status_code == 422
+    assert "four positions" in response.text
+    response = client.post("/api/v1/notification-routes",
+                           json={"name": "p2", "channel": "webhook",
+                                 "target": "http://h/x", "polygon": {"type": "Point"}})
+    assert response.status_code == 422
