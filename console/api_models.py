@@ -159,3 +159,40 @@ class AuditRecord(_ApiModel):
     request_id: str | None = None
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+
+
+class NotificationRoute(_ApiModel):
+    """A notification route as listed (its target cut to scheme and host, never its secret)."""
+
+    id: int
+    name: str
+    channel: str
+    destination: str
+    secret_set: bool = False
+    alert_types: list[str] = Field(default_factory=list)
+    min_severity: str = "info"
+    areas: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    escalate_after_min: int | None = None
+    escalate_to_route_id: int | None = None
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    quiet_tz: str | None = None
+
+
+class Delivery(_ApiModel):
+    """One notification delivery (``GET /api/v1/notifications``)."""
+
+    id: int
+    delivery_id: str
+    route_id: int | None = None
+    channel: str
+    destination: str
+    alert_id: int | None = None
+    event: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None

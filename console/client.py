@@ -14,10 +14,12 @@ from console.api_models import (
     AlertPublic,
     AlertStatus,
     AuditRecord,
+    Delivery,
     HotspotCollection,
     Identity,
     MachineDetail,
     MachinePublic,
+    NotificationRoute,
     Page,
     RestockVisitPublic,
     TokenCreated,
@@ -271,6 +273,41 @@ class ApiClient:
         params.update(limit=limit, offset=offset)
         body = self._request("GET", f"{API_PREFIX}/audit", params)
         return self._parse(Page[AuditRecord], body, "audit page")
+
+    # -- notifications -------------------------------------------------------------------
+
+    def notification_routes(self) -> Page[NotificationRoute]:
+        """Return every notification route (admin)."""
+        body = self._request("GET", f"{API_PREFIX}/notification-routes")
+        return self._parse(Page[NotificationRoute], body, "notification routes")
+
+    def create_notification_route(self, route: dict[str, Any]) -> NotificationRoute:
+        """Create a notification route from the API's fields (admin)."""
+        raw = self._request("POST", f"{API_PREFIX}/notification-routes", body=route)
+        return self._parse(NotificationRoute, raw, "new notification route")
+
+    def delete_notification_route(self, route_id: int) -> None:
+        """Delete a notification route (admin); its deliveries stay listed."""
+        self._request("DELETE", f"{API_PREFIX}/notification-routes/{route_id}")
+
+    def test_notification_route(self, route_id: int) -> Delivery:
+        """Queue a test message to a route (admin); return its delivery."""
+        raw = self._request("POST", f"{API_PREFIX}/notification-routes/{route_id}/test",
+                            body={})
+        return self._parse(Delivery, raw, "test delivery")
+
+    def notifications(
+        self, *, state: str | None = None, route_id: int | None = None, limit: int = 100,
+        offset: int = 0,
+    ) -> Page[Delivery]:
+        """Return one page of deliveries, newest first, with attempts and last error (admin)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if state:
+            params["state"] = state
+        if route_id is not None:
+            params["route_id"] = route_id
+        body = self._request("GET", f"{API_PREFIX}/notifications", params)
+        return self._parse(Page[Delivery], body, "deliveries")
 
     # -- hotspots ------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
         PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail", "🔎", "machine"),
         PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens", "🔑", "tokens"),
         PageSpec(PageKey.AUDIT, VIEWS / "audit.py", "Audit trail", "📜", "audit"),
+        PageSpec(PageKey.NOTIFICATIONS, VIEWS / "notifications.py", "Notifications", "📣",
+                 "notifications"),
         PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account", "👤", "account"),
     )
 }

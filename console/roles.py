@@ -30,6 +30,7 @@ class PageKey(StrEnum):
     MACHINE = "machine"
     TOKENS = "tokens"
     AUDIT = "audit"
+    NOTIFICATIONS = "notifications"
     ACCOUNT = "account"
 
 
@@ -44,6 +45,7 @@ class Action(StrEnum):
     VIEW_HOTSPOTS = "view_hotspots"
     MANAGE_TOKENS = "manage_tokens"
     READ_AUDIT = "read_audit"
+    MANAGE_NOTIFICATIONS = "manage_notifications"
 
 
 PAGE_ORDER: Final[tuple[PageKey, ...]] = tuple(PageKey)

@@ -20,10 +20,12 @@ from console.api_models import (
     AlertPublic,
     AlertStatus,
     AuditRecord,
+    Delivery,
     HotspotCollection,
     Identity,
     MachineDetail,
     MachinePublic,
+    NotificationRoute,
     Page,
     RestockVisitPublic,
     TokenCreated,
@@ -131,6 +133,29 @@ class ConsoleApi(Protocol):
         offset: int = ...,
     ) -> Page[AuditRecord]:
         """Return one page of the audit trail."""
+        ...
+
+    def notification_routes(self) -> Page[NotificationRoute]:
+        """Return the notification routes."""
+        ...
+
+    def create_notification_route(self, route: dict[str, Any]) -> NotificationRoute:
+        """Create a notification route."""
+        ...
+
+    def delete_notification_route(self, route_id: int) -> None:
+        """Delete a notification route."""
+        ...
+
+    def test_notification_route(self, route_id: int) -> Delivery:
+        """Queue a test message to a route."""
+        ...
+
+    def notifications(
+        self, *, state: str | None = ..., route_id: int | None = ..., limit: int = ...,
+        offset: int = ...,
+    ) -> Page[Delivery]:
+        """Return one page of deliveries."""
         ...
 
 

@@ -278,3 +278,42 @@ def test_what_outreach_does_in_the_console_shows_in_the_admins_audit_trail(
     table = admin.dataframe[0].value
     assert list(table["what"]) == ["alert.acknowledge"]
     assert list(table["who"]) == ["outreach-north"]
+
+
+def test_an_admin_adds_a_route_sends_a_test_and_sees_the_delivery(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "admin")
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.NOTIFICATIONS].file)).run()
+    assert not at.exception, at.exception
+    at.text_input(key="route_name").input("outreach-hook")
+    at.text_input(key="route_target").input("https://hooks.example/naloxnet?token=abc")
+    at.multiselect(key="route_types").select("empty_slot")
+    at.text_input(key="route_secret").input("a-secret-of-sixteen-or-more")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.error, [e.value for e in at.error]
+    assert "outreach-hook" in at.success[0].value
+    routes = at.dataframe[0].value  # the routes; no deliveries yet
+    assert list(routes["name"]) == ["outreach-hook"]
+    assert list(routes["to"]) == ["https://hooks.example"]  # no path, no token
+    assert list(routes["types"]) == ["empty_slot"]
+    at.button(key="FormSubmitter:route_actions-Send a test message").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Test message queued" in at.success[0].value
+    deliveries = at.dataframe[1].value
+    assert list(deliveries["event"]) == ["test"]
+    assert list(deliveries["state"]) == ["pending"]  # no dispatcher runs in this test
+
+
+def test_a_bad_route_is_reported_and_outreach_has_no_notifications_page(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _console(backend_api, monkeypatch, "admin")
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.NOTIFICATIONS].file)).run()
+    at.text_input(key="route_name").input("bad")
+    at.text_input(key="route_target").input("ftp://nowhere")
+    at.button[0].click().run()
+    assert "The route was not added" in at.error[0].value
+    assert "http" in at.error[0].value
+    outreach = _console(backend_api, monkeypatch, "outreach")
+    assert PageKey.NOTIFICATIONS not in _listed_pages(outreach)

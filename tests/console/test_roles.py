@@ -13,7 +13,8 @@ from console.roles import Action, PageKey, Role
     [
         (
             Role.ADMIN,
-            ["fleet_map", "alerts", "restock", "machine", "tokens", "audit", "account"],
+            ["fleet_map", "alerts", "restock", "machine", "tokens", "audit", "notifications",
+             "account"],
         ),
         (Role.OUTREACH, ["fleet_map", "alerts", "restock", "machine", "account"]),
         (Role.HEALTH, ["fleet_map", "alerts", "machine", "account"]),

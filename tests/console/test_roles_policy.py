@@ -21,6 +21,8 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}")],
     PageKey.TOKENS: [("GET", "/api/v1/tokens")],
     PageKey.AUDIT: [("GET", "/api/v1/audit")],
+    PageKey.NOTIFICATIONS: [("GET", "/api/v1/notification-routes"),
+                            ("GET", "/api/v1/notifications")],
     PageKey.ACCOUNT: [("GET", "/api/v1/auth/me")],
 }
 """What each page must be able to read to draw itself."""
@@ -32,6 +34,7 @@ PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
     PageKey.MACHINE: ("GET", "/api/v1/machines/{machine_id}"),
     PageKey.TOKENS: ("POST", "/api/v1/tokens"),
     PageKey.AUDIT: ("GET", "/api/v1/audit"),
+    PageKey.NOTIFICATIONS: ("POST", "/api/v1/notification-routes"),
     PageKey.ACCOUNT: ("GET", "/api/v1/auth/me"),
 }
 """The route a page exists for: a role that may call it should see the page."""
@@ -45,6 +48,13 @@ ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
         ("POST", "/api/v1/tokens/{name}/revoke"),
     ],
     Action.READ_AUDIT: [("GET", "/api/v1/audit")],
+    Action.MANAGE_NOTIFICATIONS: [
+        ("GET", "/api/v1/notification-routes"),
+        ("POST", "/api/v1/notification-routes"),
+        ("DELETE", "/api/v1/notification-routes/{route_id}"),
+        ("POST", "/api/v1/notification-routes/{route_id}/test"),
+        ("GET", "/api/v1/notifications"),
+    ],
     Action.ACT_ON_MACHINE_ALERTS: [
         ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
         ("POST", "/api/v1/alerts/{alert_id}/resolve"),
