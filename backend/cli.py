@@ -9,6 +9,7 @@ from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
 from backend.public.cli import app as public_app
+from backend.restock.cli import app as restock_app
 from backend.service_cli import register as register_services
 
 app = typer.Typer(help="NaloxNet backend: API, ingest workers, provisioning, hotspot scans.",
@@ -18,6 +19,7 @@ app.add_typer(hotspots_app, name="hotspots")
 app.add_typer(token_app, name="token")
 app.add_typer(public_app, name="public")
 app.add_typer(audit_app, name="audit")
+app.add_typer(restock_app, name="restock")
 register_services(app)
 
 

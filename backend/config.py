@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     offline_timeout_s: float = Field(default=15 * 60, gt=0)
     gap_timeout_s: float = Field(default=10 * 60, gt=0)
 
+    # Restock planner (docs/restock.md): road distance is the straight line times
+    # the detour factor, driven at the average speed, unless a matrix file is set.
+    restock_detour_factor: float = Field(default=1.3, ge=1, le=5)
+    restock_speed_kmh: float = Field(default=25.0, gt=0, le=130)
+    restock_matrix_file: Path | None = None
+    restock_service_minutes: float = Field(default=8.0, ge=0, le=240)
+    restock_service_minutes_per_item: float = Field(default=0.5, ge=0, le=60)
+    restock_van_capacity: int = Field(default=300, ge=1, le=100_000)
+    restock_solver_seconds: float = Field(default=1.0, gt=0, le=60)
+
     # API tokens: the database is read on every request (a revocation holds at
     # once on every replica); last_used_at is written at most this often.
     auth_last_used_interval_s: float = Field(default=60.0, ge=0)

@@ -15,6 +15,7 @@ from backend.api.routes import (
     machines,
     notifications,
     public,
+    restock,
     tokens,
 )
 
@@ -29,6 +30,7 @@ api_router.include_router(audit.router)
 api_router.include_router(notifications.routes_router)
 api_router.include_router(notifications.deliveries_router)
 api_router.include_router(devices.router)
+api_router.include_router(restock.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -1,0 +1,1 @@
+"""Restock plans: which machines each van visits, in what order, what it loads."""

@@ -1,0 +1,193 @@
+"""Vehicle routing with OR-Tools: the shift as a time window, service times, van capacity.
+
+Every stop is optional with a drop penalty by urgency, so the solver leaves
+out the least pressing stops when the shift or the vans cannot take them all.
+The arc cost is distance in metres; a critical stop's penalty is larger than
+any route, an urgent one's larger than any detour, and a routine stop is worth
+a detour of ``ROUTINE_METRES_PER_ITEM`` per item it takes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import Counter
+from datetime import timedelta
+
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from backend.restock.model import (
+    LeftOut,
+    LoadLine,
+    Matrix,
+    Plan,
+    PlannedStop,
+    ProductLoad,
+    Shift,
+    Stop,
+    Urgency,
+    VanRoute,
+)
+
+log = logging.getLogger(__name__)
+
+ROUTINE_METRES_PER_ITEM = 1_500
+# The search stops at the shift's solver budget, or sooner for a small plan:
+# guided local search only ends at its time limit, and a handful of stops
+# needs milliseconds, not the second that 200 may use.
+SECONDS_PER_STOP = 0.005
+MIN_SECONDS = 0.05
+PENALTY = {Urgency.CRITICAL: 10**11, Urgency.URGENT: 10**9}
+
+
+def _status_name(code: int) -> str:
+    """Return the solver's status as a word, e.g. ``success`` or ``fail_timeout``."""
+    name: str = routing_enums_pb2.RoutingSearchStatus.Value.Name(code)
+    return name.removeprefix("ROUTING_").lower()
+
+
+def drop_penalty(stop: Stop) -> int:
+    """Return what leaving a stop out costs, in the same unit as a metre driven."""
+    if stop.urgency in PENALTY:
+        return PENALTY[stop.urgency]
+    return ROUTINE_METRES_PER_ITEM * max(1, stop.items)
+
+
+def left_out_order(item: LeftOut) -> tuple[int, str]:
+    """Sort left-out machines most pressing first, then by id."""
+    return Urgency(item.urgency).rank, item.machine_id
+
+
+def _screen(shift: Shift, stops: list[Stop], matrix: Matrix) -> tuple[list[int], list[LeftOut]]:
+    """Split stops into those the solver may route and those no van can serve at all."""
+    keep: list[int] = []
+    out: list[LeftOut] = []
+    for i, stop in enumerate(stops):
+        node = i + 1
+        round_trip = matrix.duration_s[0][node] + stop.service_s + matrix.duration_s[node][0]
+        reason = None
+        if stop.items > shift.van_capacity:
+            reason = f"needs {stop.items} items, more than a van holds ({shift.van_capacity})"
+        if reason is None and round_trip > shift.seconds:
+            reason = (f"the round trip from the depot with its service takes "
+                      f"{round_trip / 60:.0f} min, longer than the shift")
+        if reason is None:
+            keep.append(i)
+        else:
+            out.append(LeftOut(machine_id=stop.machine_id, urgency=stop.urgency.value,
+                               items=stop.items, reason=reason))
+    return keep, out
+
+
+def _parameters(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    # Parallel cheapest insertion builds all vans' routes at once and copes
+    # with optional stops; guided local search then improves it until the limit.
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION)
+    params.local_search_metaheuristic = (
+        routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH)
+    params.time_limit.FromMilliseconds(max(1, round(seconds * 1000)))
+    return params
+
+
+def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
+    """Plan the vans' routes over ``stops``; ``matrix`` has the depot at 0, stop i at i + 1."""
+    started = time.perf_counter()
+    keep, left_out = _screen(shift, stops, matrix)
+    nodes = [0, *(i + 1 for i in keep)]  # matrix rows of the routed places
+    chosen = [stops[i] for i in keep]
+    routes: list[list[tuple[int, int]]] = [[] for _ in range(shift.vans)]  # (stop, arrival s)
+    ends = [0] * shift.vans
+    status = "nothing to route"
+    if chosen:
+        service = [0, *(s.service_s for s in chosen)]
+        distance = [[matrix.distance_m[a][b] for b in nodes] for a in nodes]
+        # Time from leaving one place's arrival to the next arrival: service there, then drive.
+        elapsed = [[matrix.duration_s[a][b] + service[i] for b in nodes]
+                   for i, a in enumerate(nodes)]
+        manager = pywrapcp.RoutingIndexManager(len(nodes), shift.vans, 0)
+        model = pywrapcp.RoutingModel(manager)
+        model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(distance))
+        model.AddDimension(model.RegisterTransitMatrix(elapsed), 0, shift.seconds, True, "time")
+        demand = model.RegisterUnaryTransitVector([0, *(s.items for s in chosen)])
+        model.AddDimensionWithVehicleCapacity(
+            demand, 0, [shift.van_capacity] * shift.vans, True, "load")
+        for k, stop in enumerate(chosen, start=1):
+            model.AddDisjunction([manager.NodeToIndex(k)], drop_penalty(stop))
+        budget = min(shift.solver_seconds, max(MIN_SECONDS, SECONDS_PER_STOP * len(chosen)))
+        solution = model.SolveWithParameters(_parameters(budget))
+        status = _status_name(model.status())
+        clock = model.GetDimensionOrDie("time")
+        served: set[int] = set()
+        if solution is not None:
+            for van in range(shift.vans):
+                index = solution.Value(model.NextVar(model.Start(van)))
+                while not model.IsEnd(index):
+                    k = manager.IndexToNode(index) - 1
+                    routes[van].append((k, solution.Value(clock.CumulVar(index))))
+                    served.add(k)
+                    index = solution.Value(model.NextVar(index))
+                ends[van] = solution.Value(clock.CumulVar(index))
+        for k, stop in enumerate(chosen):
+            if k not in served:
+                left_out.append(LeftOut(
+                    machine_id=stop.machine_id, urgency=stop.urgency.value, items=stop.items,
+                    reason="no time or van room left after more pressing or nearer stops"
+                    if solution is not None else f"the solver found no plan ({status})"))
+    vans = [
+        _van(shift, van + 1, [(chosen[k], nodes[k + 1], t) for k, t in route], ends[van], matrix)
+        for van, route in enumerate(routes)
+    ]
+    left_out.sort(key=left_out_order)
+    seconds = time.perf_counter() - started
+    log.info("restock plan: %d stops routed on %d van(s), %d left out, %.2f s (%s)",
+             sum(len(r.stops) for r in vans), shift.vans, len(left_out), seconds, status)
+    return Plan(
+        depot=shift.depot,
+        shift_start=shift.start,
+        shift_end=shift.start + timedelta(seconds=shift.seconds),
+        van_capacity=shift.van_capacity,
+        distance_source=matrix.source,
+        vans=vans,
+        left_out=left_out,
+        distance_km=round(sum(v.distance_km for v in vans), 3),
+        served=sum(len(v.stops) for v in vans),
+        solver_status=status,
+        solver_seconds=round(seconds, 3),
+    )
+
+
+def _van(shift: Shift, van: int, visits: list[tuple[Stop, int, int]], end_s: int,
+         matrix: Matrix) -> VanRoute:
+    """Describe one van's route from its (stop, matrix row, arrival seconds) in order."""
+    rows = [0, *(row for _, row, _ in visits), 0]
+    metres = sum(matrix.distance_m[a][b] for a, b in itertools.pairwise(rows))
+    driving = sum(matrix.duration_s[a][b] for a, b in itertools.pairwise(rows))
+    products: Counter[str] = Counter()
+    stops = []
+    for order, (stop, _, arrival_s) in enumerate(visits, start=1):
+        for load in stop.loads:
+            products[load.product] += load.quantity
+        arrival = shift.start + timedelta(seconds=arrival_s)
+        stops.append(PlannedStop(
+            order=order, machine_id=stop.machine_id, name=stop.name, lat=stop.at.lat,
+            lon=stop.at.lon, urgency=stop.urgency.value, reasons=list(stop.reasons),
+            arrival=arrival, departure=arrival + timedelta(seconds=stop.service_s),
+            service_minutes=round(stop.service_s / 60, 1), items=stop.items,
+            load=[LoadLine(slot=x.slot, product=x.product, count=x.count, par=x.par,
+                           to_par=x.to_par, replace=x.replace, replace_lots=list(x.replace_lots),
+                           quantity=x.quantity) for x in stop.loads]))
+    service_s = sum(stop.service_s for stop, _, _ in visits)
+    return VanRoute(
+        van=van,
+        stops=stops,
+        load_list=[ProductLoad(product=p, quantity=q) for p, q in sorted(products.items())],
+        items=sum(products.values()),
+        distance_km=round(metres / 1000, 3),
+        drive_minutes=round(driving / 60, 1),
+        service_minutes=round(service_s / 60, 1),
+        departure=shift.start,
+        return_time=shift.start + timedelta(seconds=end_s if visits else 0),
+    )

@@ -1,0 +1,175 @@
+"""``GET /api/v1/restock/plan`` over real HTTP on SQLite and PostgreSQL, and ``nx-backend restock
+plan`` on SQLite (the same plan_shift underneath)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from backend import crud
+from backend.app import create_app
+from backend.config import Settings
+from backend.db import make_engine, migrate
+from backend.models import Machine
+from tests.backend.conftest import AuthHeaders, bearer, make_token
+from tests.backend.procs import REPO
+from tests.http_server import serve_http
+
+DEPOT = "40.75,-73.98"
+SHIFT = {"depot": DEPOT, "shift_start": "2026-12-03T08:00:00Z", "shift_hours": 6, "vans": 2}
+NALOXONE = "naloxone-nasal-4mg"
+
+
+def _machine(session: Session, machine_id: str, lat: float, *, naloxone: int, strips: int,
+             area: str = "north", in_service: bool = True) -> None:
+    crud.register_machine(
+        session=session, machine_id=machine_id, name=f"Machine {machine_id}", lat=lat,
+        lon=-73.98, area=area, actor="test",
+        slots=[{"slot": 1, "product": NALOXONE, "capacity": 10, "count": naloxone,
+                "par": 8, "low_threshold": 2},
+               {"slot": 2, "product": "fentanyl-test-strips", "capacity": 20, "count": strips,
+                "low_threshold": 3}])
+    if not in_service:
+        machine = session.get(Machine, machine_id)
+        assert machine is not None
+        machine.in_service = False
+        session.add(machine)
+        session.commit()
+
+
+def _fleet(session: Session) -> None:
+    _machine(session, "test-001", 40.76, naloxone=0, strips=20)  # naloxone out: critical
+    _machine(session, "test-002", 40.74, naloxone=5, strips=20)  # below par only: routine
+    _machine(session, "test-003", 40.77, naloxone=8, strips=20)  # full: no visit
+    _machine(session, "test-004", 40.73, naloxone=8, strips=1)  # strips low: urgent
+    _machine(session, "test-005", 40.72, naloxone=0, strips=20, in_service=False)
+    _machine(session, "test-006", 40.78, naloxone=0, strips=0, area="south")
+
+
+@pytest.fixture
+def http(migrated_url: str) -> Iterator[httpx.Client]:
+    settings = Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0,
+                        restock_solver_seconds=0.2)
+    with serve_http(create_app(settings)) as base_url, \
+            httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, str, Session]]:
+    """A migrated SQLite database with the fleet: its URL, an admin token and a session."""
+    url = f"sqlite:///{os.path.join(tmp_path, 'nx.db')}"
+    migrate(url)
+    token = make_token(url, "admin")
+    engine = make_engine(url, immediate=True)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            _fleet(s)
+            s.commit()
+            yield url, token, s
+    finally:
+        engine.dispose()
+
+
+def test_plan_orders_stops_loads_to_par_says_who_is_left_out_and_keeps_to_areas(
+    http: httpx.Client, session: Session, auth_headers: AuthHeaders
+) -> None:
+    _fleet(session)
+    answer = http.get("/api/v1/restock/plan", params=SHIFT, headers=auth_headers("outreach"))
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert len(plan["vans"]) == 2
+    stops = {s["machine_id"]: s for v in plan["vans"] for s in v["stops"]}
+    assert set(stops) == {"test-001", "test-002", "test-004", "test-006"}
+    assert stops["test-001"]["urgency"] == "critical"
+    assert stops["test-004"]["urgency"] == "urgent"
+    assert stops["test-002"]["urgency"] == "routine"
+    # Naloxone to its par of 8; strips (no par) to their capacity of 20.
+    assert [(x["slot"], x["product"], x["quantity"]) for x in stops["test-001"]["load"]] == [
+        (1, NALOXONE, 8)]
+    assert [(x["slot"], x["quantity"]) for x in stops["test-004"]["load"]] == [(2, 19)]
+    assert plan["left_out"] == [{"machine_id": "test-005", "urgency": "critical", "items": 8,
+                                 "reason": "out of service"}]
+    start = datetime.fromisoformat(SHIFT["shift_start"])
+    for van in plan["vans"]:
+        times = [datetime.fromisoformat(s["arrival"]) for s in van["stops"]]
+        assert times == sorted(times)
+        assert [s["order"] for s in van["stops"]] == list(range(1, len(times) + 1))
+        assert all(start < t for t in times)
+        assert datetime.fromisoformat(van["return_time"]) <= start + timedelta(hours=6)
+        assert van["items"] == sum(p["quantity"] for p in van["load_list"]) == sum(
+            s["items"] for s in van["stops"])
+    assert plan["distance_km"] == pytest.approx(sum(v["distance_km"] for v in plan["vans"]))
+    assert plan["distance_source"] == "haversine x 1.3 at 25 km/h"
+    # An outreach token limited to an area plans its area only; health may not plan.
+    south = http.get("/api/v1/restock/plan", params=SHIFT,
+                     headers=auth_headers("outreach", areas=["south"])).json()
+    assert [s["machine_id"] for v in south["vans"] for s in v["stops"]] == ["test-006"]
+    assert south["left_out"] == []
+    refused = http.get("/api/v1/restock/plan", params=SHIFT, headers=auth_headers("health"))
+    assert refused.status_code == 403
+
+
+BAD_INPUTS = [
+    ({"depot": "95,10"}, "latitude"),
+    ({"depot": "north pole"}, "depot"),
+    ({"vans": 51}, "vans"),
+    ({"vans": 0}, "vans"),
+    ({"shift_hours": 25}, "shift_hours"),
+    ({"shift_start": "1999-12-31T23:00:00Z"}, "between 2000 and 2100"),
+]
+
+
+def test_bad_inputs_are_refused_with_a_problem_and_a_bad_matrix_file_is_a_503(
+    sqlite_app: tuple[str, str, Session], tmp_path: os.PathLike[str]
+) -> None:
+    url, token, _ = sqlite_app
+    bad = os.path.join(tmp_path, "matrix.json")
+    with open(bad, "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    settings = Settings(environment="test", database_url=url, restock_matrix_file=bad)
+    with serve_http(create_app(settings)) as base_url, \
+            httpx.Client(base_url=base_url, timeout=30, headers=bearer(token)) as client:
+        for change, where in BAD_INPUTS:
+            answer = client.get("/api/v1/restock/plan", params={**SHIFT, **change})
+            assert answer.status_code == 422, change
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert where in answer.text, change
+        answer = client.get("/api/v1/restock/plan", params=SHIFT)
+    assert answer.status_code == 503
+    assert "cannot read" in answer.json()["detail"]
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NX_ENVIRONMENT": "test", "NX_DATABASE_URL": url,
+           "NX_RESTOCK_SOLVER_SECONDS": "0.2"}
+    return subprocess.run([sys.executable, "-c", "from backend.cli import main; main()",
+                           "restock", "plan", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_cli_prints_the_same_plan_as_json(sqlite_app: tuple[str, str, Session]) -> None:
+    url, token, _ = sqlite_app
+    done = _cli(url, "--depot", DEPOT, "--shift-start", "2026-12-03T08:00:00Z",
+                "--shift-hours", "6", "--vans", "2")
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    settings = Settings(environment="test", database_url=url, restock_solver_seconds=0.2)
+    with serve_http(create_app(settings)) as base_url:
+        served = httpx.get(f"{base_url}/api/v1/restock/plan", params=SHIFT,
+                           headers=bearer(token), timeout=30).json()
+    assert {s["machine_id"] for v in printed["vans"] for s in v["stops"]} == {
+        s["machine_id"] for v in served["vans"] for s in v["stops"]}
+    assert printed["left_out"] == served["left_out"]
+    assert set(printed) == set(served)
+    refused = _cli(url, "--depot", "200,0")
+    assert refused.returncode == 2
+    assert "latitude" in refused.stderr
