@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from firmware_agent.commands import CommandHandler
+from firmware_agent.commands import CommandHandler, command_id_of
 from firmware_agent.config import AgentSettings
 from firmware_agent.drivers import make_driver
 from firmware_agent.drivers.base import Batch, ControllerDriver, DriverError
@@ -28,7 +28,7 @@ from firmware_agent.processor import STATE_LEDGER, STATE_SEQ, Processor
 from firmware_agent.pump import OutboxPump
 from firmware_agent.store import OutMessage, Store
 from firmware_agent.uplink import CommandDelivery, Uplink
-from firmware_agent.wire.payloads import PlanogramCommand
+from firmware_agent.wire.payloads import CommandResult, PlanogramCommand, parse_model
 
 log = logging.getLogger(__name__)
 
@@ -269,11 +269,22 @@ class Agent:
         acknowledged either and come back at the next start.
         """
         try:
-            result = self.commands.handle(delivery.payload)
-            if result is not None:
-                with self._state_lock:
-                    message = self.processor.result_message(result)
-                self._append([message])
+            command_id = command_id_of(delivery.payload)
+            earlier = None if command_id is None else self.store.handled_result(command_id)
+            if earlier is not None:
+                # A repeat (the backend resends until it hears back): answer as the
+                # first time, without touching the controller again.
+                log.info("command %s was carried out before; answering again", command_id)
+                self._append([self.processor.result_message(
+                    parse_model(CommandResult, earlier))])
+            else:
+                result = self.commands.handle(delivery.payload)
+                if result is not None:
+                    with self._state_lock:
+                        message = self.processor.result_message(result)
+                        self.store.append([message],
+                                          handled=(result.command_id, result.to_bytes()))
+                    self.pump.notify()
         except Exception:
             log.exception("command handling failed; leaving it unacknowledged for a resend")
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,7 +37,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_coalesce ON outbox (coalesce_key) WHERE coalesce_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS handled_command (
+    command_id TEXT PRIMARY KEY,
+    result BLOB NOT NULL,
+    handled_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handled_command_at ON handled_command (handled_at);
 """
+
+HANDLED_RETENTION_S = 8 * 86_400
+"""How long a carried-out command id is remembered: past the backend's longest
+command lifetime (7 days), after which no copy of it can still arrive."""
 
 
 class StoreError(RuntimeError):
@@ -127,8 +138,20 @@ class Store:
 
     # --- outbox ---------------------------------------------------------------------------
 
-    def append(self, messages: Sequence[OutMessage], state: Mapping[str, str] = {}) -> None:
-        """Add ``messages`` and write ``state`` in one durable transaction."""
+    def handled_result(self, command_id: str) -> bytes | None:
+        """Return the result of a command already carried out, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT result FROM handled_command WHERE command_id = ?",
+                                   (command_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def append(self, messages: Sequence[OutMessage], state: Mapping[str, str] = {},
+               handled: tuple[str, bytes] | None = None) -> None:
+        """Add ``messages`` and write ``state`` in one durable transaction.
+
+        ``handled`` (command id, result) records a command as carried out in the
+        same transaction as its result, so that a repeated copy is recognised.
+        """
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -152,6 +175,15 @@ class Store:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     list(state.items()),
                 )
+                if handled is not None:
+                    now = time.time()
+                    db.execute("DELETE FROM handled_command WHERE handled_at < ?",
+                               (now - HANDLED_RETENTION_S,))
+                    db.execute(
+                        "INSERT OR IGNORE INTO handled_command (command_id, result, handled_at)"
+                        " VALUES (?, ?, ?)",
+                        (handled[0], handled[1], now),
+                    )
                 dropped = self._enforce_bound(self._depth + added)
                 db.execute("COMMIT")
             except BaseException:

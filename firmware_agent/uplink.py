@@ -181,8 +181,8 @@ class Uplink:
 
         MQTT forbids acknowledging a message on another connection than the one
         that carried it; the broker sends such a command again when the session
-        resumes, and it is then carried out again (commands are idempotent, see
-        docs/nxlink.md, §10).
+        resumes, and the agent answers it from its record of handled commands
+        (docs/nxlink.md, §10).
         """
         rc = self._acks.ack(self._client, delivery.mid, delivery.qos, delivery.generation)
         if rc is None:

@@ -64,6 +64,23 @@ def test_lock_and_unlock(running: tuple[Agent, VirtualController, Collector]) ->
     assert not vc.locked
 
 
+def test_a_repeated_command_id_is_carried_out_once_and_answered_again(
+    running: tuple[Agent, VirtualController, Collector],
+) -> None:
+    _, vc, collector = running
+    send_command(collector, {"command_id": "r1", "kind": "authorize_vend", "slot": 1,
+                             "ttl_s": 600})
+    first = command_result(collector, "r1")
+    # The backend resends until it hears back: the copy must not reach the controller.
+    send_command(collector, {"command_id": "r1", "kind": "authorize_vend", "slot": 1,
+                             "ttl_s": 600})
+    wait_until(lambda: len([r for r in collector.on("cmd/result") if r["command_id"] == "r1"])
+               == 2, what="the repeat answered")
+    answers = [r for r in collector.on("cmd/result") if r["command_id"] == "r1"]
+    assert answers == [first, first]
+    assert [f.type for f in vc.received if f.type == "AUTH"] == ["AUTH"]
+
+
 def test_planogram_reaches_ledger_and_controller(
     running: tuple[Agent, VirtualController, Collector],
 ) -> None:
