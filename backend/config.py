@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     # Dead letters older than this are deleted by ingest maintenance.
     dead_letter_retention_days: float = Field(default=30.0, gt=0)
 
+    # Commands to machines (docs/backend.md, "Commands"): how long one stays
+    # pending unless the caller says otherwise, the longest a caller may ask for,
+    # how long to wait for a result before publishing it again, and how often
+    # the resender looks for due commands (it also wakes when one is stored).
+    commands_lifetime_s: int = Field(default=600, ge=1, le=86_400)
+    commands_max_lifetime_s: int = Field(default=86_400, ge=1, le=7 * 86_400)
+    commands_resend_s: float = Field(default=30.0, gt=0)
+    commands_poll_s: float = Field(default=1.0, gt=0)
+    commands_batch: int = Field(default=200, ge=1)
+    commands_client_id_prefix: str = "nx-commands"
+
     # How long a fleet-snapshot page may be served from memory (0: never).
     api_snapshot_cache_s: float = Field(default=1.0, ge=0)
     # The largest request body the API reads; a larger one is refused (413)

@@ -47,6 +47,9 @@ def serve_command(
     notify: Annotated[
         bool, typer.Option(help="Run the notification dispatcher (NX_NOTIFY_*) in this process")
     ] = True,
+    commands: Annotated[
+        bool, typer.Option(help="Send and resend machine commands (NX_COMMANDS_*) in this process")
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve the HTTP API (and, by default, an ingest worker, hotspot scan and dispatcher)."""
@@ -93,6 +96,18 @@ def serve_command(
 
         dispatcher = Dispatcher(make_engine(settings.database_url, immediate=True), settings)
         dispatcher.start()
+    resender = None
+    publisher = None
+    if commands:
+        from backend.commands.publisher import MqttCommandPublisher
+        from backend.commands.resender import CommandResender
+
+        publisher = MqttCommandPublisher(settings)
+        publisher.start()
+        resender = CommandResender(make_engine(settings.database_url, immediate=True),
+                                   publisher, settings)
+        app.state.command_resender = resender
+        resender.start()
     try:
         public_access_log.install()
         # Everything loaded so far lives as long as the process: keep it out of the
@@ -104,6 +119,10 @@ def serve_command(
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         feed_builder.close()
+        if resender is not None:
+            resender.stop()
+        if publisher is not None:
+            publisher.stop()
         if dispatcher is not None:
             dispatcher.stop()
         if scheduler is not None:

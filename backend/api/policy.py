@@ -49,6 +49,9 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ADMIN,
     # The restock plan is outreach work: health officials have no use for van routes.
     ("GET", "/api/v1/restock/plan"): FLEET_WRITE,
+    ("POST", "/api/v1/machines/{machine_id}/commands"): ADMIN,
+    ("GET", "/api/v1/machines/{machine_id}/commands"): ADMIN,
+    ("GET", "/api/v1/machines/{machine_id}/commands/{command_id}"): ADMIN,
     ("GET", "/api/v1/alerts"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,

@@ -8,6 +8,7 @@ from backend.api.routes import (
     alerts,
     audit,
     auth,
+    commands,
     devices,
     health,
     hotspots,
@@ -21,6 +22,7 @@ from backend.api.routes import (
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
+api_router.include_router(commands.router)
 api_router.include_router(listings.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from backend.alerts.book import AlertBook
 from backend.alerts.rules import machine_alert_spec
+from backend.commands.store import record_result
 from backend.dbutil import insert_ignore
 from backend.ingest.bulk import insert_new
 from backend.ingest.dead_letters import DeadLetterPolicy, store_dead_letters
@@ -294,6 +295,9 @@ class BatchWriter:
         }
         # A command delivered twice is answered twice; the first answer stays.
         insert_ignore(session, CommandResultRecord, [row])
+        # The command the backend sent (if it did) is settled in the same transaction.
+        record_result(session=session, machine_id=machine.id, command_id=res.command_id,
+                      ok=res.ok, at=received)
 
 
 LIVENESS_CHANNELS = frozenset({Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT})

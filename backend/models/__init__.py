@@ -10,6 +10,7 @@ from backend.models.alerts import (
 )
 from backend.models.audit import AuditRecord
 from backend.models.auth import ApiToken
+from backend.models.commands import CommandState, MachineCommand
 from backend.models.events import (
     CommandResultRecord,
     DeadLetter,
@@ -47,6 +48,7 @@ __all__ = [
     "AuditRecord",
     "Channel",
     "CommandResultRecord",
+    "CommandState",
     "DeadLetter",
     "DeadLetterDrops",
     "DeliveryGap",
@@ -54,6 +56,7 @@ __all__ = [
     "DispenseEvent",
     "Machine",
     "MachineBase",
+    "MachineCommand",
     "MachineEvent",
     "MachineListingUpdate",
     "NaloxoneLot",

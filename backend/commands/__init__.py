@@ -1,0 +1,1 @@
+"""Commands to machines: stored, published, resent until answered or expired (docs/backend.md)."""
