@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from firmware_agent.store import Kind, OutMessage, Store, StoreError
+from firmware_agent.store import HANDLED_RETENTION_S, Kind, OutMessage, Store, StoreError
 
 
 def msg(n: int, kind: Kind = Kind.VITAL, key: str | None = None) -> OutMessage:
@@ -27,6 +28,24 @@ def test_rows_and_state_survive_reopening(tmp_path: Path) -> None:
     assert again.delete([rows[0].id]) == 0
     assert again.depth == 1
     assert [r.message.payload for r in again.pending_after(rows[0].id, 10)] == [b"2"]
+
+
+def test_handled_commands_survive_reopening_and_are_forgotten_after_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "a.db", max_rows=100)
+    store.append([msg(1)], handled=("c1", b'{"ok":true}'))
+    # A second record of the same id keeps the first result.
+    store.append([msg(2)], handled=("c1", b'{"ok":false}'))
+    store.close()
+    again = Store(tmp_path / "a.db", max_rows=100)
+    assert again.handled_result("c1") == b'{"ok":true}'
+    assert again.handled_result("c2") is None
+    later = time.time() + HANDLED_RETENTION_S + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    again.append([], handled=("c2", b"{}"))
+    assert again.handled_result("c1") is None
+    assert again.handled_result("c2") == b"{}"
 
 
 def test_wal_and_full_sync(tmp_path: Path) -> None:
