@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from backend import crud
 from backend.app import create_app
+from backend.cli import app
 from backend.config import Settings
 from backend.db import make_engine, migrate
 from backend.models import Machine
@@ -170,6 +172,7 @@ def test_cli_prints_the_same_plan_as_json(sqlite_app: tuple[str, str, Session]) 
         s["machine_id"] for v in served["vans"] for s in v["stops"]}
     assert printed["left_out"] == served["left_out"]
     assert set(printed) == set(served)
-    refused = _cli(url, "--depot", "200,0")
-    assert refused.returncode == 2
-    assert "latitude" in refused.stderr
+    # Refusals need no second interpreter: the same command, run in this process.
+    refused = CliRunner().invoke(app, ["restock", "plan", "--depot", "200,0"])
+    assert refused.exit_code == 2
+    assert "latitude" in refused.output
