@@ -163,3 +163,37 @@ def test_results_from_ingest_settle_commands_once(
     sent = Recorder()
     assert tick(engine, sent, settings, utcnow() + timedelta(seconds=60)).sent == 0
     assert client.get(f"{BASE}/nope").status_code == 404
+
+
+def test_two_replicas_ticking_at_once_send_each_command_once(
+    settings: Settings, session: Session, migrated_url: str
+) -> None:
+    """Claims are row locks: concurrent ticks (two replicas) never send the same copy twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend.commands.store import create_command
+    from backend.db import make_engine
+
+    register(session, "test-001")
+    now = utcnow()
+    for n in range(60):
+        create_command(session=session, machine_id="test-001",
+                       command=payloads.LockCommand(command_id=f"c{n}"), lifetime_s=600,
+                       actor="test", now=now)
+    session.commit()
+    small = settings.model_copy(update={"commands_batch": 7})
+    engines = [make_engine(migrated_url, immediate=True) for _ in range(2)]
+    recorders = [Recorder(), Recorder()]
+
+    def replica(i: int) -> None:
+        while tick(engines[i], recorders[i], small, now).sent:
+            pass
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(replica, range(2)))
+    finally:
+        for eng in engines:
+            eng.dispose()
+    sent = [item.command_id for r in recorders for item in r.sent]
+    assert sorted(sent) == sorted(f"c{n}" for n in range(60))
