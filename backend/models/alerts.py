@@ -30,6 +30,7 @@ class AlertType(StrEnum):
     OVERDOSE_HOTSPOT = "overdose_hotspot"
     DEAD_LETTER_FLOOD = "dead_letter_flood"
     NOTIFICATION_FAILED = "notification_failed"
+    PREDICTED_STOCKOUT = "predicted_stockout"
 
 
 class Severity(StrEnum):
