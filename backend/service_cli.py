@@ -50,6 +50,9 @@ def serve_command(
     commands: Annotated[
         bool, typer.Option(help="Send and resend machine commands (NX_COMMANDS_*) in this process")
     ] = True,
+    forecast: Annotated[
+        bool, typer.Option(help="Run the stock-out forecast job (NX_FORECAST_*) in this process")
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve the HTTP API (and, by default, an ingest worker, hotspot scan and dispatcher)."""
@@ -90,6 +93,14 @@ def serve_command(
         scheduler = HotspotScheduler(make_engine(settings.database_url, immediate=True),
                                      HotspotSettings())
         scheduler.start()
+    forecaster = None
+    if forecast:
+        from backend.forecast.settings import ForecastSettings
+        from backend.forecast.store import ForecastScheduler
+
+        forecaster = ForecastScheduler(make_engine(settings.database_url, immediate=True),
+                                       ForecastSettings())
+        forecaster.start()
     dispatcher = None
     if notify:
         from backend.notify.dispatcher import Dispatcher
@@ -127,6 +138,8 @@ def serve_command(
             dispatcher.stop()
         if scheduler is not None:
             scheduler.stop()
+        if forecaster is not None:
+            forecaster.stop()
         if worker is not None:
             worker.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from sqlmodel import Session
 from backend.api.security import require_principal
 from backend.auth.principal import Principal
 from backend.config import Settings
+from backend.forecast.settings import ForecastSettings
 from backend.public.cache import PublicFeedCache
 
 
@@ -57,6 +59,12 @@ def get_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
+@lru_cache
+def get_forecast_settings() -> ForecastSettings:
+    """Return the forecast settings, read once from the environment (NX_FORECAST_*)."""
+    return ForecastSettings()
+
+
 async def get_public_feed(request: Request) -> PublicFeedCache:
     """Return the app's public feed cache (async: no worker thread for a cached answer)."""
     feed: PublicFeedCache = request.app.state.public_feed
@@ -71,3 +79,4 @@ RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 PublicFeedDep = Annotated[PublicFeedCache, Depends(get_public_feed)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+ForecastSettingsDep = Annotated[ForecastSettings, Depends(get_forecast_settings)]

@@ -46,6 +46,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/api/v1/machines"): FLEET_READ,
     ("GET", "/api/v1/machines/{machine_id}"): FLEET_READ,
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): FLEET_WRITE,
+    ("GET", "/api/v1/machines/{machine_id}/forecast"): FLEET_READ,
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ADMIN,
     # The restock plan is outreach work: health officials have no use for van routes.
     ("GET", "/api/v1/restock/plan"): FLEET_WRITE,

@@ -10,6 +10,7 @@ from backend.api.routes import (
     auth,
     commands,
     devices,
+    forecast,
     health,
     hotspots,
     listings,
@@ -23,6 +24,7 @@ from backend.api.routes import (
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
 api_router.include_router(commands.router)
+api_router.include_router(forecast.router)
 api_router.include_router(listings.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
