@@ -82,6 +82,22 @@ def outlook_of(
     }
 
 
+def stockout_chances(
+    session: Session, *, now: datetime, until: datetime, settings: ForecastSettings,
+) -> dict[tuple[str, int], float]:
+    """Return, per (machine, slot) holding naloxone, the chance it runs out before ``until``."""
+    machines = list(session.exec(select(Machine).where(col(Machine.active))).all())
+    hours = max(0.0, (until - now) / timedelta(hours=1))
+    outlooks = outlook_of(session, machines, now=now, deadline_h={m.id: hours for m in machines},
+                          settings=settings)
+    return {
+        (machine_id, item.state.slot): item.forecast.probability_by_deadline
+        for machine_id, slots in outlooks.items()
+        for item in slots
+        if item.state.is_naloxone
+    }
+
+
 @dataclass(frozen=True)
 class TickReport:
     """What one run of the forecast job did."""

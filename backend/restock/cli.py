@@ -11,6 +11,8 @@ from sqlmodel import Session
 
 from backend.config import get_settings
 from backend.db import SchemaOutOfDateError, check_schema, make_engine
+from backend.forecast.settings import ForecastSettings
+from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import parse_depot, shift_start_of
 from backend.restock.plan import MatrixFileError, plan_shift
 
@@ -46,8 +48,9 @@ def plan(
     try:
         check_schema(engine)
         with Session(engine) as session:
+            extras = forecast_extras(session, shift_start=start, settings=ForecastSettings())
             result = plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
-                                vans=vans, van_capacity=van_capacity)
+                                vans=vans, van_capacity=van_capacity, extras=extras)
     except (SchemaOutOfDateError, MatrixFileError) as exc:
         raise _fail(str(exc), code=2) from None
     except SQLAlchemyError as exc:

@@ -22,24 +22,30 @@ SLOT_KEYS = {"slot", "product", "naloxone", "count", "rate_per_day", "stockout_a
 
 @pytest.fixture
 def base_url(migrated_url: str) -> Iterator[str]:
-    settings = Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0)
+    settings = Settings(environment="test", database_url=migrated_url, api_snapshot_cache_s=0,
+                        restock_solver_seconds=0.2)
     with serve_http(create_app(settings)) as url:
         yield url
+
+
+def _history(session: Session, machine_id: str, per_day: float, now: datetime) -> None:
+    """Give slot 1 of ``machine_id`` four weeks of ``per_day`` dispenses up to ``now``."""
+    machine = session.get(Machine, machine_id)
+    assert machine is not None
+    machine.created_at = now - timedelta(days=30)
+    step = 24 / per_day
+    for seq in range(int(28 * per_day)):
+        session.add(DispenseEvent(machine_id=machine_id, boot_id=1, seq=seq + 1, slot=1,
+                                  device_time=now - timedelta(hours=step * (seq + 1)),
+                                  product="naloxone-nasal-4mg", result="ok"))
+    session.commit()
 
 
 def test_forecast_route(base_url: str, session: Session, auth_headers: AuthHeaders) -> None:
     register(session, "fa-001", count=4, slots=2, area="north")
     register(session, "fa-002", count=4, area="south")
     now = utcnow()
-    machine = session.get(Machine, "fa-001")
-    assert machine is not None
-    machine.created_at = now - timedelta(days=30)
-    # Slot 1 sold 10 a day for four weeks; slot 2 never sold.
-    for seq in range(280):
-        session.add(DispenseEvent(machine_id="fa-001", boot_id=1, seq=seq + 1, slot=1,
-                                  device_time=now - timedelta(hours=2.4 * (seq + 1)),
-                                  product="naloxone-nasal-4mg", result="ok"))
-    session.commit()
+    _history(session, "fa-001", 10, now)  # slot 1 sold 10 a day; slot 2 never sold
     with httpx.Client(base_url=base_url, timeout=10) as http:
         got = http.get("/api/v1/machines/fa-001/forecast", params={"horizon_hours": 12},
                        headers=auth_headers("outreach"))
@@ -74,3 +80,21 @@ def test_forecast_route(base_url: str, session: Session, auth_headers: AuthHeade
         for bad in ("0", "673", "nan", "x"):
             assert http.get("/api/v1/machines/fa-001/forecast", params={"horizon_hours": bad},
                             headers=auth_headers("admin")).status_code == 422
+
+
+def test_the_plan_makes_a_forecast_stockout_critical(
+    base_url: str, session: Session, auth_headers: AuthHeaders
+) -> None:
+    # Both hold 6 of a par of 10 (threshold 2): below par only, a routine stop,
+    # unless the forecast says it runs out before the next shift.
+    for machine_id, per_day in (("fp-001", 12.0), ("fp-002", 0.5)):
+        register(session, machine_id, count=6, capacity=12, threshold=2)
+        _history(session, machine_id, per_day, utcnow())
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        got = http.get("/api/v1/restock/plan", headers=auth_headers("outreach"), params={
+            "depot": "40.70,-74.01", "shift_start": utcnow().isoformat(), "shift_hours": 6})
+    assert got.status_code == 200, got.text
+    stops = {s["machine_id"]: s for van in got.json()["vans"] for s in van["stops"]}
+    assert stops["fp-001"]["urgency"] == "critical"
+    assert any("forecast" in r for r in stops["fp-001"]["reasons"])
+    assert stops["fp-002"]["urgency"] == "routine"

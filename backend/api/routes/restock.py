@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from backend.api.deps import PrincipalDep, SessionDep, SettingsDep
+from backend.api.deps import ForecastSettingsDep, PrincipalDep, SessionDep, SettingsDep
 from backend.api.problems import problem_responses
+from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import DEPOT_PATTERN, parse_depot, shift_start_of
 from backend.restock.model import Plan
 from backend.restock.plan import MatrixFileError, plan_shift
@@ -25,6 +26,7 @@ def restock_plan(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    forecast_settings: ForecastSettingsDep,
     depot: Annotated[str, Query(pattern=DEPOT_PATTERN, max_length=64,
                                 description="Where the vans start and end: LAT,LON (WGS 84)",
                                 examples=["40.7128,-74.0060"])],
@@ -50,6 +52,8 @@ def restock_plan(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     try:
         return plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
-                          vans=vans, van_capacity=van_capacity, principal=principal)
+                          vans=vans, van_capacity=van_capacity, principal=principal,
+                          extras=forecast_extras(session, shift_start=start,
+                                                 settings=forecast_settings))
     except MatrixFileError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
