@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     default_par: int | None = Field(default=None, ge=0)
     offline_timeout_s: float = Field(default=15 * 60, gt=0)
     gap_timeout_s: float = Field(default=10 * 60, gt=0)
+    # Lots (docs/restock.md, "Lots, expiry and heat"): alert this many days before
+    # a lot in a machine expires; replace a lot after this long outside 15-25 °C,
+    # or any longer than these outside 4-40 °C or below freezing.
+    expiring_stock_days: int = Field(default=60, ge=0, le=3650)
+    heat_storage_limit_h: float = Field(default=72.0, ge=0)
+    heat_excursion_limit_min: float = Field(default=0.0, ge=0)
+    heat_freezing_limit_min: float = Field(default=0.0, ge=0)
+    # A temperature reading counts until the next, at most this long (a silent machine).
+    temperature_hold_s: float = Field(default=2 * 3600, gt=0)
 
     # Restock planner (docs/restock.md): road distance is the straight line times
     # the detour factor, driven at the average speed, unless a matrix file is set.

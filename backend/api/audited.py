@@ -15,6 +15,7 @@ AUDITED_WRITES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): ("restock_visit.record",),
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ("machine.public_listing",),
     ("POST", "/api/v1/machines/{machine_id}/commands"): ("command.send",),
+    ("POST", "/api/v1/visits"): ("visit.record",),
     ("POST", "/api/v1/tokens"): ("token.create",),
     ("POST", "/api/v1/tokens/{name}/revoke"): ("token.revoke",),
     ("POST", "/api/v1/devices"): ("machine.register", "device.add"),

@@ -53,6 +53,11 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/machines/{machine_id}/commands"): ADMIN,
     ("GET", "/api/v1/machines/{machine_id}/commands"): ADMIN,
     ("GET", "/api/v1/machines/{machine_id}/commands/{command_id}"): ADMIN,
+    # Lots and discrepancies are read by whoever reads machines (health: which lots
+    # were heat-exposed); visits are recorded by the outreach team.
+    ("GET", "/api/v1/machines/{machine_id}/lots"): FLEET_READ,
+    ("GET", "/api/v1/machines/{machine_id}/discrepancies"): FLEET_READ,
+    ("POST", "/api/v1/visits"): FLEET_WRITE,
     ("GET", "/api/v1/alerts"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,

@@ -19,6 +19,7 @@ from backend.api.routes import (
     public,
     restock,
     tokens,
+    visits,
 )
 
 api_router = APIRouter(prefix="/api/v1")
@@ -35,6 +36,7 @@ api_router.include_router(notifications.routes_router)
 api_router.include_router(notifications.deliveries_router)
 api_router.include_router(devices.router)
 api_router.include_router(restock.router)
+api_router.include_router(visits.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

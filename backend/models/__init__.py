@@ -35,7 +35,7 @@ from backend.models.notify import (
     Notification,
     NotificationRoute,
 )
-from backend.models.stock import RestockVisit, StockDiscrepancy
+from backend.models.stock import RestockVisit, StockDiscrepancy, TemperatureReading
 from backend.models.types import UTCDateTime, utcnow
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "SlotBase",
     "StockDiscrepancy",
     "StockSnapshot",
+    "TemperatureReading",
     "UTCDateTime",
     "utcnow",
 ]

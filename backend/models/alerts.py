@@ -31,6 +31,8 @@ class AlertType(StrEnum):
     DEAD_LETTER_FLOOD = "dead_letter_flood"
     NOTIFICATION_FAILED = "notification_failed"
     PREDICTED_STOCKOUT = "predicted_stockout"
+    EXPIRING_STOCK = "expiring_stock"
+    HEAT_EXPOSURE = "heat_exposure"
 
 
 class Severity(StrEnum):

@@ -125,3 +125,6 @@ class NaloxoneLot(SQLModel, table=True):
     slot: int | None = None
     quantity: int = Field(default=0, ge=0)
     loaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The visit that loaded it; when its last item left the slot (vended or removed).
+    visit_id: int | None = None
+    emptied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
