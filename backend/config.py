@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     heat_freezing_limit_min: float = Field(default=0.0, ge=0)
     # A temperature reading counts until the next, at most this long (a silent machine).
     temperature_hold_s: float = Field(default=2 * 3600, gt=0)
+    # How often an ingest worker settles the expiring-stock and heat-exposure alerts.
+    lot_check_interval_s: float = Field(default=300.0, gt=0)
 
     # Restock planner (docs/restock.md): road distance is the straight line times
     # the detour factor, driven at the average speed, unless a matrix file is set.

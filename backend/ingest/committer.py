@@ -29,6 +29,7 @@ from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
 from backend.ingest.parse import Message, Rejected
 from backend.ingest.quota import Quota
 from backend.ingest.store import BatchResult, BatchWriter
+from backend.lots.store import sweep_lot_alerts
 from backend.models import DeadLetter, utcnow
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Committer:
         )
         self._stop_wait = stop_wait
         self._next_maintenance = 0.0
+        self._next_lot_check = 0.0
         self._submitted: deque[list[Message]] = deque()
 
     def start(self) -> None:
@@ -159,6 +161,10 @@ class Committer:
                 prune_dead_letters(session, before=now - retention)
                 window = timedelta(seconds=self.settings.dead_letter_quota_window_s)
                 resolve_ended_floods(session, now=now, window=window)
+                if now_mono >= self._next_lot_check:
+                    # Expiry and heat change slowly: the lots are looked at less often.
+                    self._next_lot_check = now_mono + self.settings.lot_check_interval_s
+                    sweep_lot_alerts(session, settings=self.settings, now=now)
                 session.commit()
         except OperationalError as exc:
             log.warning("maintenance skipped: %s", exc.orig)

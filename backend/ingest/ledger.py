@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from backend import stock
 from backend.alerts.book import AlertBook
 from backend.alerts.rules import settle_slot_alerts, slot_subject, vend_failure_spec
-from backend.models import AlertType, Machine, Slot, StockDiscrepancy
+from backend.lots import fefo
+from backend.lots.fefo import LotKey, SlotLots
+from backend.models import AlertType, Machine, NaloxoneLot, Slot, StockDiscrepancy
 from backend.stock import Change, StockSource
 from firmware_agent.wire import payloads
 
@@ -30,6 +33,10 @@ class SlotBook:
     # Counts live here during the batch and reach the ORM rows once, at the end:
     # setting attributes on a mapped row per event costs more than the SQL.
     counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    # The known lots of the slots that have any, kept first-expiry-first-out as
+    # the counts change, and each lot's row id and quantity before the batch.
+    lots: dict[tuple[str, int], SlotLots] = field(default_factory=dict)
+    lot_rows: dict[tuple[str, int], dict[LotKey, tuple[int, int]]] = field(default_factory=dict)
 
     def count(self, slot: Slot) -> int:
         """Return the slot's count as of the events applied so far."""
@@ -67,7 +74,11 @@ class SlotBook:
 
     def apply(self, slot: Slot, change: Change, now: datetime, device_time: datetime) -> None:
         """Set the slot's count and keep any discrepancy for insertion."""
-        self.counts[(slot.machine_id, slot.slot)] = change.after
+        key = (slot.machine_id, slot.slot)
+        self.counts[key] = change.after
+        lots = self.lots.get(key)
+        if lots is not None and lots.count != change.after:
+            self.lots[key] = fefo.set_count(lots, change.after)[0]
         if change.discrepancy is not None:
             self.discrepancies.append(
                 {
@@ -101,7 +112,41 @@ def load_slots(
         key = (slot.machine_id, slot.slot)
         book.slots[key] = slot
         book.before[key] = slot.count
+    _load_lots(session, book, ids)
     return book
+
+
+def _load_lots(session: Session, book: SlotBook, machine_ids: list[str]) -> None:
+    """Read the lots of the batch's machines in one query."""
+    lot = NaloxoneLot.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        lot.select().where(lot.c.machine_id.in_(machine_ids), lot.c.quantity > 0)
+    ).all()
+    for row in rows:
+        key = (row.machine_id, row.slot)
+        if key in book.slots:
+            lot_key = LotKey(row.expiry, row.lot_number, row.product)
+            book.lot_rows.setdefault(key, {})[lot_key] = (row.id, row.quantity)
+    for key, known in book.lot_rows.items():
+        book.lots[key] = fefo.make(book.slots[key].count, [(k, q) for k, (_, q) in known.items()])
+
+
+def write_lots(session: Session, book: SlotBook, now: datetime) -> None:
+    """Write the lot quantities the batch changed, in one statement."""
+    changed: list[dict[str, Any]] = []
+    for key, state in book.lots.items():
+        for lot_key, (row_id, before) in book.lot_rows[key].items():
+            after = state.quantity(lot_key)
+            if after != before:
+                changed.append({"row_id": row_id, "quantity": after,
+                                "emptied_at": now if after == 0 else None})
+    if changed:
+        lot = NaloxoneLot.__table__  # type: ignore[attr-defined]
+        session.execute(
+            lot.update().where(lot.c.id == bindparam("row_id")).values(
+                quantity=bindparam("quantity"), emptied_at=bindparam("emptied_at")),
+            changed,
+        )
 
 
 def _time_of(item: StockItem) -> datetime:

@@ -23,6 +23,7 @@ from backend.ingest.ledger import (
     insert_discrepancies,
     load_slots,
     settle_alerts,
+    write_lots,
 )
 from backend.ingest.parse import Accepted, Message, Rejected, classify
 from backend.machine_state import from_status_message, revived_by_telemetry
@@ -33,6 +34,7 @@ from backend.models import (
     Machine,
     MachineEvent,
     StockSnapshot,
+    TemperatureReading,
 )
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel
@@ -147,8 +149,10 @@ class BatchWriter:
             for machine_id, items in stock_items.items():
                 apply_stock(session, book, alerts, machines[machine_id], items, now)
             book.write_back(now)
+            write_lots(session, book, now)
             settle_alerts(book, alerts)
             insert_discrepancies(session, book)
+        _insert_readings(session, known, new_events)
         alerts.flush(now)
         if rejected:
             split = store_dead_letters(session, rejected, self.dead_letters, now)
@@ -326,3 +330,20 @@ def _note_liveness(
         machine = machines[machine_id]
         if machine.max_seq is None or seq > machine.max_seq:
             machine.max_seq = seq
+
+
+def _insert_readings(session: Session, known: list[Accepted], new_events: list[Accepted]) -> None:
+    """Keep each heartbeat's and temperature event's reading, for heat exposure (one statement)."""
+    rows: list[dict[str, Any]] = []
+    for item in known:
+        body = item.body
+        if isinstance(body, payloads.Telemetry) and body.temperature_c is not None:
+            rows.append({"machine_id": body.machine_id, "at": body.device_time,
+                         "celsius": body.temperature_c})
+    for item in new_events:
+        event = item.body
+        if isinstance(event, payloads.TemperatureEvent):
+            rows.append({"machine_id": event.machine_id, "at": event.device_time,
+                         "celsius": event.celsius})
+    if rows:
+        session.execute(TemperatureReading.__table__.insert(), rows)  # type: ignore[attr-defined]
