@@ -98,4 +98,7 @@ def backend_env(
         "NX_MQTT_USERNAME": BACKEND_USER,
         "NX_MQTT_PASSWORD": password,
         "NX_OFFLINE_TIMEOUT_S": str(config.offline_timeout_s),
+        # The fleet stamps simulated time: forecast from the newest dispense, often.
+        "NX_FORECAST_CLOCK": "data",
+        "NX_FORECAST_INTERVAL_S": "30",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,9 @@ class ForecastSettings(BaseSettings):
     lookahead_days: int = Field(default=28, ge=1, le=90)
     prior_per_day: float = Field(default=2.0, gt=0)
     prior_days: float = Field(default=1.0, gt=0)
+    # "wall": now is the clock's time; "data": now is the newest dispense's device
+    # time (the demo's accelerated fleet stamps simulated time).
+    clock: Literal["wall", "data"] = "wall"
     # How often the periodic job runs (seconds).
     interval_s: float = Field(default=300.0, gt=0)
 

@@ -7,10 +7,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from backend.alerts.rules import slot_subject
 from backend.alerts.store import SYSTEM_ACTOR, open_alert, resolve
@@ -63,6 +63,19 @@ def load_dispenses(
     return out
 
 
+def forecast_now(session: Session, settings: ForecastSettings) -> datetime:
+    """Return the moment forecasts start from: the wall clock, or the newest dispense."""
+    if settings.clock == "data":
+        newest = session.exec(
+            select(func.max(DispenseEvent.device_time)).where(DispenseEvent.result == "ok")
+        ).one()
+        if isinstance(newest, str):  # SQLite's max() hands back the stored text
+            newest = datetime.fromisoformat(newest)
+        if newest is not None:
+            return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    return utcnow()
+
+
 def outlook_of(
     session: Session, machines: Sequence[Machine], *, now: datetime,
     deadline_h: Mapping[str, float], settings: ForecastSettings,
@@ -74,9 +87,12 @@ def outlook_of(
         return {}
     slots = load_slots(session, ids)
     dispenses = load_dispenses(session, ids, now - timedelta(hours=params.history_hours))
+    # A machine registered after its first dispense (a fleet replayed into a new
+    # database) has been seen since that dispense.
+    since = {m.id: min([m.created_at, *(t for _, t in dispenses[m.id])]) for m in machines}
     return {
         m.id: machine_outlook(
-            slots[m.id], dispenses[m.id], now=now, since=m.created_at,
+            slots[m.id], dispenses[m.id], now=now, since=since[m.id],
             deadline_h=deadline_h[m.id], params=params)
         for m in machines
     }
@@ -119,11 +135,11 @@ def run_forecast_tick(
     A slot's deadline is its machine's next planned visit when ``next_visits``
     has one (the planner's), else the horizon setting. One transaction.
     """
-    now = now or utcnow()
     visits = next_visits or {}
     thresholds = settings.thresholds()
     opened = resolved = considered = 0
     with session_scope(engine) as session:
+        now = now or forecast_now(session, settings)
         machines = list(session.exec(select(Machine).where(col(Machine.active))).all())
         deadline_h = {
             m.id: (max(0.0, (visits[m.id] - now) / timedelta(hours=1)) if m.id in visits

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from backend.forecast.settings import ForecastSettings
-from backend.forecast.store import stockout_chances
-from backend.models import utcnow
+from backend.forecast.store import forecast_now, stockout_chances
 from backend.restock.plan import SlotExtra
 
 
@@ -22,7 +21,7 @@ def forecast_extras(
     this one; "likely" is the predicted_stockout alert's opening chance
     (``NX_FORECAST_OPEN_PROBABILITY``), so plan and alert agree.
     """
-    now = now or utcnow()
+    now = now or forecast_now(session, settings)
     until = max(now, shift_start) + timedelta(hours=settings.horizon_h)
     chances = stockout_chances(session, now=now, until=until, settings=settings)
     return {key: SlotExtra(stockout_before_next_shift=True)

@@ -12,8 +12,7 @@ from backend.api.deps import ForecastSettingsDep, PrincipalDep, SessionDep
 from backend.api.forecast_schemas import MachineForecast, SlotForecastPublic
 from backend.api.problems import problem_responses
 from backend.api.schemas import MachineId
-from backend.forecast.store import outlook_of
-from backend.models import utcnow
+from backend.forecast.store import forecast_now, outlook_of
 
 router = APIRouter(prefix="/machines", tags=["forecast"])
 
@@ -37,7 +36,7 @@ def get_forecast(
     machine = crud.get_machine(session=session, machine_id=machine_id, principal=principal)
     if machine is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"machine {machine_id!r} not found")
-    now = utcnow()
+    now = forecast_now(session, settings)
     horizon = settings.horizon_h if horizon_hours is None else horizon_hours
     outlook = outlook_of(session, [machine], now=now, deadline_h={machine.id: horizon},
                          settings=settings)[machine.id]
