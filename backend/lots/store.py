@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -145,12 +146,27 @@ def settle_lot_alerts(
     hot = [s for s in states if any(r.startswith("heat:") for r in s.replace_because)]
     if hot:
         named = ", ".join(_describe(s.lot) for s in hot)
-        open_alert(session, AlertSpec(
-            AlertType.HEAT_EXPOSURE, Severity.CRITICAL, machine_id, machine_id,
-            f"{machine_id}: replace heat-exposed {named}"[:500]),
-            details={"lots": [_lot_facts(s) for s in hot]}, now=now)
+        message = f"{machine_id}: replace heat-exposed {named}"[:500]
+        details = {"lots": [_lot_facts(s) for s in hot]}
+        spec = AlertSpec(AlertType.HEAT_EXPOSURE, Severity.CRITICAL, machine_id, machine_id,
+                         message)
+        if not open_alert(session, spec, details=details, now=now):
+            _name_current_lots(session, machine_id, message, details)
     else:
         resolve_alerts(session, AlertType.HEAT_EXPOSURE, machine_id, now=now)
+
+
+def _name_current_lots(
+    session: Session, machine_id: str, message: str, details: dict[str, Any]
+) -> None:
+    """Keep an open heat alert naming the lots to replace now (another may have got hot)."""
+    alert = session.exec(select(Alert).where(
+        col(Alert.type) == AlertType.HEAT_EXPOSURE.value, col(Alert.subject) == machine_id,
+        col(Alert.status) != AlertStatus.RESOLVED.value)).first()
+    ids = [lot["lot_id"] for lot in details["lots"]]
+    if alert is not None and [lot.get("lot_id") for lot in alert.details.get("lots", [])] != ids:
+        alert.message, alert.details = message, details
+        session.add(alert)
 
 
 def _lot_facts(state: LotState) -> dict[str, object]:

@@ -7,9 +7,11 @@ from datetime import date, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from backend.config import Settings
+from backend.ingest.committer import Committer
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
-from backend.models import NaloxoneLot, Slot, TemperatureReading, utcnow
+from backend.models import Alert, NaloxoneLot, Slot, TemperatureReading, utcnow
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
 from tests.backend.conftest import register
@@ -65,3 +67,26 @@ def test_heartbeat_and_crossing_readings_are_kept(engine: Engine, session: Sessi
     got = session.exec(select(TemperatureReading.at, TemperatureReading.celsius)
                        .order_by(col(TemperatureReading.at))).all()
     assert [(at, c) for at, c in got] == [(T0, 31.5), (T0 + timedelta(minutes=5), 41.0)]
+
+
+def test_worker_maintenance_resolves_the_expiry_alert_of_a_lot_vended_out(
+    engine: Engine, session: Session, migrated_url: str
+) -> None:
+    register(session, "lot-003", count=2, capacity=10)
+    with Session(engine) as write:
+        write.add(NaloxoneLot(product="naloxone-nasal-4mg", lot_number="OLD",
+                              expiry=date.today() + timedelta(days=10),
+                              machine_id="lot-003", slot=1, quantity=2))
+        write.commit()
+    settings = Settings(environment="test", database_url=migrated_url)
+    committer = Committer(settings, engine, lambda _s: False)
+    committer.maintain()
+    fresh(session)
+    [alert] = session.exec(select(Alert).where(col(Alert.type) == "expiring_stock")).all()
+    assert alert.status == "open"
+    assert alert.details["lot_number"] == "OLD"
+    _write(engine, [(events_topic("lot-003"), vend("lot-003", s).to_bytes()) for s in (1, 2)])
+    committer._next_maintenance = committer._next_lot_check = 0.0  # the intervals have passed
+    committer.maintain()
+    fresh(session)
+    assert session.get(Alert, alert.id).status == "resolved"  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ expiring-stock and heat-exposure alerts, area scoping."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import httpx
@@ -14,7 +15,14 @@ from sqlmodel import Session, col, select
 from backend.app import create_app
 from backend.config import Settings
 from backend.lots.store import lots_to_replace, sweep_lot_alerts
-from backend.models import Alert, AuditRecord, NaloxoneLot, TemperatureReading, utcnow
+from backend.models import (
+    Alert,
+    AuditRecord,
+    NaloxoneLot,
+    RestockVisit,
+    TemperatureReading,
+    utcnow,
+)
 from tests.backend.conftest import AuthHeaders, register
 from tests.http_server import serve_http
 
@@ -150,3 +158,21 @@ def test_heat_exposure_names_the_lots_to_replace(
     assert swap.status_code == 201, swap.text
     assert swap.json()["resolved_alerts"] == 1
     assert _open(session, "heat_exposure") == []
+
+
+def test_retries_racing_each_other_record_the_visit_once(
+    client: httpx.Client, session: Session
+) -> None:
+    register(session, "vis-005", count=0, capacity=10)
+    body = {"machine_id": "vis-005", "slots": [{"slot": 1, "loaded": [_lot("R-1", 400, 6)]}]}
+    headers = {"Idempotency-Key": "racing-key"}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(
+            lambda _: client.post("/api/v1/visits", json=body, headers=headers), range(4)))
+    assert {a.status_code for a in answers} <= {201, 409}
+    ids = {a.json()["id"] for a in answers if a.status_code == 201}
+    assert len(ids) == 1
+    session.rollback()  # a new snapshot: the API wrote since
+    assert len(session.exec(select(RestockVisit).where(
+        col(RestockVisit.machine_id) == "vis-005")).all()) == 1
+    assert session.exec(select(NaloxoneLot.quantity)).one() == 6
