@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from backend.areas.cli import app as areas_app
 from backend.audit.cli import app as audit_app
 from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
@@ -20,6 +21,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(public_app, name="public")
 app.add_typer(audit_app, name="audit")
 app.add_typer(restock_app, name="restock")
+app.add_typer(areas_app, name="areas")
 register_services(app)
 
 

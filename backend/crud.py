@@ -13,6 +13,7 @@ from sqlmodel import Session, col, delete, func, select
 from backend.alerts import store as alert_store
 from backend.alerts.rules import settle_slot_alerts
 from backend.alerts.store import open_alert, resolve_alerts
+from backend.areas.store import locate
 from backend.audit import record_audit, snapshot
 from backend.auth.principal import Principal
 from backend.auth.scope import alert_filter, sees_alert, sees_machine_area
@@ -93,6 +94,8 @@ def register_machine(
     """Create or update a machine and its slots (idempotent), audit it, then commit.
 
     ``area`` names the area tokens can be limited to; None keeps the current one.
+    Once named areas are loaded (``nx-backend areas load``) the polygon
+    containing the machine decides instead, and a machine in none has no area.
     With ``commit=False`` the change is only flushed, for a caller that changes
     more (a broker credential) in the same transaction.
     """
@@ -106,6 +109,8 @@ def register_machine(
         machine.name, machine.lat, machine.lon, machine.site = name, lat, lon, site
         machine.area = area if area is not None else machine.area
         machine.active = True
+    # With named areas loaded, the polygon around the machine decides its area.
+    machine.area = locate(session, lat, lon, machine.area)
     Machine.model_validate(machine.model_dump())  # range checks on lat/lon
     session.flush()
     for spec in slots or ():

@@ -8,6 +8,7 @@ from backend.models.alerts import (
     AlertType,
     Severity,
 )
+from backend.models.areas import NamedArea
 from backend.models.audit import AuditRecord
 from backend.models.auth import ApiToken
 from backend.models.commands import CommandState, MachineCommand
@@ -60,6 +61,7 @@ __all__ = [
     "MachineEvent",
     "MachineListingUpdate",
     "NaloxoneLot",
+    "NamedArea",
     "Notification",
     "NotificationRoute",
     "Product",

@@ -1,0 +1,1 @@
+"""Named areas: load neighbourhood polygons and place machines in them."""

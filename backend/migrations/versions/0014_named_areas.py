@@ -1,0 +1,34 @@
+"""Named areas: the polygons machines are grouped by (docs/hotspots.md).
+
+Revision ID: 0014
+Revises: 0013
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Create named_area."""
+    op.create_table(
+        "named_area",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("geometry", sa.JSON(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=True),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+
+
+def downgrade() -> None:
+    """Drop named_area."""
+    op.drop_table("named_area")
