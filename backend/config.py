@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +107,12 @@ class Settings(BaseSettings):
     public_feed_cache_s: float = Field(default=1.0, gt=0, le=60)
     public_feed_max_age_s: int = Field(default=10, ge=0, le=3600)
 
+    # Dispense statistics and exports (docs/hotspots.md): counts from 1 to k-1
+    # are shown as "<k" to everyone but admin; days are the city's (None: the
+    # hotspot job's NX_HOTSPOT_TIMEZONE).
+    stats_suppression_k: int = Field(default=5, ge=2, le=100)
+    stats_timezone: str | None = None
+
     # Alert rules.
     default_low_threshold: int = Field(default=DEFAULT_LOW_THRESHOLD, ge=0)
     default_par: int | None = Field(default=None, ge=0)
@@ -188,6 +195,15 @@ class Settings(BaseSettings):
     broker_dynsec_admin_password: SecretStr | None = None
     broker_ca_dir: Path = Path("var/ca")
     broker_crl_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _known_stats_timezone(self) -> Settings:
+        if self.stats_timezone is not None:
+            try:
+                ZoneInfo(self.stats_timezone)
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(f"unknown time zone {self.stats_timezone!r}") from None
+        return self
 
     @model_validator(mode="after")
     def _inbox_holds_two_batches(self) -> Settings:

@@ -62,6 +62,12 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,
     ("GET", "/api/v1/hotspots"): HOTSPOTS,
+    # Dispense counts are the overdose proxy: health's, not outreach's (docs/hotspots.md).
+    ("GET", "/api/v1/stats/dispenses"): HOTSPOTS,
+    ("GET", "/api/v1/exports/dispenses.csv"): HOTSPOTS,
+    ("GET", "/api/v1/exports/dispenses.geojson"): HOTSPOTS,
+    ("GET", "/api/v1/exports/satscan.cas"): HOTSPOTS,
+    ("GET", "/api/v1/exports/satscan.geo"): HOTSPOTS,
     ("GET", "/api/v1/audit"): ADMIN,
     ("GET", "/api/v1/notification-routes"): ADMIN,
     ("POST", "/api/v1/notification-routes"): ADMIN,

@@ -10,6 +10,7 @@ from backend.api.routes import (
     auth,
     commands,
     devices,
+    exports,
     forecast,
     health,
     hotspots,
@@ -18,6 +19,7 @@ from backend.api.routes import (
     notifications,
     public,
     restock,
+    stats,
     tokens,
     visits,
 )
@@ -37,6 +39,8 @@ api_router.include_router(notifications.deliveries_router)
 api_router.include_router(devices.router)
 api_router.include_router(restock.router)
 api_router.include_router(visits.router)
+api_router.include_router(stats.router)
+api_router.include_router(exports.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -9,10 +9,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from backend.db import session_scope
 from backend.hotspots.areas import Site
-from backend.hotspots.satscan_io import CaseRecord, Location, write_cas, write_geo
+from backend.hotspots.satscan_io import CaseRecord, Location, cas_text, geo_text
 from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.store import load_dispenses, load_sites, naloxone_products
 
@@ -29,6 +30,27 @@ def satscan_records(
     return cases, locations
 
 
+def satscan_texts(
+    session: Session,
+    settings: HotspotSettings,
+    *,
+    today: dt.date,
+    sites: Sequence[Site] | None = None,
+) -> tuple[str, str, int]:
+    """Return the .cas and .geo text for the study period ending `today`, and the cases.
+
+    ``sites`` limits the files to those machines (an area-limited caller's).
+    """
+    first = today - dt.timedelta(days=settings.study_days - 1)
+    zone = ZoneInfo(settings.timezone)
+    if sites is None:
+        sites = load_sites(session)
+    dispenses = load_dispenses(session, naloxone_products(session, settings), first, today, zone)
+    days = [(m, t.astimezone(zone).date()) for m, t in dispenses]
+    cases, locations = satscan_records(sites, days)
+    return cas_text(cases), geo_text(locations), sum(c.count for c in cases)
+
+
 def export_satscan(
     engine: Engine,
     settings: HotspotSettings,
@@ -38,17 +60,10 @@ def export_satscan(
     prefix: str = "naloxnet",
 ) -> tuple[Path, Path, int]:
     """Write <prefix>.cas and <prefix>.geo for the study period ending `today`."""
-    first = today - dt.timedelta(days=settings.study_days - 1)
     with session_scope(engine) as session:
-        sites = load_sites(session)
-        zone = ZoneInfo(settings.timezone)
-        dispenses = load_dispenses(
-            session, naloxone_products(session, settings), first, today, zone
-        )
-    days = [(m, t.astimezone(zone).date()) for m, t in dispenses]
-    cases, locations = satscan_records(sites, days)
+        cas_body, geo_body, total = satscan_texts(session, settings, today=today)
     out_dir.mkdir(parents=True, exist_ok=True)
     cas, geo = out_dir / f"{prefix}.cas", out_dir / f"{prefix}.geo"
-    write_cas(cas, cases)
-    write_geo(geo, locations)
-    return cas, geo, sum(c.count for c in cases)
+    cas.write_text(cas_body, encoding="utf-8")
+    geo.write_text(geo_body, encoding="utf-8")
+    return cas, geo, total

@@ -161,21 +161,29 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.strip()
 
 
-def write_cas(path: Path, records: Iterable[CaseRecord]) -> None:
-    """Write a case file SaTScan reads (tab-separated, YYYY/MM/DD)."""
-    lines = [f"{r.location_id}\t{r.count}\t{format_date(r.day)}\n" for r in records]
-    path.write_text("".join(lines), encoding="utf-8")
+def cas_text(records: Iterable[CaseRecord]) -> str:
+    """Return a case file SaTScan reads (tab-separated, YYYY/MM/DD)."""
+    return "".join(f"{r.location_id}\t{r.count}\t{format_date(r.day)}\n" for r in records)
 
 
-def write_geo(path: Path, locations: Iterable[Location]) -> None:
-    """Write a coordinates file SaTScan reads (id, then latitude longitude or x y)."""
-    lines = [
+def geo_text(locations: Iterable[Location]) -> str:
+    """Return a coordinates file SaTScan reads (id, then latitude longitude or x y)."""
+    return "".join(
         # repr() is the shortest text that reads back to the same float, so a
         # round trip through the file cannot move a location across a tie.
         loc.location_id + "".join(f"\t{float(c)!r}" for c in loc.coords) + "\n"
         for loc in locations
-    ]
-    path.write_text("".join(lines), encoding="utf-8")
+    )
+
+
+def write_cas(path: Path, records: Iterable[CaseRecord]) -> None:
+    """Write a case file SaTScan reads."""
+    path.write_text(cas_text(records), encoding="utf-8")
+
+
+def write_geo(path: Path, locations: Iterable[Location]) -> None:
+    """Write a coordinates file SaTScan reads."""
+    path.write_text(geo_text(locations), encoding="utf-8")
 
 
 @dataclass(frozen=True)

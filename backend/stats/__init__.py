@@ -1,0 +1,1 @@
+"""Dispense statistics for officials: counts over time, and safe exports of them."""
