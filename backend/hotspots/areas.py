@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,13 +13,19 @@ from backend.hotspots.engine import IntMatrix
 from backend.hotspots.geometry import FloatArray
 from backend.hotspots.odmap import ThresholdHit
 from backend.hotspots.stpscan import Cluster
-from backend.hotspots.surge import C2Settings, ears_c2
+from backend.hotspots.surge import C2Settings, CusumSettings, ears_c2, poisson_cusum
 
 SCAN_DETECTOR = "space-time-permutation"
 CITYWIDE_DETECTOR = "ears-c2-citywide"
 AREA_C2_DETECTOR = "ears-c2-area"
+MACHINE_C2_DETECTOR = "ears-c2-machine"
+CITYWIDE_CUSUM_DETECTOR = "poisson-cusum-citywide"
+AREA_CUSUM_DETECTOR = "poisson-cusum-area"
+CITYWIDE_DETECTORS = frozenset({CITYWIDE_DETECTOR, CITYWIDE_CUSUM_DETECTOR})
 THRESHOLD_DETECTOR = "fixed-threshold"
 CITYWIDE_SUBJECT = "citywide"
+NAMED_AREA_PREFIX = "named-area:"
+MACHINE_PREFIX = "machine:"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Area:
     p_value: float | None
     recurrence_days: float | None
     statistic: float
+    areas: tuple[str, ...] = ()
+    """The named areas (neighbourhoods) its machines stand in."""
 
     def details(self) -> dict[str, Any]:
         """Return the JSON stored with the alert (no individual dispenses)."""
@@ -60,6 +68,7 @@ class Area:
             "lon": self.lon,
             "radius_km": round(self.radius_km, 3),
             "machines": self.machines,
+            "areas": list(self.areas),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "observed": self.observed,
@@ -83,11 +92,14 @@ class Area:
                 f"to {self.end}: {self.observed} observed, {self.expected:.1f} "
                 f"expected{rarity}"
             )
-        where = {
-            CITYWIDE_DETECTOR: "across the fleet",
-            THRESHOLD_DETECTOR: f"within {self.radius_km:.1f} km of {self.centre_machine}",
-        }
-        place = where.get(self.detector, f"in {self.subject.removeprefix('site:')}")
+        if self.detector in CITYWIDE_DETECTORS:
+            place = "across the fleet"
+        elif self.detector == THRESHOLD_DETECTOR:
+            place = f"within {self.radius_km:.1f} km of {self.centre_machine}"
+        elif self.subject.startswith(MACHINE_PREFIX):
+            place = f"at machine {self.centre_machine}"
+        else:
+            place = f"in {self.subject.removeprefix(NAMED_AREA_PREFIX)}"
         return (
             f"Naloxone dispenses surged {place} on {self.end}: {self.observed} against "
             f"about {self.expected:.1f} usually"
@@ -123,7 +135,10 @@ def _footprint(members: Sequence[int], points: FloatArray) -> tuple[int, float]:
     return int(members[centre]), radius
 
 
-def c2_area(
+SurgeMethod = Literal["c2", "cusum"]
+
+
+def surge_area(
     subject: str,
     detector: str,
     members: Sequence[int],
@@ -131,17 +146,26 @@ def c2_area(
     points: FloatArray,
     sites: Sequence[Site],
     today: dt.date,
+    method: SurgeMethod,
     c2: C2Settings,
+    cusum: CusumSettings,
 ) -> Area | None:
-    """Return an area when EARS C2 flags today's total over `members`, else None."""
+    """Return an area when EARS C2 or the Poisson CUSUM flags today's total over `members`."""
     if not members:
         return None
     total = counts[list(members)].sum(axis=0, keepdims=True)
-    result = ears_c2(total, c2)
-    if not result.alarm[0, -1]:
+    if method == "c2":
+        result = ears_c2(total, c2)
+        baseline_days, guard_days = c2.baseline_days, c2.guard_days
+        statistic, alarm = result.statistic, result.alarm
+    else:
+        found = poisson_cusum(total, cusum)
+        baseline_days, guard_days = cusum.baseline_days, cusum.guard_days
+        statistic, alarm = found.statistic, found.alarm
+    if not alarm[0, -1]:
         return None
-    lag = c2.baseline_days + c2.guard_days
-    baseline = total[0, -lag : total.shape[1] - c2.guard_days]
+    lag = baseline_days + guard_days
+    baseline = total[0, -lag : total.shape[1] - guard_days]
     centre, radius = _footprint(members, points)
     return Area(
         subject=subject,
@@ -157,8 +181,23 @@ def c2_area(
         expected=float(baseline.mean()),
         p_value=None,
         recurrence_days=None,
-        statistic=float(result.statistic[0, -1]),
+        statistic=float(statistic[0, -1]),
     )
+
+
+def c2_area(
+    subject: str,
+    detector: str,
+    members: Sequence[int],
+    counts: IntMatrix,
+    points: FloatArray,
+    sites: Sequence[Site],
+    today: dt.date,
+    c2: C2Settings,
+) -> Area | None:
+    """Return an area when EARS C2 flags today's total over `members`, else None."""
+    return surge_area(subject, detector, members, counts, points, sites, today, "c2", c2,
+                      CusumSettings())
 
 
 def threshold_area(

@@ -1,8 +1,9 @@
 """The scheduled hotspot job: pure computation from dispenses, and alert reconciliation.
 
 ``compute_areas`` turns machine sites and dispense times into hotspot areas:
-space-time permutation clusters, EARS C2 surges per named area and across
-the fleet, and (when configured) the fixed N-within-R-km-in-24-h rule.
+space-time permutation clusters, EARS C2 and/or Poisson CUSUM surges per
+named area and across the fleet, EARS C2 per machine with enough history,
+and (when configured) the fixed N-within-R-km-in-24-h rule.
 ``reconcile`` decides which alerts to open, update or resolve. Neither
 touches the database: ``backend.hotspots.store`` is the thin adapter that does.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,20 +20,27 @@ import numpy as np
 
 from backend.hotspots.areas import (
     AREA_C2_DETECTOR,
+    AREA_CUSUM_DETECTOR,
+    CITYWIDE_CUSUM_DETECTOR,
     CITYWIDE_DETECTOR,
+    CITYWIDE_DETECTORS,
     CITYWIDE_SUBJECT,
+    MACHINE_C2_DETECTOR,
+    MACHINE_PREFIX,
+    NAMED_AREA_PREFIX,
     SCAN_DETECTOR,
     Area,
     Site,
-    c2_area,
+    SurgeMethod,
     cluster_area,
+    surge_area,
     threshold_area,
 )
 from backend.hotspots.geometry import CoordinateSystem, to_points
 from backend.hotspots.odmap import ThresholdSettings, threshold_hits
 from backend.hotspots.settings import HotspotSettings
 from backend.hotspots.stpscan import ScanSettings, scan
-from backend.hotspots.surge import C2Settings
+from backend.hotspots.surge import C2Settings, CusumSettings
 
 __all__ = [
     "CITYWIDE_SUBJECT",
@@ -106,18 +114,7 @@ def compute_areas(
         for i in c.locations
     }
     rest = [i for i in range(len(sites)) if i not in local]
-    c2 = C2Settings(threshold=settings.c2_threshold)
-    labels = sorted({s.area for s in sites if s.area})
-    for label in labels:
-        members = [i for i in rest if sites[i].area == label]
-        found = c2_area(
-            f"site:{label}", AREA_C2_DETECTOR, members, counts, points, sites, today, c2
-        )
-        if found is not None:
-            areas.append(found)
-    city = c2_area(CITYWIDE_SUBJECT, CITYWIDE_DETECTOR, rest, counts, points, sites, today, c2)
-    if city is not None:
-        areas.append(city)
+    areas += _surges(sites, rest, counts, points, today, settings)
     if settings.threshold_dispenses is not None:
         index = {s.machine_id: i for i, s in enumerate(sites)}
         known = [(index[m], t) for m, t in dispenses if m in index]
@@ -126,7 +123,66 @@ def compute_areas(
         )
         hits = threshold_hits(points, [i for i, _ in known], [t for _, t in known], now, rule)
         areas += [threshold_area(h, counts, sites, rule.radius_km, today) for h in hits]
-    return areas
+    return [_with_named_areas(a, sites) for a in areas]
+
+
+def _with_named_areas(area: Area, sites: Sequence[Site]) -> Area:
+    """Fill in the named areas an area's machines stand in."""
+    where = {s.machine_id: s.area for s in sites}
+    named = sorted({n for m in area.machines if (n := where.get(m)) is not None})
+    return replace(area, areas=tuple(named))
+
+
+def _methods(settings: HotspotSettings) -> list[tuple[SurgeMethod, str, str]]:
+    """Return (method, area detector, fleet detector) for the surge detectors chosen."""
+    chosen: list[tuple[SurgeMethod, str, str]] = []
+    if settings.surge in ("c2", "both"):
+        chosen.append(("c2", AREA_C2_DETECTOR, CITYWIDE_DETECTOR))
+    if settings.surge in ("cusum", "both"):
+        chosen.append(("cusum", AREA_CUSUM_DETECTOR, CITYWIDE_CUSUM_DETECTOR))
+    return chosen
+
+
+def _surges(
+    sites: Sequence[Site],
+    rest: list[int],
+    counts: np.ndarray[Any, np.dtype[np.int64]],
+    points: np.ndarray[Any, np.dtype[np.float64]],
+    today: dt.date,
+    settings: HotspotSettings,
+) -> list[Area]:
+    """Run the count-series detectors per named area, fleet-wide and per machine."""
+    c2 = C2Settings(threshold=settings.c2_threshold)
+    cusum = CusumSettings(
+        # The baseline and guard band must fit in the study period before today.
+        baseline_days=min(settings.cusum_baseline_days, settings.study_days - 3),
+        shift=settings.cusum_shift,
+        decision_limit=settings.cusum_decision_limit,
+    )
+    one = C2Settings(threshold=settings.machine_c2_threshold,
+                     min_count=settings.machine_min_count)
+    found: list[Area | None] = []
+    labels = sorted({s.area for s in sites if s.area})
+    for method, area_detector, city_detector in _methods(settings):
+        for label in labels:
+            members = [i for i in rest if sites[i].area == label]
+            found.append(surge_area(f"{NAMED_AREA_PREFIX}{label}", area_detector, members,
+                                    counts, points, sites, today, method, c2, cusum))
+        found.append(surge_area(CITYWIDE_SUBJECT, city_detector, rest, counts, points, sites,
+                                today, method, c2, cusum))
+    if settings.machine_history_days is not None:
+        # A machine already inside a flagged area or fleet surge gets no alert of its own.
+        covered = {m for a in found if a is not None for m in a.machines}
+        # A machine's own series is too sparse to judge until it has history.
+        seen = counts.cumsum(axis=1) > 0
+        first = np.where(seen.any(axis=1), seen.argmax(axis=1), counts.shape[1])
+        oldest = counts.shape[1] - settings.machine_history_days
+        for i in rest:
+            if first[i] <= oldest and sites[i].machine_id not in covered:
+                found.append(surge_area(f"{MACHINE_PREFIX}{sites[i].machine_id}",
+                                        MACHINE_C2_DETECTOR, [i], counts, points, sites,
+                                        today, "c2", one, cusum))
+    return [a for a in found if a is not None]
 
 
 @dataclass(frozen=True)
@@ -162,7 +218,7 @@ def _same_place(alert: ActiveAlert, area: Area) -> bool:
     """Say whether an area continues an alert: same detector, and same subject or machines."""
     if alert.detector != area.detector:
         return False
-    if area.detector == CITYWIDE_DETECTOR:
+    if area.detector in CITYWIDE_DETECTORS:
         return True
     return alert.subject == area.subject or bool(alert.machines.intersection(area.machines))
 

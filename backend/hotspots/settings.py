@@ -29,6 +29,21 @@ class HotspotSettings(BaseSettings):
     """Keep an open alert while its area still has a cluster at least this rare."""
     c2_threshold: float = Field(default=3.0, gt=0)
     """EARS C2 threshold for each named area's total and the fleet-wide total."""
+    surge: Literal["c2", "cusum", "both"] = "c2"
+    """Count-series detector for each named area and the fleet: EARS C2, Poisson CUSUM or both."""
+    cusum_shift: float = Field(default=2.0, gt=1)
+    """Rate multiple the CUSUM is tuned to catch (2: a doubling)."""
+    cusum_decision_limit: float = Field(default=4.0, gt=0)
+    cusum_baseline_days: int = Field(default=28, ge=4)
+    """Days of baseline rate before the 2-day guard band; at most study_days - 3 are used."""
+    machine_history_days: int | None = Field(default=28, ge=10)
+    """Per-machine EARS C2 for machines whose first dispense in the study period is at
+    least this many days old (None: off; longer than study_days: no machine qualifies)."""
+    machine_c2_threshold: float = Field(default=5.0, gt=0)
+    """Per-machine EARS C2 threshold: higher than the areas' since every machine is tested
+    each day (36 machines at 3 SD would give about one false alarm a week)."""
+    machine_min_count: int = Field(default=5, ge=1)
+    """Fewest dispenses at one machine on a day that can raise its own alert."""
     threshold_dispenses: int | None = Field(default=None, ge=2)
     """Fixed rule: alert at this many dispenses within threshold_radius_km in 24 h (off: None)."""
     threshold_radius_km: float = Field(default=1.6, gt=0)
@@ -38,3 +53,4 @@ class HotspotSettings(BaseSettings):
     """"data": take "now" from the newest dispense (replays and accelerated demos)."""
     interval_s: float = Field(default=3600.0, gt=0)
     """How often the scheduler runs the job."""
+

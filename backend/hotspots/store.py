@@ -37,9 +37,9 @@ class JobReport:
 
 
 def load_sites(session: Session) -> list[Site]:
-    """Return the active machines and their coordinates, in a stable order."""
+    """Return the active machines, their coordinates and named areas, in a stable order."""
     rows = session.exec(select(Machine).where(col(Machine.active)).order_by(col(Machine.id)))
-    return [Site(m.id, m.lat, m.lon, m.site) for m in rows]
+    return [Site(m.id, m.lat, m.lon, m.area) for m in rows]
 
 
 def naloxone_products(session: Session, settings: HotspotSettings) -> list[str]:

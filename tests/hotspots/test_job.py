@@ -89,8 +89,8 @@ def test_citywide_surge_is_flagged_by_c2() -> None:
     assert city[0].observed > city[0].expected
     assert len(city[0].machines) == len(sites)
     # Both named areas rose too.
-    assert {a.subject for a in areas if a.detector == "ears-c2-area"} == {"site:west",
-                                                                          "site:east"}
+    assert {a.subject for a in areas if a.detector == "ears-c2-area"} == {"named-area:west",
+                                                                          "named-area:east"}
 
 
 def test_area_surge_is_flagged_for_its_area_only() -> None:
@@ -101,7 +101,7 @@ def test_area_surge_is_flagged_for_its_area_only() -> None:
     # Spread over the whole west half, so no compact cluster takes it first.
     areas = compute_areas(sites, days, NOW, settings(max_radius_km=0.5))
     flagged = [a for a in areas if a.detector == "ears-c2-area"]
-    assert [a.subject for a in flagged] == ["site:west"]
+    assert [a.subject for a in flagged] == ["named-area:west"]
     assert sorted(flagged[0].machines) == sorted(west)
 
 
@@ -153,3 +153,42 @@ def test_citywide_alert_is_not_confused_with_local_ones() -> None:
     plan = reconcile(active, [city], cfg)
     assert plan.resolve == [1]
     assert [a.subject for a in plan.open] == [CITYWIDE_SUBJECT]
+
+
+def test_cusum_runs_beside_or_instead_of_c2_as_settings_choose() -> None:
+    sites = grid_sites(4)
+    days = dispenses(sites, seed=6)
+    west = [s.machine_id for s in sites if s.area == "west"]
+    days += [(m, NOW - dt.timedelta(hours=1)) for m in west for _ in range(3)]
+
+    def flagged(surge: str) -> set[tuple[str, str]]:
+        found = compute_areas(sites, days, NOW, settings(max_radius_km=0.5, surge=surge))
+        return {(a.detector, a.subject) for a in found if a.subject.startswith("named-area:")}
+
+    assert flagged("c2") == {("ears-c2-area", "named-area:west")}
+    assert flagged("cusum") == {("poisson-cusum-area", "named-area:west")}
+    assert flagged("both") == flagged("c2") | flagged("cusum")
+    cusum = next(a for a in compute_areas(sites, days, NOW, settings(max_radius_km=0.5,
+                                                                     surge="cusum"))
+                 if a.detector == "poisson-cusum-area")
+    assert cusum.statistic > 4.0
+    assert cusum.areas == ("west",)
+    assert "surged in west" in cusum.message()
+
+
+def test_per_machine_c2_only_for_machines_with_history() -> None:
+    sites = [*grid_sites(), Site("m-new", 39.99, -75.10, None)]
+    days = dispenses(sites[:-1], seed=8)
+    days += [("m-23", NOW - dt.timedelta(hours=1))] * 9
+    days += [("m-new", NOW - dt.timedelta(hours=1))] * 6
+    # Clusters never count as "already alarming" here, so every machine is watched.
+    found = compute_areas(sites, days, NOW, settings(alert_recurrence_days=1e9))
+    machines = [a for a in found if a.detector == "ears-c2-machine"]
+    assert [a.subject for a in machines] == ["machine:m-23"]
+    assert machines[0].observed == 9 + sum(1 for m, t in days[:-15]
+                                           if m == "m-23" and t.date() == TODAY)
+    assert "at machine m-23" in machines[0].message()
+    assert not any(a.detector == "ears-c2-machine"
+                   for a in compute_areas(sites, days, NOW,
+                                          settings(alert_recurrence_days=1e9,
+                                                   machine_history_days=None)))
