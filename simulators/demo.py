@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.auth.principal import Role
+from backend.areas.store import replace_areas
 from backend.db import make_engine, migrate, session_scope
 from backend.models import MachineListingUpdate, NotificationRoute
 from backend.provisioning.passwords import new_password
@@ -32,6 +33,7 @@ from simulators.demo_config import (
     hotspot_env,
 )
 from simulators.demo_tokens import create_demo_tokens
+from simulators.neighbourhood_cells import AREAS_FILE, demo_areas
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.notify_sinks import MailSink, WebhookInbox
@@ -159,6 +161,8 @@ class Demo:
         engine = make_engine(database_url)
         try:
             with session_scope(engine) as session:
+                # The city's areas first, so each machine is placed as it is registered.
+                replace_areas(session, demo_areas(), actor="demo", source=AREAS_FILE.name)
                 for spec in self.specs:
                     crud.register_machine(
                         session=session,

@@ -14,12 +14,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from backend.areas.features import AreaShape, parse_feature_collection
 
 from simulators.geography import CITY, LAT_RANGE, LON_RANGE, NEIGHBOURHOODS, Neighbourhood
 
 Point = tuple[float, float]
 """(x, y) in the flat projection: longitude scaled by cos(latitude), latitude."""
+
+AREAS_FILE = Path(__file__).parent / "data" / "philadelphia-areas.geojson"
+"""The shipped file: what ``nx-backend areas load`` takes for the demo city."""
 
 _SCALE = math.cos(math.radians(sum(LAT_RANGE) / 2))
 
@@ -77,6 +83,11 @@ def collection() -> dict[str, Any]:
                         "Not official neighbourhood boundaries."),
         "features": cells(NEIGHBOURHOODS),
     }
+
+
+def demo_areas() -> list[AreaShape]:
+    """Return the shipped file's areas, checked as ``nx-backend areas load`` checks them."""
+    return parse_feature_collection(json.loads(AREAS_FILE.read_text(encoding="utf-8")))
 
 
 if __name__ == "__main__":
