@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from backend import crud
-from backend.auth.principal import Role
 from backend.areas.store import replace_areas
+from backend.auth.principal import Role
 from backend.db import make_engine, migrate, session_scope
 from backend.models import MachineListingUpdate, NotificationRoute
 from backend.provisioning.passwords import new_password
@@ -33,9 +33,9 @@ from simulators.demo_config import (
     hotspot_env,
 )
 from simulators.demo_tokens import create_demo_tokens
-from simulators.neighbourhood_cells import AREAS_FILE, demo_areas
 from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
+from simulators.neighbourhood_cells import AREAS_FILE, demo_areas
 from simulators.notify_sinks import MailSink, WebhookInbox
 from simulators.planogram import push_planograms
 from simulators.processes import Child, entry_point

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from backend.areas.features import AreaShape, parse_feature_collection
-
 from simulators.geography import CITY, LAT_RANGE, LON_RANGE, NEIGHBOURHOODS, Neighbourhood
 
 Point = tuple[float, float]
