@@ -134,6 +134,23 @@ class Posterior:
         return 24.0 * self.alpha / self.beta
 
 
+def _unavailable_part(starts: np.ndarray, intervals: Sequence[tuple[float, float]]
+                      ) -> np.ndarray:
+    """Return how much of each clock hour falls inside the (merged) intervals."""
+    out = np.zeros(starts.size)
+    merged: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in merged:
+        out += np.clip(np.minimum(starts + 1, b) - np.maximum(starts, a), 0.0, 1.0)
+    return out
+
+
 def fit_rate(
     event_hours: Sequence[float] | np.ndarray,
     *,
@@ -141,11 +158,13 @@ def fit_rate(
     since_h: float,
     shape: np.ndarray,
     params: ModelParams = DEFAULT_PARAMS,
+    unavailable: Sequence[tuple[float, float]] = (),
 ) -> Posterior:
     """Update the prior with the dispenses in [max(since_h, now_h - history), now_h).
 
     ``since_h`` is when the slot could first have been seen (its machine's
-    registration): hours before it are no exposure.
+    registration): hours before it are no exposure. Nor are the ``unavailable``
+    stretches (start, end) when the slot was empty: demand then went unseen.
     """
     start_h = max(since_h, now_h - params.history_hours)
     alpha = params.prior.rate_per_hour * params.prior.hours
@@ -157,6 +176,9 @@ def fit_rate(
     events = events[(events >= start_h) & (events < now_h)]
     starts, covered = _bins(start_h, now_h)
     middles = np.maximum(starts, start_h) + covered / 2
+    if unavailable:
+        clipped = [(max(a, start_h), min(b, now_h)) for a, b in unavailable]
+        covered = np.clip(covered - _unavailable_part(starts, clipped), 0.0, 1.0)
     exposure = float(np.sum(covered * shape[hour_of_week(starts)]
                             * np.exp(-decay * (now_h - middles))))
     weight = float(np.sum(np.exp(-decay * (now_h - events))))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,12 +45,14 @@ def machine_outlook(
     since: datetime,
     deadline_h: float,
     params: ModelParams = DEFAULT_PARAMS,
+    empty: Mapping[int, Sequence[tuple[datetime, datetime]]] | None = None,
 ) -> list[SlotOutlook]:
     """Forecast every slot of one machine from its (slot, time) dispenses.
 
     The hour-of-week shape is the machine's, from the dispenses of all its
     slots (one visitor's choice of slot does not change when people come);
-    each slot's rate is its own.
+    each slot's rate is its own. ``empty`` holds, per slot, the stretches it
+    stood empty, which are no exposure for its rate.
     """
     now_h, since_h = epoch_hours(now), epoch_hours(since)
     all_hours = np.array([epoch_hours(t) for _, t in dispenses], dtype=float)
@@ -59,7 +61,9 @@ def machine_outlook(
     out = []
     for state in sorted(slots, key=lambda s: s.slot):
         mine = all_hours[slot_of == state.slot] if all_hours.size else all_hours
-        posterior = fit_rate(mine, now_h=now_h, since_h=since_h, shape=shape, params=params)
+        gaps = [(epoch_hours(a), epoch_hours(b)) for a, b in (empty or {}).get(state.slot, ())]
+        posterior = fit_rate(mine, now_h=now_h, since_h=since_h, shape=shape, params=params,
+                             unavailable=gaps)
         out.append(SlotOutlook(state, forecast_stockout(
             posterior, stock=state.count, now_h=now_h, shape=shape, deadline_h=deadline_h,
             params=params)))

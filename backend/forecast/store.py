@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_
 from sqlmodel import Session, col, func, select
 
 from backend.alerts.rules import slot_subject
@@ -63,6 +63,27 @@ def load_dispenses(
     return out
 
 
+def load_empty_stretches(
+    session: Session, machine_ids: Sequence[str], *, since: datetime, now: datetime
+) -> dict[str, dict[int, list[tuple[datetime, datetime]]]]:
+    """Return, per machine and slot, when its empty_slot alerts were open since ``since``."""
+    rows = session.exec(
+        select(Alert.machine_id, Alert.subject, Alert.opened_at, Alert.resolved_at)
+        .where(Alert.type == AlertType.EMPTY_SLOT.value,
+               col(Alert.machine_id).in_(machine_ids),
+               col(Alert.opened_at) < now,
+               or_(col(Alert.resolved_at).is_(None), col(Alert.resolved_at) > since))
+    ).all()
+    out: dict[str, dict[int, list[tuple[datetime, datetime]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for machine_id, subject, opened, resolved in rows:
+        number = subject.rsplit("/", 1)[-1]
+        if machine_id is None or not number.isdigit():
+            continue
+        out[machine_id][int(number)].append((opened, resolved or now))
+    return out
+
+
 def forecast_now(session: Session, settings: ForecastSettings) -> datetime:
     """Return the moment forecasts start from: the wall clock, or the newest dispense."""
     if settings.clock == "data":
@@ -86,14 +107,16 @@ def outlook_of(
     if not ids:
         return {}
     slots = load_slots(session, ids)
-    dispenses = load_dispenses(session, ids, now - timedelta(hours=params.history_hours))
+    window = now - timedelta(hours=params.history_hours)
+    dispenses = load_dispenses(session, ids, window)
+    empty = load_empty_stretches(session, ids, since=window, now=now)
     # A machine registered after its first dispense (a fleet replayed into a new
     # database) has been seen since that dispense.
     since = {m.id: min([m.created_at, *(t for _, t in dispenses[m.id])]) for m in machines}
     return {
         m.id: machine_outlook(
             slots[m.id], dispenses[m.id], now=now, since=since[m.id],
-            deadline_h=deadline_h[m.id], params=params)
+            deadline_h=deadline_h[m.id], params=params, empty=empty[m.id])
         for m in machines
     }
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from backend import crud
 from backend.forecast.settings import ForecastSettings
-from backend.forecast.store import ForecastScheduler, run_forecast_tick
+from backend.forecast.store import ForecastScheduler, outlook_of, run_forecast_tick
 from backend.models import Alert, AlertType, DispenseEvent, Machine, Slot
 from tests.waiting import wait_until
 
@@ -126,3 +127,26 @@ def test_the_scheduler_ticks_on_the_datas_clock(engine: Engine) -> None:
     [alert] = _alerts(engine, "fc-008")
     assert alert.opened_at > NOW - timedelta(hours=3)
     assert alert.opened_at < NOW
+
+
+def test_hours_a_slot_stood_empty_do_not_dilute_its_rate(engine: Engine) -> None:
+    _machine(engine, "fc-009", count=5, per_day=2)
+
+    def rate() -> float:
+        with Session(engine) as s:
+            machine = s.get(Machine, "fc-009")
+            assert machine is not None
+            [item] = outlook_of(s, [machine], now=NOW, deadline_h={"fc-009": 24},
+                                settings=ForecastSettings())["fc-009"]
+            return item.forecast.rate_per_day
+
+    before = rate()
+    assert before == pytest.approx(2, rel=0.15)
+    with Session(engine) as s:
+        s.add(Alert(type=AlertType.EMPTY_SLOT.value, severity="critical", subject="fc-009/slot/1",
+                    machine_id="fc-009", message="empty", status="resolved",
+                    opened_at=NOW - timedelta(days=9), resolved_at=NOW - timedelta(days=2)))
+        s.commit()
+    # A week of the last four weeks' (discounted) exposure goes: the rate rises by
+    # about the share it carried, the dispenses being the same.
+    assert rate() > 1.25 * before

@@ -151,3 +151,15 @@ def test_lower_stock_never_predicts_a_later_stockout(
 ) -> None:
     low, high = stocks
     _not_later(_forecast(ages, low, shape), _forecast(ages, high, shape))
+
+
+def test_empty_stretches_are_no_exposure() -> None:
+    params = ModelParams(half_life_hours=1e9, prior=Prior(rate_per_hour=0.1, hours=10))
+    start = float(int(NOW_H)) - 100
+    events = start + np.arange(0, 50, 5.0) + 0.5  # ten in the first 50 hours
+    full = fit_rate(events, now_h=start + 100, since_h=start, shape=FLAT, params=params)
+    cut = fit_rate(events, now_h=start + 100, since_h=start, shape=FLAT, params=params,
+                   unavailable=[(start + 50.5, start + 200), (start + 60, start + 70),
+                                (start - 50, start + 0.5)])
+    assert (full.alpha, full.beta) == pytest.approx((11, 110), rel=1e-6)
+    assert (cut.alpha, cut.beta) == pytest.approx((11, 10 + 50), rel=1e-6)
