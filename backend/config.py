@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     heat_excursion_limit_min: float = Field(default=0.0, ge=0)
     heat_freezing_limit_min: float = Field(default=0.0, ge=0)
     # A temperature reading counts until the next, at most this long (a silent machine).
-    temperature_hold_s: float = Field(default=2 * 3600, gt=0)
+    # Over an hour: heartbeats are kept at least every 30 min (backend/lots/exposure.py).
+    temperature_hold_s: float = Field(default=2 * 3600, ge=3600)
     # How often an ingest worker settles the expiring-stock and heat-exposure alerts.
     lot_check_interval_s: float = Field(default=300.0, gt=0)
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.alerts.book import AlertBook
@@ -26,6 +28,7 @@ from backend.ingest.ledger import (
     write_lots,
 )
 from backend.ingest.parse import Accepted, Message, Rejected, classify
+from backend.lots.exposure import Reading, worth_keeping
 from backend.machine_state import from_status_message, revived_by_telemetry
 from backend.models import (
     AlertType,
@@ -333,17 +336,39 @@ def _note_liveness(
 
 
 def _insert_readings(session: Session, known: list[Accepted], new_events: list[Accepted]) -> None:
-    """Keep each heartbeat's and temperature event's reading, for heat exposure (one statement)."""
+    """Keep temperature readings for heat exposure: every crossing event, and the heartbeats
+    ``worth_keeping`` (one read of each machine's last kept reading, one insert)."""
+    beats: list[tuple[str, datetime, float]] = []
     rows: list[dict[str, Any]] = []
     for item in known:
         body = item.body
         if isinstance(body, payloads.Telemetry) and body.temperature_c is not None:
-            rows.append({"machine_id": body.machine_id, "at": body.device_time,
-                         "celsius": body.temperature_c})
+            beats.append((body.machine_id, body.device_time, body.temperature_c))
     for item in new_events:
         event = item.body
         if isinstance(event, payloads.TemperatureEvent):
             rows.append({"machine_id": event.machine_id, "at": event.device_time,
                          "celsius": event.celsius})
+    if beats:
+        last = _last_readings(session, {m for m, _, _ in beats})
+        for machine_id, at, celsius in sorted(beats):
+            if worth_keeping(last.get(machine_id), (at, celsius)):
+                last[machine_id] = (at, celsius)
+                rows.append({"machine_id": machine_id, "at": at, "celsius": celsius})
     if rows:
         session.execute(TemperatureReading.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def _last_readings(session: Session, machine_ids: set[str]) -> dict[str, Reading]:
+    table = TemperatureReading.__table__  # type: ignore[attr-defined]
+    newest = (
+        sa_select(table.c.machine_id, func.max(table.c.at).label("at"))
+        .where(table.c.machine_id.in_(sorted(machine_ids)))
+        .group_by(table.c.machine_id)
+        .subquery()
+    )
+    found = session.execute(
+        sa_select(table.c.machine_id, table.c.at, table.c.celsius).join(
+            newest, (table.c.machine_id == newest.c.machine_id) & (table.c.at == newest.c.at))
+    ).all()
+    return {m: (at, c) for m, at, c in found}

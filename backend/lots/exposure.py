@@ -84,3 +84,27 @@ def exposure(
         if celsius < FREEZING_C:
             freezing += span
     return Exposure(storage, excursion, freezing, low, high)
+
+
+KEEP_STEP_C = 0.5
+"""A heartbeat reading this far from the last kept one is kept."""
+KEEP_EVERY = timedelta(minutes=30)
+"""A heartbeat reading this long after the last kept one is kept (under the hold time)."""
+
+
+def _band(celsius: float) -> tuple[bool, bool, bool]:
+    return (_outside(celsius, STORAGE_RANGE), _outside(celsius, EXCURSION_RANGE),
+            celsius < FREEZING_C)
+
+
+def worth_keeping(last: Reading | None, new: Reading) -> bool:
+    """Say whether to store a heartbeat reading, given the last one stored for its machine.
+
+    A reading that changes which ranges the machine is outside of is always
+    kept, so the exposure sums over the kept readings equal those over all of
+    them; the rest thin a 60 s heartbeat to about two rows an hour.
+    """
+    if last is None or new[0] < last[0]:
+        return True
+    return (_band(new[1]) != _band(last[1]) or abs(new[1] - last[1]) >= KEEP_STEP_C
+            or new[0] - last[0] >= KEEP_EVERY)

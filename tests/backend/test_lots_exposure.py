@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.lots.exposure import Limits, exposure
+from backend.lots.exposure import Limits, exposure, worth_keeping
 
 T0 = datetime(2027, 7, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -45,3 +45,21 @@ def test_exposure_never_exceeds_the_window(raw: list[tuple[int, float]]) -> None
     got = exposure(readings, T0, T0 + 600 * timedelta(minutes=1), max_hold=2 * HOUR)
     assert timedelta() <= got.below_freezing <= got.outside_excursion <= got.outside_storage
     assert got.outside_storage <= timedelta(minutes=600)
+
+
+@given(st.lists(st.tuples(st.integers(1, 10), st.floats(-10, 50)), min_size=1, max_size=200))
+def test_thinned_heartbeats_give_the_same_exposure(raw: list[tuple[int, float]]) -> None:
+    # A heartbeat every 1-10 minutes; keep only those worth keeping, as ingest does.
+    at, full = T0, []
+    for gap, celsius in raw:
+        at += timedelta(minutes=gap)
+        full.append((at, celsius))
+    kept: list[tuple[datetime, float]] = []
+    for reading in full:
+        if worth_keeping(kept[-1] if kept else None, reading):
+            kept.append(reading)
+    end = at + HOUR
+    a = exposure(full, T0, end, max_hold=2 * HOUR)
+    b = exposure(kept, T0, end, max_hold=2 * HOUR)
+    assert (a.outside_storage, a.outside_excursion, a.below_freezing) == (
+        b.outside_storage, b.outside_excursion, b.below_freezing)

@@ -61,12 +61,19 @@ def test_heartbeat_and_crossing_readings_are_kept(engine: Engine, session: Sessi
     crossing = payloads.TemperatureEvent(machine_id="lot-002", boot_id=1, seq=1,
                                          device_time=T0 + timedelta(minutes=5), celsius=41.0,
                                          excursion=True)
-    _write(engine, [(machine_topic("lot-002", Channel.TELEMETRY), beat.to_bytes()),
-                    (events_topic("lot-002"), crossing.to_bytes())])
+    telemetry = machine_topic("lot-002", Channel.TELEMETRY)
+    _write(engine, [(telemetry, beat.to_bytes()), (events_topic("lot-002"), crossing.to_bytes())])
+    # Later heartbeats: 0.2 °C off the last kept one is dropped (the same batch or the
+    # next); a step of 0.5 °C, or 30 minutes on, is kept.
+    later = [beat.model_copy(update={"device_time": T0 + timedelta(minutes=m), "temperature_c": c})
+             for m, c in ((6, 40.8), (7, 40.3), (40, 40.3))]
+    _write(engine, [(telemetry, b.to_bytes()) for b in later])
     fresh(session)
     got = session.exec(select(TemperatureReading.at, TemperatureReading.celsius)
                        .order_by(col(TemperatureReading.at))).all()
-    assert [(at, c) for at, c in got] == [(T0, 31.5), (T0 + timedelta(minutes=5), 41.0)]
+    assert [(at - T0, c) for at, c in got] == [
+        (timedelta(), 31.5), (timedelta(minutes=5), 41.0), (timedelta(minutes=7), 40.3),
+        (timedelta(minutes=40), 40.3)]
 
 
 def test_worker_maintenance_resolves_the_expiry_alert_of_a_lot_vended_out(
