@@ -14,6 +14,7 @@ from backend.db import SchemaOutOfDateError, check_schema, make_engine
 from backend.forecast.settings import ForecastSettings
 from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import parse_depot, shift_start_of
+from backend.restock.lots_input import combined, lot_extras
 from backend.restock.plan import MatrixFileError, plan_shift
 
 app = typer.Typer(help="Restock plans: van routes and what to load.", no_args_is_help=True)
@@ -48,7 +49,9 @@ def plan(
     try:
         check_schema(engine)
         with Session(engine) as session:
-            extras = forecast_extras(session, shift_start=start, settings=ForecastSettings())
+            extras = combined(
+                forecast_extras(session, shift_start=start, settings=ForecastSettings()),
+                lot_extras(session, settings=settings))
             result = plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
                                 vans=vans, van_capacity=van_capacity, extras=extras)
     except (SchemaOutOfDateError, MatrixFileError) as exc:

@@ -20,7 +20,7 @@ from backend.app import create_app
 from backend.cli import app
 from backend.config import Settings
 from backend.db import make_engine, migrate
-from backend.models import Machine
+from backend.models import Machine, NaloxoneLot, utcnow
 from tests.backend.conftest import AuthHeaders, bearer, make_token
 from tests.backend.procs import REPO
 from tests.http_server import serve_http
@@ -50,10 +50,16 @@ def _machine(session: Session, machine_id: str, lat: float, *, naloxone: int, st
 def _fleet(session: Session) -> None:
     _machine(session, "test-001", 40.76, naloxone=0, strips=20)  # naloxone out: critical
     _machine(session, "test-002", 40.74, naloxone=5, strips=20)  # below par only: routine
-    _machine(session, "test-003", 40.77, naloxone=8, strips=20)  # full: no visit
+    _machine(session, "test-003", 40.77, naloxone=8, strips=20)  # full, but see its lots
     _machine(session, "test-004", 40.73, naloxone=8, strips=1)  # strips low: urgent
     _machine(session, "test-005", 40.72, naloxone=0, strips=20, in_service=False)
     _machine(session, "test-006", 40.78, naloxone=0, strips=0, area="south")
+    # test-003 is full, but 3 of its 8 doses are from an expired lot: swap them.
+    session.add(NaloxoneLot(product=NALOXONE, lot_number="EXP-1", expiry=utcnow().date()
+                            - timedelta(days=1), machine_id="test-003", slot=1, quantity=3))
+    session.add(NaloxoneLot(product=NALOXONE, lot_number="GOOD-1", expiry=utcnow().date()
+                            + timedelta(days=400), machine_id="test-003", slot=1, quantity=5))
+    session.commit()
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ def test_plan_orders_stops_loads_to_par_says_who_is_left_out_and_keeps_to_areas(
     plan = answer.json()
     assert len(plan["vans"]) == 2
     stops = {s["machine_id"]: s for v in plan["vans"] for s in v["stops"]}
-    assert set(stops) == {"test-001", "test-002", "test-004", "test-006"}
+    assert set(stops) == {"test-001", "test-002", "test-003", "test-004", "test-006"}
     assert stops["test-001"]["urgency"] == "critical"
     assert stops["test-004"]["urgency"] == "urgent"
     assert stops["test-002"]["urgency"] == "routine"
@@ -98,6 +104,9 @@ def test_plan_orders_stops_loads_to_par_says_who_is_left_out_and_keeps_to_areas(
     assert [(x["slot"], x["product"], x["quantity"]) for x in stops["test-001"]["load"]] == [
         (1, NALOXONE, 8)]
     assert [(x["slot"], x["quantity"]) for x in stops["test-004"]["load"]] == [(2, 19)]
+    assert stops["test-003"]["urgency"] == "urgent"
+    assert [(x["slot"], x["to_par"], x["replace"], x["replace_lots"], x["quantity"])
+            for x in stops["test-003"]["load"]] == [(1, 0, 3, ["EXP-1"], 3)]
     assert plan["left_out"] == [{"machine_id": "test-005", "urgency": "critical", "items": 8,
                                  "reason": "out of service"}]
     start = datetime.fromisoformat(SHIFT["shift_start"])

@@ -11,6 +11,7 @@ from backend.api.deps import ForecastSettingsDep, PrincipalDep, SessionDep, Sett
 from backend.api.problems import problem_responses
 from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import DEPOT_PATTERN, parse_depot, shift_start_of
+from backend.restock.lots_input import combined, lot_extras
 from backend.restock.model import Plan
 from backend.restock.plan import MatrixFileError, plan_shift
 
@@ -53,7 +54,9 @@ def restock_plan(
     try:
         return plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
                           vans=vans, van_capacity=van_capacity, principal=principal,
-                          extras=forecast_extras(session, shift_start=start,
-                                                 settings=forecast_settings))
+                          extras=combined(
+                              forecast_extras(session, shift_start=start,
+                                              settings=forecast_settings),
+                              lot_extras(session, settings=settings)))
     except MatrixFileError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
