@@ -2,10 +2,10 @@
 
 A 200-machine city (machines around neighbourhood centres, 10 % with naloxone
 out), 3 vans on an 8-hour shift, planned from a SQLite database with the
-default settings: the time of the whole ``plan_shift`` (read, needs, matrix,
-solve), and the planned kilometres against nearest-neighbour tours over the
-same stops, in the same run and with the same distances (haversine x detour
-factor): each van's stops toured nearest-first from the depot and back
+default settings: the time of what the API does (forecast and lots read,
+machines read, needs, distances, solve), and the planned kilometres against
+nearest-neighbour tours over the same stops, in the same run and with the same
+distances (haversine x detour factor): each van's stops toured nearest-first from the depot and back
 (``route_ratio_vs_nearest_neighbour``, target at most 0.9). Also reported, not
 a target: one closed nearest-neighbour tour over all served stops, which never
 returns to the depot between vans and ignores the shift, so three shift-bound
@@ -26,7 +26,10 @@ from sqlmodel import Session
 from backend import crud
 from backend.config import Settings
 from backend.db import make_engine, migrate
+from backend.forecast.settings import ForecastSettings
 from backend.restock.distances import from_coordinates
+from backend.restock.forecast_input import forecast_extras
+from backend.restock.lots_input import combined, lot_extras
 from backend.restock.model import Matrix, Point
 from backend.restock.plan import plan_shift
 
@@ -73,9 +76,13 @@ def test_restock_plan_200_machines_3_vans(tmp_path: Path) -> None:
         with Session(engine) as session:
             _city(session)
         with Session(engine) as session:
+            start = datetime(2026, 12, 3, 8, tzinfo=UTC)
             started = time.perf_counter()
-            plan = plan_shift(session, settings, depot=DEPOT,
-                              start=datetime(2026, 12, 3, 8, tzinfo=UTC), hours=HOURS, vans=VANS)
+            extras = combined(
+                forecast_extras(session, shift_start=start, settings=ForecastSettings(), now=start),
+                lot_extras(session, settings=settings, now=start))
+            plan = plan_shift(session, settings, depot=DEPOT, start=start, hours=HOURS, vans=VANS,
+                              extras=extras)
             plan_seconds = time.perf_counter() - started
     finally:
         engine.dispose()
