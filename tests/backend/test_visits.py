@@ -20,6 +20,7 @@ from backend.models import (
     AuditRecord,
     NaloxoneLot,
     RestockVisit,
+    Slot,
     TemperatureReading,
     utcnow,
 )
@@ -151,9 +152,26 @@ def test_heat_exposure_names_the_lots_to_replace(
     [replace] = lots_to_replace(session, "vis-004", settings=settings, now=now)
     assert replace.lot.lot_number == "HOT-1"
     assert replace.replace_because == ("heat:excursion_range",)
-    # The team swaps the lot: the alert is resolved by the visit.
+    # Another lot put in (by hand, as loaded 10 h ago) got as hot: the open alert names it too.
+    with Session(engine) as write:
+        write.add(NaloxoneLot(product=PRODUCT, lot_number="HOT-2", machine_id="vis-004", slot=1,
+                              expiry=date.today() + timedelta(days=600), quantity=3,
+                              loaded_at=now - timedelta(hours=10)))
+        slot = write.get(Slot, ("vis-004", 1))
+        assert slot is not None
+        slot.count = 8
+        write.add(slot)
+        write.flush()
+        sweep_lot_alerts(write, settings=settings, now=now)
+        write.commit()
+    [alert] = _open(session, "heat_exposure")
+    assert "HOT-1" in alert.message
+    assert "HOT-2" in alert.message
+    assert [lot["lot_number"] for lot in alert.details["lots"]] == ["HOT-1", "HOT-2"]
+    # The team swaps the lots: the alert is resolved by the visit.
     swap = client.post("/api/v1/visits", json={"machine_id": "vis-004", "slots": [{
-        "slot": 1, "removed": [{"reason": "heat_exposed", "lot_number": "HOT-1", "quantity": 5}],
+        "slot": 1, "removed": [{"reason": "heat_exposed", "lot_number": "HOT-1", "quantity": 5},
+                               {"reason": "heat_exposed", "lot_number": "HOT-2", "quantity": 3}],
         "loaded": [_lot("COOL-2", 500, 5)]}]})
     assert swap.status_code == 201, swap.text
     assert swap.json()["resolved_alerts"] == 1
