@@ -17,6 +17,7 @@ from backend.areas.store import locate
 from backend.audit import record_audit, snapshot
 from backend.auth.principal import Principal
 from backend.auth.scope import alert_filter, sees_alert, sees_machine_area
+from backend.lots.store import fit_lots_to_count
 from backend.models import (
     Alert,
     AlertStatus,
@@ -463,6 +464,8 @@ def record_restock_visit(
             raise OverCapacityError(f"machine {machine_id!r} slot {number}: {exc}") from None
         slot.count = change.after
         slot.updated_at = now
+        # Counts without lots: the lots already in the slot are trimmed first-expiry-first-out.
+        fit_lots_to_count(session, machine_id, number, slot.count, now=now)
         session.flush()
         _settle_slot_alerts(session, slot, default_low_threshold)
     visit = RestockVisit(

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from backend.alerts.rules import AlertSpec
 from backend.alerts.store import open_alert, resolve_alerts
 from backend.config import Settings
+from backend.lots import fefo
 from backend.lots.exposure import Exposure, Limits, Reading, exposure
 from backend.models import (
     Alert,
@@ -191,3 +192,22 @@ def sweep_lot_alerts(session: Session, *, settings: Settings, now: datetime) -> 
     for machine_id in machines:
         settle_lot_alerts(session, machine_id, settings=settings, now=now)
     return len(machines)
+
+
+def fit_lots_to_count(
+    session: Session, machine_id: str, slot: int, count: int, *, now: datetime
+) -> None:
+    """Trim a slot's lots first-expiry-first-out to a count set without naming lots."""
+    rows = session.exec(select(NaloxoneLot).where(
+        col(NaloxoneLot.machine_id) == machine_id, col(NaloxoneLot.slot) == slot,
+        col(NaloxoneLot.quantity) > 0)).all()
+    if not rows:
+        return
+    by_key = {fefo.LotKey(r.expiry, r.lot_number, r.product): r for r in rows}
+    state = fefo.make(count, [(k, r.quantity) for k, r in by_key.items()])
+    for key, row in by_key.items():
+        left = state.quantity(key)
+        if left != row.quantity:
+            row.quantity = left
+            row.emptied_at = now if left == 0 else None
+            session.add(row)

@@ -194,3 +194,16 @@ def test_retries_racing_each_other_record_the_visit_once(
     assert len(session.exec(select(RestockVisit).where(
         col(RestockVisit.machine_id) == "vis-005")).all()) == 1
     assert session.exec(select(NaloxoneLot.quantity)).one() == 6
+
+
+def test_the_counts_only_visit_trims_lots_earliest_expiry_first(
+    client: httpx.Client, session: Session
+) -> None:
+    register(session, "vis-006", count=0, capacity=10)
+    loaded = client.post("/api/v1/visits", json={"machine_id": "vis-006", "slots": [{
+        "slot": 1, "loaded": [_lot("LATE", 500, 4), _lot("SOON", 200, 4)]}]})
+    assert loaded.status_code == 201
+    old = client.post("/api/v1/machines/vis-006/restock-visits", json={"counts": {"1": 5}})
+    assert old.status_code == 201
+    lots = client.get("/api/v1/machines/vis-006/lots").json()["data"]
+    assert [(lot["lot_number"], lot["quantity"]) for lot in lots] == [("SOON", 1), ("LATE", 4)]
