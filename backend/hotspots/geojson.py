@@ -37,6 +37,8 @@ def hotspot_feature(alert: Alert) -> dict[str, Any] | None:
         "opened_at": alert.opened_at.isoformat() if alert.opened_at else None,
     }
     properties.update({k: details.get(k) for k in AREA_FIELDS})
+    # The named areas the machines stand in (alerts from before areas existed: none).
+    properties["areas"] = details.get("areas") or []
     return {
         "type": "Feature",
         "id": alert.id,

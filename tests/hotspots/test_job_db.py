@@ -18,6 +18,8 @@ from sqlmodel import Session, select
 
 from backend import crud
 from backend.app import create_app
+from backend.areas.features import parse_feature_collection
+from backend.areas.store import replace_areas
 from backend.config import Settings
 from backend.db import make_engine, migrate
 from backend.hotspots import satscan_io
@@ -169,6 +171,14 @@ def test_hotspots_endpoint_serves_areas_as_geojson(engine: Engine,
     assert client.get("/api/v1/hotspots").json() == {"type": "FeatureCollection",
                                                      "features": []}
     seed_fleet(engine)
+    city = {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"name": "Test City"},
+        "geometry": {"type": "Polygon", "coordinates": [[[-75.2, 39.9], [-75.0, 39.9],
+                                                         [-75.0, 40.1], [-75.2, 40.1],
+                                                         [-75.2, 39.9]]]}}]}
+    with Session(engine) as session:
+        replace_areas(session, parse_feature_collection(city), actor="test", source=None)
+        session.commit()
     run_hotspot_job(engine, hotspot_settings(), now=NOW)
     response = client.get("/api/v1/hotspots")
     assert response.status_code == 200
@@ -184,6 +194,7 @@ def test_hotspots_endpoint_serves_areas_as_geojson(engine: Engine,
     assert 0 < props["p_value"] <= 0.01
     assert props["radius_km"] <= 3.0
     assert props["status"] == "open"
+    assert props["areas"] == ["Test City"]
     # Areas only: nothing about single dispenses.
     assert "device_time" not in response.text
     assert "seq" not in props
