@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     ingest_batch_linger_s: float = Field(default=0.005, ge=0)
     ingest_retry_backoff_s: float = Field(default=0.5, gt=0)
     ingest_maintenance_interval_s: float = Field(default=5.0, gt=0)
+    # Periodic jobs (backend/jobs): how often a standby process tries to take a job
+    # whose holder died, and how long the run log is kept.
+    jobs_poll_s: float = Field(default=2.0, gt=0)
+    jobs_run_log_days: float = Field(default=7.0, gt=0)
     ingest_reconnect_min_s: float = Field(default=0.5, gt=0)
     ingest_reconnect_max_s: float = Field(default=30.0, gt=0)
     # A standalone ``nx-backend ingest`` serves its Prometheus metrics here

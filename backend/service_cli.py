@@ -8,13 +8,18 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from prometheus_client import CollectorRegistry
 
 from backend.config import get_settings
 from backend.db import SchemaOutOfDateError, make_engine, migrate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from backend.jobs import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,25 @@ def migrate_command(
     url = database_url or get_settings().database_url
     migrate(url)
     typer.echo("database schema is up to date")
+
+
+def _service_jobs(
+    engine: Engine, *, hotspots: bool, notify: bool, forecast: bool
+) -> Coordinator | None:
+    """Start competing for the hotspot scan, forecast and notification jobs, as asked."""
+    from backend.jobs import Coordinator, make_locks
+    from backend.jobs.catalog import forecast_job, hotspot_job, notify_job
+
+    settings = get_settings()
+    jobs = ([hotspot_job(engine)] if hotspots else []) + (
+        [forecast_job(engine)] if forecast else []) + (
+        [notify_job(engine, settings)] if notify else [])
+    if not jobs:
+        return None
+    coordinator = Coordinator(engine, make_locks(settings.database_url), jobs=jobs,
+                              poll_s=settings.jobs_poll_s)
+    coordinator.start()
+    return coordinator
 
 
 def serve_command(
@@ -83,24 +107,6 @@ def serve_command(
     except SchemaOutOfDateError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    scheduler = None
-    if hotspots:
-        from backend.hotspots.settings import HotspotSettings
-        from backend.hotspots.store import HotspotScheduler
-
-        # The job writes alerts while ingest writes too: on SQLite a writer that
-        # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
-        scheduler = HotspotScheduler(make_engine(settings.database_url, immediate=True),
-                                     HotspotSettings())
-        scheduler.start()
-    forecaster = None
-    if forecast:
-        from backend.forecast.settings import ForecastSettings
-        from backend.forecast.store import ForecastScheduler
-
-        forecaster = ForecastScheduler(make_engine(settings.database_url, immediate=True),
-                                       ForecastSettings())
-        forecaster.start()
     dispatcher = None
     if notify:
         from backend.notify.dispatcher import Dispatcher
@@ -119,6 +125,10 @@ def serve_command(
                                    publisher, settings)
         app.state.command_resender = resender
         resender.start()
+    # The job writes alerts while ingest writes too: on SQLite a writer that
+    # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
+    coordinator = _service_jobs(make_engine(settings.database_url, immediate=True),
+                                hotspots=hotspots, notify=notify, forecast=forecast)
     try:
         public_access_log.install()
         # Everything loaded so far lives as long as the process: keep it out of the
@@ -136,10 +146,8 @@ def serve_command(
             publisher.stop()
         if dispatcher is not None:
             dispatcher.stop()
-        if scheduler is not None:
-            scheduler.stop()
-        if forecaster is not None:
-            forecaster.stop()
+        if coordinator is not None:
+            coordinator.stop()
         if worker is not None:
             worker.stop()
 
@@ -205,10 +213,13 @@ def notify_command(
         raise typer.Exit(2) from None
     dispatcher = Dispatcher(engine, settings)
     dispatcher.start()
+    coordinator = _service_jobs(engine, hotspots=False, notify=True, forecast=False)
     log.info("notification dispatcher running")
     try:
         stop.wait()
     finally:
+        if coordinator is not None:
+            coordinator.stop()
         dispatcher.stop()
         engine.dispose()
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
@@ -62,6 +62,7 @@ class Committer:
         self._stop_wait = stop_wait
         self._next_maintenance = 0.0
         self._next_lot_check = 0.0
+        self._local = make_url(settings.database_url).get_backend_name() == "sqlite"
         self._submitted: deque[list[Message]] = deque()
 
     def start(self) -> None:
@@ -143,7 +144,13 @@ class Committer:
         return total
 
     def maintain(self) -> None:
-        """Record gaps and silent machines, prune dead letters; once per maintenance interval."""
+        """Record gaps and silent machines, prune dead letters; once per maintenance interval.
+
+        Only on SQLite (one machine, as always): on PostgreSQL this is the periodic
+        job ``ingest-maintenance`` run once across all workers (backend/jobs).
+        """
+        if not self._local:
+            return
         now_mono = time.monotonic()
         if now_mono < self._next_maintenance:
             return

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 SHARED_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT)
 # Retained topics: MQTT v5 sends no retained messages to shared subscriptions,
-# so worker 0 reads these on a plain subscription (small, idempotent traffic).
+# so one worker at a time (the holder of the retained-reader role, backend/jobs)
+# reads these on a plain subscription of a second, clean-session client.
 RETAINED_CHANNELS = (Channel.STATUS, Channel.STOCK)
 
 
@@ -42,6 +43,8 @@ class Delivery:
     mid: int
     qos: int
     generation: int
+    retained_reader: bool = False
+    """Whether it came over the retained reader's connection (acked there)."""
 
 
 PUT_WAIT_S = 0.05
@@ -145,13 +148,15 @@ class Inbox(queue.Queue[Delivery]):
         )
 
 
-def subscriptions(settings: Settings, worker_index: int) -> list[str]:
-    """Return the topic filters worker ``worker_index`` subscribes to."""
+def subscriptions(settings: Settings) -> list[str]:
+    """Return the shared topic filters every worker subscribes to."""
     share = f"$share/{settings.ingest_share_group}/"
-    topics = [share + subscription(c) for c in SHARED_CHANNELS]
-    if worker_index == 0:
-        topics += [subscription(c) for c in RETAINED_CHANNELS]
-    return topics
+    return [share + subscription(c) for c in SHARED_CHANNELS]
+
+
+def retained_subscriptions() -> list[str]:
+    """Return the plain topic filters of the retained reader."""
+    return [subscription(c) for c in RETAINED_CHANNELS]
 
 
 class IngestClient:
@@ -161,10 +166,14 @@ class IngestClient:
     past ``stop()``.
     """
 
-    def __init__(self, settings: Settings, worker_index: int, inbox: Inbox) -> None:
+    def __init__(
+        self, settings: Settings, worker_index: int, inbox: Inbox, *, retained_reader: bool = False
+    ) -> None:
         self.settings = settings
-        self.client_id = f"{settings.ingest_client_id_prefix}-{worker_index}"
-        self.topics = subscriptions(settings, worker_index)
+        self.retained_reader = retained_reader
+        suffix = "-retained" if retained_reader else ""
+        self.client_id = f"{settings.ingest_client_id_prefix}-{worker_index}{suffix}"
+        self.topics = retained_subscriptions() if retained_reader else subscriptions(settings)
         self.inbox = inbox
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -198,14 +207,19 @@ class IngestClient:
     def start(self) -> None:
         """Connect in the background; paho's thread reconnects on its own."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
+        # The retained reader keeps no session: when its holder dies nothing stale
+        # waits on the broker for it, and the next holder's fresh subscription
+        # gets every machine's latest status and stock as retained messages.
+        props.SessionExpiryInterval = (
+            0 if self.retained_reader else self.settings.ingest_session_expiry_s
+        )
         props.ReceiveMaximum = self.settings.ingest_receive_maximum
         self._stopping.clear()
         self._client.connect_async(
             self.settings.mqtt_host,
             self.settings.mqtt_port,
             keepalive=self.settings.mqtt_keepalive_s,
-            clean_start=False,
+            clean_start=self.retained_reader,
             properties=props,
         )
         self._client.loop_start()
@@ -240,7 +254,8 @@ class IngestClient:
                 log.warning("broker refused %s: %s", self.client_id, reason)
                 return
             # Retain handling 1: retained messages only when the subscription is
-            # new, not on every reconnect of a persistent session.
+            # new, not on every reconnect of a persistent session (the retained
+            # reader's session is never persistent, so it gets them each time).
             options = SubscribeOptions(qos=1, retainHandling=1)
             client.subscribe([(topic, options) for topic in self.topics])
             self.connected.set()
@@ -301,7 +316,8 @@ class IngestClient:
             # paho discarding unsent packets on reconnect, keep late acks off the
             # next connection; the broker resends and the unique key drops them.
             self.inbox.put_waiting(
-                Delivery(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, generation),
+                Delivery(msg.topic, bytes(msg.payload), utcnow(), msg.mid, msg.qos, generation,
+                         self.retained_reader),
                 self._stopping,
             )
         except Exception:

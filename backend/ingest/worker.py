@@ -18,12 +18,14 @@ from backend.ingest.mqtt import Delivery, Inbox, IngestClient
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
 from backend.ingest.writer_process import CommitterProcess
+from backend.jobs import Coordinator, Role, make_locks
+from backend.jobs.catalog import RETAINED_READER, ingest_jobs
 from backend.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
-"""How often an idle writer wakes to run maintenance and notice a stop."""
+"""How often an idle writer wakes to notice a stop."""
 
 
 def collect_batch(
@@ -58,7 +60,12 @@ def collect_batch(
 
 
 class IngestWorker:
-    """One ingest worker: an MQTT session, a writer thread and periodic maintenance."""
+    """One ingest worker: an MQTT session, a writer thread, and its share of the jobs.
+
+    With ``jobs`` (the default) it also competes for the periodic ingest jobs
+    (delivery gaps, offline watchdog, dead letters; backend/jobs) and for the
+    retained-reader role; on SQLite only worker 0 reads the retained topics.
+    """
 
     def __init__(
         self,
@@ -67,6 +74,7 @@ class IngestWorker:
         *,
         registry: CollectorRegistry | None = None,
         engine: Engine | None = None,
+        jobs: bool = True,
     ) -> None:
         self.settings = settings
         self.worker_index = worker_index
@@ -77,6 +85,8 @@ class IngestWorker:
         self.inbox = Inbox(settings.ingest_inbox_max, self.metrics, f"ingest-{worker_index}")
         self.metrics.inbox_depth.set_function(self.inbox.qsize)
         self.client = IngestClient(settings, worker_index, self.inbox)
+        self.retained = IngestClient(settings, worker_index, self.inbox, retained_reader=True)
+        self.coordinator = self._coordinator() if jobs else None
         self._stop = threading.Event()
         self.committer: Committer | CommitterProcess
         if settings.ingest_writer_process:
@@ -92,6 +102,21 @@ class IngestWorker:
         if not isinstance(self.committer, Committer):
             raise AttributeError("the writer runs in a child process")
         return self.committer.writer
+
+    def _coordinator(self) -> Coordinator:
+        def grant(name: str) -> bool:
+            # SQLite is one machine: keep the retained topics on worker 0 as before.
+            return name != RETAINED_READER or self.worker_index == 0
+
+        locks = make_locks(self.settings.database_url, grant)
+        return Coordinator(
+            self.engine,
+            locks,
+            # On SQLite the writer maintains when idle, as it always did (Committer.maintain).
+            jobs=ingest_jobs(self.settings) if locks.shared else [],
+            roles=[Role(RETAINED_READER, self.retained.start, self.retained.stop)],
+            poll_s=self.settings.jobs_poll_s,
+        )
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -109,9 +134,13 @@ class IngestWorker:
         )
         self._thread.start()
         self.client.start()
+        if self.coordinator is not None:
+            self.coordinator.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Disconnect, finish the batch in hand, and stop; unacked messages stay queued."""
+        if self.coordinator is not None:
+            self.coordinator.stop()
         self.client.stop()
         self._stop.set()
         if self._thread is not None:
@@ -178,5 +207,5 @@ class IngestWorker:
         self.metrics.dead_letters_dropped.inc(result.dead_letters_dropped)
         self.metrics.batch_retries.inc(result.retries)
         for delivery in batch:
-            self.client.ack(delivery)
+            (self.retained if delivery.retained_reader else self.client).ack(delivery)
         self.batches += 1

@@ -30,6 +30,7 @@ from backend.models.fleet import (
     Slot,
     SlotBase,
 )
+from backend.models.jobs import JobRun
 from backend.models.notify import (
     Channel,
     DeliveryState,
@@ -55,6 +56,7 @@ __all__ = [
     "DeliveryGap",
     "DeliveryState",
     "DispenseEvent",
+    "JobRun",
     "Machine",
     "MachineBase",
     "MachineCommand",

@@ -109,12 +109,10 @@ class Dispatcher:
                 close()
 
     def _run(self) -> None:
-        next_jobs = 0.0
+        # Escalations and digests are a periodic job run once across every process
+        # (backend/jobs/catalog.notify_job), not once per dispatcher.
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_jobs:
-                    next_jobs = time.monotonic() + self.settings.notify_jobs_interval_s
-                    self.run_jobs()
                 self.dispatch_once()
             except Exception:
                 # A database hiccup must not end deliveries: try again next poll.

@@ -101,3 +101,35 @@ class IngestProcess:
         self._reader.join(WAIT_S)
         errors = [line for line in self.lines if " ERROR " in line]
         assert not errors, "".join(errors)
+
+
+class BackendProcess(IngestProcess):
+    """Any ``nx-backend`` command (``serve --no-ingest``, ``ingest --worker N``) in a child."""
+
+    def __init__(self, url: str, broker: MosquittoBroker, args: list[str],
+                 extra_env: Mapping[str, str] | None = None) -> None:
+        env = {**os.environ, "NX_ENVIRONMENT": "test", "NX_DATABASE_URL": url,
+               "NX_MQTT_HOST": broker.host, "NX_MQTT_PORT": str(broker.port),
+               "NX_MQTT_PASSWORD": BACKEND_PASSWORD, "NX_INGEST_RECONNECT_MIN_S": "1",
+               "NX_INGEST_RECONNECT_MAX_S": "2", **(extra_env or {})}
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from backend.cli import main; main()", *args],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (the run log names holders ``host:pid``)."""
+        return self.process.pid
+
+    def wait_line(self, text: str) -> None:
+        """Wait until the child logged a line containing ``text``."""
+        self._wait_line(lambda line: text in line, repr(text))
+
+    def logged(self, text: str) -> bool:
+        """Say whether the child logged a line containing ``text``."""
+        return any(text in line for line in self.lines)

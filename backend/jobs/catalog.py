@@ -1,0 +1,98 @@
+"""The backend's periodic jobs, each one transaction in its own period."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from backend.config import Settings
+from backend.db import session_scope
+from backend.jobs.coordinator import Job, prune_runs
+
+log = logging.getLogger(__name__)
+
+RUN_LOG_PERIOD_S = 3600.0
+
+INGEST_MAINTENANCE = "ingest-maintenance"
+"""Delivery-gap timeout, offline watchdog, dead-letter retention and flood ends, together."""
+RUN_LOG_RETENTION = "job-run-retention"
+HOTSPOT_SCAN = "hotspot-scan"
+FORECAST = "stock-forecast"
+LOT_CHECK = "lot-check"
+NOTIFY_ESCALATION = "notify-escalation"
+RETAINED_READER = "retained-reader"
+"""The role of reading the retained status and stock topics (one ingest worker at a time)."""
+
+
+def ingest_jobs(settings: Settings) -> list[Job]:
+    """Return the maintenance and run-log jobs ingest workers share."""
+    from backend.ingest.dead_letters import prune_dead_letters, resolve_ended_floods
+    from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
+    from backend.lots.store import sweep_lot_alerts
+
+    gap_timeout = timedelta(seconds=settings.gap_timeout_s)
+    offline_timeout = timedelta(seconds=settings.offline_timeout_s)
+    retention = timedelta(days=settings.dead_letter_retention_days)
+    window = timedelta(seconds=settings.dead_letter_quota_window_s)
+    run_log_keep = timedelta(days=settings.jobs_run_log_days)
+
+    def maintain(session: Session, now: datetime) -> None:
+        scan_delivery_gaps(session, now=now, timeout=gap_timeout)
+        mark_silent_machines(session, now=now, timeout=offline_timeout)
+        prune_dead_letters(session, before=now - retention)
+        resolve_ended_floods(session, now=now, window=window)
+
+    def check_lots(session: Session, now: datetime) -> None:
+        sweep_lot_alerts(session, settings=settings, now=now)
+
+    return [
+        # One transaction, as before: on SQLite every write takes the one write lock.
+        Job(INGEST_MAINTENANCE, settings.ingest_maintenance_interval_s, work=maintain),
+        # Expiry and heat change slowly: the lots are looked at less often.
+        Job(LOT_CHECK, settings.lot_check_interval_s, work=check_lots),
+        Job(RUN_LOG_RETENTION, RUN_LOG_PERIOD_S,
+            work=lambda session, now: prune_runs(session, before=now - run_log_keep)),
+    ]
+
+
+def hotspot_job(engine: Engine) -> Job:
+    """Return the hotspot scan (settings NX_HOTSPOT_*)."""
+    from backend.hotspots.settings import HotspotSettings
+    from backend.hotspots.store import run_hotspot_job
+
+    settings = HotspotSettings()
+
+    def scan(_now: datetime) -> None:
+        log.info("hotspot job: %s", run_hotspot_job(engine, settings))
+
+    return Job(HOTSPOT_SCAN, settings.interval_s, run=scan)
+
+
+def forecast_job(engine: Engine) -> Job:
+    """Return the stock-out forecast tick (settings NX_FORECAST_*)."""
+    from backend.forecast.settings import ForecastSettings
+    from backend.forecast.store import run_forecast_tick
+
+    settings = ForecastSettings()
+
+    def tick(_now: datetime) -> None:
+        log.info("forecast tick: %s", run_forecast_tick(engine, settings))
+
+    return Job(FORECAST, settings.interval_s, run=tick)
+
+
+def notify_job(engine: Engine, settings: Settings) -> Job:
+    """Return the escalation and quiet-hour digest job of the notification dispatcher."""
+    from backend.notify.jobs import escalate_due, send_digests
+
+    def escalate(now: datetime) -> tuple[int, int]:
+        with session_scope(engine) as session:
+            escalated = escalate_due(session, now=now)
+        with session_scope(engine) as session:
+            digests = send_digests(session, now=now)
+        return escalated, digests
+
+    return Job(NOTIFY_ESCALATION, settings.notify_jobs_interval_s, run=escalate)
