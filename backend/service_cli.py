@@ -139,6 +139,9 @@ def serve_command(
         gc.freeze()
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        # Jobs first: a run is finished and logged before what it may use goes away.
+        if coordinator is not None:
+            coordinator.stop()
         feed_builder.close()
         if resender is not None:
             resender.stop()
@@ -146,8 +149,6 @@ def serve_command(
             publisher.stop()
         if dispatcher is not None:
             dispatcher.stop()
-        if coordinator is not None:
-            coordinator.stop()
         if worker is not None:
             worker.stop()
 
