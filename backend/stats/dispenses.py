@@ -1,10 +1,12 @@
-"""Dispense counts over time: one GROUP BY on hour buckets in SQL, folded into local buckets.
+"""Dispense counts over time: one GROUP BY on time buckets in SQL, folded into local buckets.
 
-SQL groups successful dispenses by UTC hour (and area, product or machine)
-on SQLite and PostgreSQL alike, so the database returns at most hours x
-groups rows; the fold into the city's days and ISO weeks (Monday first)
-happens here, where zoneinfo knows the daylight-saving rules. Zones whose
-offset is not a whole number of hours would need finer SQL buckets.
+Day and week buckets: SQL groups successful dispenses by the city's calendar
+day (and area, product or machine), so the database returns at most days x
+groups rows; weeks (Monday first) are folded from days here. PostgreSQL
+converts with ``AT TIME ZONE``; SQLite, which knows no zones, shifts each
+time by the zone's UTC offset, one CASE branch per offset period (the
+daylight-saving changes in the range, found with zoneinfo). Hour buckets:
+SQL groups by UTC hour (at most 744 per group), folded into local hours here.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal_column
+from sqlalchemy import case, func, literal, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -69,6 +72,46 @@ def _hour_expression(dialect: str) -> ColumnElement[str]:
     )
 
 
+def offset_periods(lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo
+                   ) -> list[tuple[dt.datetime, int]]:
+    """Return (from this UTC time on, UTC offset in minutes) of ``zone`` over [lo, hi)."""
+
+    def offset(moment: dt.datetime) -> int:
+        delta = moment.astimezone(zone).utcoffset() or dt.timedelta(0)
+        return int(delta.total_seconds() // 60)
+
+    start = lo.astimezone(dt.UTC)
+    periods = [(start, offset(start))]
+    day = start
+    while day < hi:
+        after = min(day + dt.timedelta(days=1), hi)
+        if offset(after) != periods[-1][1]:
+            # Bisect to the minute the offset changed.
+            a, b = day, after
+            while b - a > dt.timedelta(minutes=1):
+                mid = a + (b - a) / 2
+                a, b = (mid, b) if offset(mid) == periods[-1][1] else (a, mid)
+            b = b.replace(second=0, microsecond=0)
+            periods.append((b, offset(b)))
+        day = after
+    return periods
+
+
+def _day_expression(dialect: str, lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo
+                    ) -> ColumnElement[str]:
+    """Return the city's calendar day of a dispense as 'YYYY-MM-DD' text on this dialect."""
+    when = col(DispenseEvent.device_time)
+    if dialect != "sqlite":
+        return func.to_char(func.timezone(zone.key, when), literal_column("'YYYY-MM-DD'"))
+    periods = offset_periods(lo, hi, zone)
+    shift: Any = literal(f"{periods[-1][1]:+d} minutes")
+    if len(periods) > 1:
+        shift = case(*[(when < start, f"{minutes:+d} minutes")
+                       for (_, minutes), (start, _) in pairwise(periods)],
+                     else_=f"{periods[-1][1]:+d} minutes")
+    return func.date(when, shift)
+
+
 def bucket_start(moment: dt.datetime, bucket: Bucket, zone: ZoneInfo) -> dt.datetime:
     """Return the start (aware, in ``zone``) of the bucket holding ``moment``."""
     local = moment.astimezone(zone)
@@ -97,6 +140,26 @@ def bucket_starts(first: dt.date, last: dt.date, bucket: Bucket, zone: ZoneInfo
         out.append(dt.datetime.combine(day, dt.time.min, zone))
         day += step
     return out
+
+
+def fold_days(
+    rows: Iterable[tuple[str, str | None, int]],
+    starts: Sequence[dt.datetime],
+    bucket: Bucket,
+    missing: str = NO_AREA,
+) -> CountTable:
+    """Fold (local 'YYYY-MM-DD', group, count) rows into day or week buckets (pure)."""
+    column = {start.date(): i for i, start in enumerate(starts)}
+    tally: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
+    for text, group, count in rows:
+        day = dt.date.fromisoformat(str(text)[:10])
+        if bucket is Bucket.WEEK:
+            day -= dt.timedelta(days=day.weekday())
+        index = column.get(day)
+        if index is not None:
+            tally[group if group is not None else missing][index] += int(count)
+    groups = sorted(tally)
+    return CountTable(list(starts), groups, [tally[g] for g in groups])
 
 
 def fold(
@@ -132,7 +195,11 @@ def count_dispenses(
     """Count successful dispenses from day ``first`` to day ``last`` (in ``zone``)."""
     lo = dt.datetime.combine(first, dt.time.min, zone)
     hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, zone)
-    hour = _hour_expression(session.get_bind().dialect.name).label("hour")
+    dialect = session.get_bind().dialect.name
+    if bucket is Bucket.HOUR:
+        hour = _hour_expression(dialect).label("bucket")
+    else:
+        hour = _day_expression(dialect, lo, hi, zone).label("bucket")
     key: Any = {
         Group.AREA: col(Machine.area),
         Group.PRODUCT: col(DispenseEvent.product),
@@ -154,7 +221,10 @@ def count_dispenses(
         query = query.where(col(DispenseEvent.product).in_(list(products)))
     rows = session.exec(query).all()
     missing = NO_PRODUCT if group is Group.PRODUCT else NO_AREA
-    return fold(rows, bucket_starts(first, last, bucket, zone), bucket, zone, missing)
+    starts = bucket_starts(first, last, bucket, zone)
+    if bucket is Bucket.HOUR:
+        return fold(rows, starts, bucket, zone, missing)
+    return fold_days(rows, starts, bucket, missing)
 
 
 EARLIEST = dt.date(2000, 1, 1)

@@ -102,6 +102,8 @@ def loaded(migrated_url: str, engine: Engine) -> str:
         _dispense(session, "m-s1", dt.datetime(2026, 3, 10, 8, 0), 7)
         _dispense(session, "m-s1", dt.datetime(2026, 3, 10, 9, 0), 1, product=STRIPS)
         _dispense(session, "m-s1", dt.datetime(2026, 3, 10, 9, 0), 4, result="jammed")
+        # After the change to daylight time (8 March): 04:30 UTC, the 11th in New York.
+        _dispense(session, "m-s1", dt.datetime(2026, 3, 11, 0, 30), 1)
     return migrated_url
 
 
@@ -172,9 +174,13 @@ def test_stats_by_week_area_product_hour_suppressed_and_scoped(
     assert body["suppression_k"] is None
     assert [b[:10] for b in body["buckets"]] == ["2026-03-02", "2026-03-09"]
     assert {s["key"]: s["counts"] for s in body["series"]} == {
-        "North": [16, 3], "South": [8, 8], "(no area)": [1, 0]}
-    assert body["totals"] == [25, 11]
-    assert body["total"] == 36
+        "North": [16, 3], "South": [8, 9], "(no area)": [1, 0]}
+    assert body["totals"] == [25, 12]
+    assert body["total"] == 37
+    south = _stats(base_url, admin, bucket="day", group="machine",
+                   **{"from": "2026-03-10", "to": "2026-03-11"}).json()
+    assert south["series"] == [{"key": "m-s1", "counts": [8, 1], "small": [False, False],
+                                "total": 9}]
     only = _stats(base_url, admin, group="product", product=[STRIPS]).json()
     assert {s["key"]: s["counts"] for s in only["series"]} == {STRIPS: [0, 1]}
     days = _stats(base_url, admin, bucket="day", group="machine", to="2026-03-03").json()
@@ -221,9 +227,9 @@ def test_exports_suppress_small_counts_but_satscan_files_do_not(
     base_url: str, auth_headers: AuthHeaders
 ) -> None:
     raw = _csv(base_url, auth_headers("admin"))  # naloxone only: the strips are not counted
-    assert raw[("South", "2026-03-09")] == "7"
+    assert raw[("South", "2026-03-09")] == "8"
     assert raw[("(no area)", "2026-03-02")] == "1"
-    assert raw[("All areas", "All periods")] == "35"
+    assert raw[("All areas", "All periods")] == "36"
     shown = _csv(base_url, auth_headers("health"))
     assert shown[("North", "2026-03-09")] == "<5"
     assert shown[("(no area)", "2026-03-02")] == "<5"

@@ -56,3 +56,17 @@ def test_worked_example_from_the_docs() -> None:
     assert shown == [[12, "<5", "x", 24],
                      [20, "x", "x", 46],
                      [32, 18, 20, 70]]
+
+
+def test_offset_periods_find_both_daylight_saving_changes() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from backend.stats.dispenses import offset_periods
+
+    lo = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    hi = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    assert offset_periods(lo, hi, ZoneInfo("America/New_York")) == [
+        (lo, -300), (dt.datetime(2026, 3, 8, 7, 0, tzinfo=dt.UTC), -240),
+        (dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC), -300)]
+    assert offset_periods(lo, hi, ZoneInfo("Asia/Kolkata")) == [(lo, 330)]
