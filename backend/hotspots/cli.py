@@ -156,7 +156,7 @@ def job_command(
     """Run the scheduled hotspot scan over the database (settings: NX_HOTSPOT_*)."""
     from backend.db import SchemaOutOfDateError
     from backend.hotspots.settings import HotspotSettings
-    from backend.hotspots.store import HotspotScheduler, run_hotspot_job
+    from backend.hotspots.store import run_hotspot_job
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -176,12 +176,19 @@ def job_command(
             now = midnight - dt.timedelta(seconds=1)
         typer.echo(json.dumps(asdict(run_hotspot_job(engine, settings, now=now))))
         return
-    scheduler = HotspotScheduler(engine, settings)
-    scheduler.start()
+    # The same job as in `serve`: one run per period across every process (backend/jobs).
+    from backend.config import get_settings
+    from backend.jobs import Coordinator, make_locks
+    from backend.jobs.catalog import hotspot_job
+
+    coordinator = Coordinator(engine, make_locks(get_settings().database_url),
+                              jobs=[hotspot_job(engine)],
+                              poll_s=get_settings().jobs_poll_s)
+    coordinator.start()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        scheduler.stop()
+        coordinator.stop()
 
 
 @app.command("export")
