@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from backend.forecast.model import DEFAULT_PARAMS, ModelParams, epoch_hours, naive_stockout_h
+from backend.forecast.model import DEFAULT_PARAMS, epoch_hours, naive_stockout_h
 from backend.forecast.outlook import SlotState, machine_outlook
+from backend.forecast.params import ModelParams
 from simulators.demand import DemandModel
 from simulators.fleet_plan import plan_fleet
 

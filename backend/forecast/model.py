@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from scipy import stats
 
+from backend.forecast.params import ModelParams
+
 HOURS_PER_WEEK = 168
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 1970-01-01 was a Thursday: hour 0 of the epoch is hour 72 of its week (Monday 00:00 = 0).
@@ -37,37 +39,6 @@ def hour_of_week(hours: np.ndarray) -> np.ndarray:
     """Return the hour of the week (Monday 00-01 UTC = 0) of epoch hours."""
     whole: np.ndarray = np.floor(hours).astype(np.int64)
     return (whole + _EPOCH_HOUR_OF_WEEK) % HOURS_PER_WEEK
-
-
-@dataclass(frozen=True)
-class Prior:
-    """The Gamma prior of a slot's base rate, as a rate and how many hours it is worth."""
-
-    rate_per_hour: float = 1.0 / 12
-    hours: float = 24.0
-
-    def __post_init__(self) -> None:
-        if self.rate_per_hour <= 0 or self.hours <= 0:
-            raise ValueError("the prior needs a positive rate and a positive weight in hours")
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    """How much history the model reads, how fast it forgets, how far it looks ahead."""
-
-    history_hours: float = 28 * 24.0
-    half_life_hours: float = 7 * 24.0
-    lookahead_hours: int = 28 * 24
-    prior: Prior = Prior()
-    # Pseudo-events that pull each hour-of-day and weekday factor towards 1.
-    hour_pseudo: float = 4.0
-    weekday_pseudo: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.history_hours <= 0 or self.half_life_hours <= 0 or self.lookahead_hours < 1:
-            raise ValueError("history, half-life and lookahead must be positive")
-        if self.hour_pseudo <= 0 or self.weekday_pseudo <= 0:
-            raise ValueError("the shape's pseudo-counts must be positive")
 
 
 DEFAULT_PARAMS = ModelParams()

@@ -10,13 +10,13 @@ import numpy as np
 
 from backend.forecast.model import (
     DEFAULT_PARAMS,
-    ModelParams,
     StockoutForecast,
     epoch_hours,
     fit_rate,
     fit_shape,
     forecast_stockout,
 )
+from backend.forecast.params import ModelParams
 
 
 @dataclass(frozen=True)

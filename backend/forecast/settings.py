@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.forecast.alerting import Thresholds
-from backend.forecast.model import ModelParams, Prior
+from backend.forecast.params import ModelParams, Prior
 
 
 class ForecastSettings(BaseSettings):

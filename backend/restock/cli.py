@@ -12,10 +12,7 @@ from sqlmodel import Session
 from backend.config import get_settings
 from backend.db import SchemaOutOfDateError, check_schema, make_engine
 from backend.forecast.settings import ForecastSettings
-from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import parse_depot, shift_start_of
-from backend.restock.lots_input import combined, lot_extras
-from backend.restock.plan import MatrixFileError, plan_shift
 
 app = typer.Typer(help="Restock plans: van routes and what to load.", no_args_is_help=True)
 
@@ -44,6 +41,12 @@ def plan(
             shift_start))
     except ValueError as exc:
         raise _fail(str(exc), code=2) from None
+    # The planner pulls in OR-Tools and the forecast SciPy (over a second of imports):
+    # loaded here, so every other nx-backend command starts without them.
+    from backend.restock.forecast_input import forecast_extras
+    from backend.restock.lots_input import combined, lot_extras
+    from backend.restock.plan import MatrixFileError, plan_shift
+
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:

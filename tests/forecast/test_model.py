@@ -12,9 +12,7 @@ from scipy import stats
 
 from backend.forecast.model import (
     HOURS_PER_WEEK,
-    ModelParams,
     Posterior,
-    Prior,
     StockoutForecast,
     epoch_hours,
     fit_rate,
@@ -23,6 +21,7 @@ from backend.forecast.model import (
     hour_of_week,
     naive_stockout_h,
 )
+from backend.forecast.params import ModelParams, Prior
 
 NOW_H = epoch_hours(datetime(2026, 3, 4, 15, 20, tzinfo=UTC))  # a Wednesday
 FLAT = np.ones(HOURS_PER_WEEK)
