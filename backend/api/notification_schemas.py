@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,7 @@ CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 ChannelName = Literal["webhook", "email", "apprise"]
 SeverityName = Literal["info", "warning", "critical"]
+Weekday = Annotated[int, Field(ge=0, le=6, description="0 = Monday")]
 
 
 def check_rules(rules: dict[str, Any]) -> None:
@@ -26,6 +27,8 @@ def check_rules(rules: dict[str, Any]) -> None:
         raise ValueError("escalate_after_min and escalate_to_route_id go together")
     if (rules.get("quiet_start") is None) != (rules.get("quiet_end") is None):
         raise ValueError("quiet_start and quiet_end go together")
+    if (rules.get("active_from") is None) != (rules.get("active_until") is None):
+        raise ValueError("active_from and active_until go together")
     if rules.get("polygon") is not None:
         parse_area(rules["polygon"])
     if rules.get("quiet_tz"):
@@ -68,6 +71,9 @@ class RouteRules(BaseModel):
     quiet_start: str | None = Field(default=None, pattern=CLOCK)
     quiet_end: str | None = Field(default=None, pattern=CLOCK)
     quiet_tz: str | None = Field(default=None, max_length=64)
+    active_from: str | None = Field(default=None, pattern=CLOCK)
+    active_until: str | None = Field(default=None, pattern=CLOCK)
+    active_days: list[Weekday] = Field(default_factory=list, max_length=7)
 
     @model_validator(mode="after")
     def _rules_complete(self) -> RouteRules:
@@ -105,6 +111,9 @@ class RouteUpdate(BaseModel):
     quiet_start: str | None = Field(default=None, pattern=CLOCK)
     quiet_end: str | None = Field(default=None, pattern=CLOCK)
     quiet_tz: str | None = Field(default=None, max_length=64)
+    active_from: str | None = Field(default=None, pattern=CLOCK)
+    active_until: str | None = Field(default=None, pattern=CLOCK)
+    active_days: list[Weekday] | None = Field(default=None, max_length=7)
 
 
 class RoutePublic(BaseModel):
@@ -126,6 +135,9 @@ class RoutePublic(BaseModel):
     quiet_start: str | None
     quiet_end: str | None
     quiet_tz: str | None
+    active_from: str | None
+    active_until: str | None
+    active_days: list[int]
     created_at: datetime
 
 

@@ -63,6 +63,11 @@ class NotificationRoute(SQLModel, table=True):
     quiet_start: str | None = Field(default=None, max_length=5)
     quiet_end: str | None = Field(default=None, max_length=5)
     quiet_tz: str | None = Field(default=None, max_length=64)
+    # Time-of-day routing ("HH:MM" local time in quiet_tz, days 0 = Monday):
+    # outside this window the route takes no new alerts (backend/notify/active.py).
+    active_from: str | None = Field(default=None, max_length=5)
+    active_until: str | None = Field(default=None, max_length=5)
+    active_days: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -29,6 +29,7 @@ from backend.models import (
     NotificationRoute,
     Severity,
 )
+from backend.notify.active import ActiveHours
 from backend.notify.facts import AlertEvent, AlertFacts
 from backend.notify.geo import Polygon, parse_area
 from backend.notify.payload import alert_payload
@@ -50,6 +51,7 @@ class _Route:
     channel: str
     destination: str
     quiet: QuietHours | None
+    active: ActiveHours | None = None
 
 
 def destination_label(channel: str, target: str) -> str:
@@ -81,6 +83,7 @@ def _routes(session: Session) -> list[_Route]:
             row.channel,
             destination_label(row.channel, row.target),
             _quiet(row),
+            _active(row),
         )
         for row in rows
         if row.id is not None
@@ -107,6 +110,28 @@ def _quiet(route: NotificationRoute) -> QuietHours | None:
         # The API validates these; a bad value written by hand means no quiet hours.
         log.warning("route %s: unusable quiet hours ignored", route.name)
         return None
+
+
+def _active(route: NotificationRoute) -> ActiveHours | None:
+    try:
+        return ActiveHours.of(route.active_from, route.active_until, route.active_days,
+                              route.quiet_tz)
+    except (ValueError, KeyError):
+        # The API validates these; a bad value written by hand must not silence the route.
+        log.warning("route %s: unusable active hours ignored", route.name)
+        return None
+
+
+def _on_duty(routes: list[_Route], severity: str, now: datetime) -> list[_Route]:
+    """Return the routes of ``routes`` active at ``now``.
+
+    A critical alert that no matching route is active for goes to all of them
+    rather than to nobody.
+    """
+    active = [r for r in routes if r.active is None or r.active.contains(now)]
+    if not active and severity == Severity.CRITICAL.value:
+        return routes
+    return active
 
 
 def _listed_machines(details: Any) -> list[str]:
@@ -227,15 +252,19 @@ def record_changes(
     for facts in changed:
         place = places[facts.id]
         payload = alert_payload(facts, event, at=now, areas=place.areas)
+        on_duty: set[int] = set()
+        if event is AlertEvent.OPENED:
+            matching = [r for r in routes if route_matches(
+                r.rule, alert_type=facts.type, severity=facts.severity,
+                areas=place.areas, points=place.points)]
+            on_duty = {r.rule.id for r in _on_duty(matching, facts.severity, now)}
         for route in routes:
             if event is AlertEvent.ESCALATED:
                 if route_ids is not None and route.rule.id in route_ids:
                     rows.append(_row(route, facts, event, payload, now, now))
                 continue
             if event is AlertEvent.OPENED:
-                if not route_matches(route.rule, alert_type=facts.type,
-                                     severity=facts.severity, areas=place.areas,
-                                     points=place.points):
+                if route.rule.id not in on_duty:
                     continue
                 due = now
                 last = _last_opening(session, route.rule.id, facts.key, now - FLAP_WINDOW)

@@ -202,3 +202,18 @@ def test_a_polygon_route_is_kept_and_a_bad_one_refused(client: httpx.Client) -> 
                            json={"name": "p2", "channel": "webhook",
                                  "target": "http://h/x", "polygon": {"type": "Point"}})
     assert response.status_code == 422
+
+
+def test_time_of_day_routing_is_set_and_checked(client: httpx.Client) -> None:
+    route = _create(client, active_from="20:00", active_until="08:00", active_days=[4, 5])
+    assert (route["active_from"], route["active_until"], route["active_days"]) == (
+        "20:00", "08:00", [4, 5])
+    path = f"/api/v1/notification-routes/{route['id']}"
+    for body in ({"active_until": None}, {"active_days": [7]}, {"active_days": None},
+                 {"active_from": "24:00"}):
+        response = client.patch(path, json=body)
+        assert response.status_code == 422, (body, response.text)
+    assert client.get(path).json()["active_days"] == [4, 5]
+    off = client.patch(path, json={"active_from": None, "active_until": None,
+                                   "active_days": []}).json()
+    assert (off["active_from"], off["active_until"], off["active_days"]) == (None, None, [])
