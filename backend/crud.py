@@ -239,6 +239,34 @@ def update_public_listing(
     return machine
 
 
+def set_machine_tags(
+    *,
+    session: Session,
+    machine_id: str,
+    tags: Sequence[str],
+    actor: str,
+    request_id: str | None = None,
+    principal: Principal | None = None,
+) -> Machine:
+    """Replace a machine's tags (kept sorted, without repeats), audit it, then commit.
+
+    A machine outside ``principal``'s areas is not found.
+    """
+    machine = get_machine(session=session, machine_id=machine_id, principal=principal)
+    if machine is None:
+        raise NotFoundError(f"machine {machine_id!r} is not registered")
+    before = list(machine.tags)
+    machine.tags = sorted(set(tags))
+    if machine.tags != before:
+        record_audit(session, actor=actor, action="machine.tags", object_type="machine",
+                     object_id=machine_id, before={"tags": before},
+                     after={"tags": machine.tags}, request_id=request_id)
+    session.commit()
+    session.refresh(machine)
+    log.info("machine %s tags: %s", machine_id, ", ".join(machine.tags) or "(none)")
+    return machine
+
+
 def get_machine(
     *, session: Session, machine_id: str, principal: Principal | None = None
 ) -> Machine | None:

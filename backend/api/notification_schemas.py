@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, model_validator
 
-from backend.models import AlertType, Channel, Severity
+from backend.models import AlertType, Channel, MachineTag, Severity
 from backend.notify.geo import parse_area
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$"
@@ -74,6 +74,8 @@ class RouteRules(BaseModel):
     active_from: str | None = Field(default=None, pattern=CLOCK)
     active_until: str | None = Field(default=None, pattern=CLOCK)
     active_days: list[Weekday] = Field(default_factory=list, max_length=7)
+    machine_tags: list[MachineTag] = Field(
+        default_factory=list, max_length=20, description="Machines with any of these tags")
 
     @model_validator(mode="after")
     def _rules_complete(self) -> RouteRules:
@@ -114,6 +116,7 @@ class RouteUpdate(BaseModel):
     active_from: str | None = Field(default=None, pattern=CLOCK)
     active_until: str | None = Field(default=None, pattern=CLOCK)
     active_days: list[Weekday] | None = Field(default=None, max_length=7)
+    machine_tags: list[MachineTag] | None = Field(default=None, max_length=20)
 
 
 class RoutePublic(BaseModel):
@@ -138,6 +141,7 @@ class RoutePublic(BaseModel):
     active_from: str | None
     active_until: str | None
     active_days: list[int]
+    machine_tags: list[str]
     created_at: datetime
 
 

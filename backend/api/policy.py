@@ -48,6 +48,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): FLEET_WRITE,
     ("GET", "/api/v1/machines/{machine_id}/forecast"): FLEET_READ,
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ADMIN,
+    ("PUT", "/api/v1/machines/{machine_id}/tags"): ADMIN,
     # The restock plan is outreach work: health officials have no use for van routes.
     ("GET", "/api/v1/restock/plan"): FLEET_WRITE,
     ("POST", "/api/v1/machines/{machine_id}/commands"): ADMIN,

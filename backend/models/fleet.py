@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import ConfigDict, StringConstraints
-from sqlalchemy import BigInteger, Column, ForeignKey, String, UniqueConstraint, true
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, String, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
 from backend.models.types import UTCDateTime, utcnow
@@ -70,6 +70,10 @@ class Machine(MachineBase, table=True):
     # gap; max_seq lets the gap scan skip machines with nothing new.
     seq_watermark: int | None = Field(default=None, sa_type=BigInteger)
     max_seq: int | None = Field(default=None, sa_type=BigInteger)
+    # Short labels set by admins (e.g. "mobile", "pilot"); notification routes
+    # may take only alerts of machines with one of their tags.
+    tags: list[str] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, server_default=text("'[]'")))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -77,6 +81,23 @@ class Machine(MachineBase, table=True):
 # control characters, and no Unicode line or paragraph separators.
 _PublicText = Annotated[str, StringConstraints(
     strip_whitespace=True, min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
+
+
+MachineTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+"""A machine tag: 1-32 lower-case letters, digits, '-' or '_'."""
+
+
+class MachineTags(SQLModel):
+    """A machine's whole set of tags (replaces the old set)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    tags: list[MachineTag] = Field(max_length=20)
+
+
+class MachineTagsPublic(SQLModel):
+    machine_id: str
+    tags: list[str]
 
 
 class MachineListingUpdate(SQLModel):

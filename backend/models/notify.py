@@ -68,6 +68,9 @@ class NotificationRoute(SQLModel, table=True):
     active_from: str | None = Field(default=None, max_length=5)
     active_until: str | None = Field(default=None, max_length=5)
     active_days: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Empty: every machine; else only alerts of machines with one of these tags.
+    machine_tags: list[str] = Field(default_factory=list,
+                                    sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

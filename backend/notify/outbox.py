@@ -78,7 +78,7 @@ def _routes(session: Session) -> list[_Route]:
     routes = [
         _Route(
             RouteRule(row.id, frozenset(row.alert_types), row.min_severity,
-                      frozenset(row.areas), _polygons(row)),
+                      frozenset(row.areas), _polygons(row), frozenset(row.machine_tags)),
             row.name,
             row.channel,
             destination_label(row.channel, row.target),
@@ -143,6 +143,7 @@ def _listed_machines(details: Any) -> list[str]:
 class _Place:
     areas: frozenset[str]
     points: tuple[tuple[float, float], ...]
+    tags: frozenset[str] = frozenset()
 
 
 def _places(session: Session, alerts: Sequence[AlertFacts]) -> dict[int, _Place]:
@@ -152,12 +153,11 @@ def _places(session: Session, alerts: Sequence[AlertFacts]) -> dict[int, _Place]
     }
     wanted = sorted({m for ms in machines_of.values() for m in ms})
     found: dict[str, tuple[str | None, float, float]] = {}
+    tags_of: dict[str, list[str]] = {}
     if wanted:
-        rows = session.exec(
-            select(Machine.id, Machine.area, Machine.lon, Machine.lat)
-            .where(col(Machine.id).in_(wanted))
-        ).all()
-        found = {machine: (area, lon, lat) for machine, area, lon, lat in rows}
+        machines = session.exec(select(Machine).where(col(Machine.id).in_(wanted))).all()
+        found = {m.id: (m.area, m.lon, m.lat) for m in machines}
+        tags_of = {m.id: m.tags for m in machines}
     places: dict[int, _Place] = {}
     for alert in alerts:
         ms = [found[m] for m in machines_of[alert.id] if m in found]
@@ -165,7 +165,8 @@ def _places(session: Session, alerts: Sequence[AlertFacts]) -> dict[int, _Place]
         centre = (alert.details.get("lon"), alert.details.get("lat"))
         if all(isinstance(v, int | float) for v in centre):
             points.append((float(centre[0]), float(centre[1])))  # type: ignore[arg-type]
-        places[alert.id] = _Place(frozenset(a for a, _, _ in ms if a), tuple(points))
+        tags = frozenset(t for m in machines_of[alert.id] for t in tags_of.get(m, ()))
+        places[alert.id] = _Place(frozenset(a for a, _, _ in ms if a), tuple(points), tags)
     return places
 
 
@@ -256,7 +257,7 @@ def record_changes(
         if event is AlertEvent.OPENED:
             matching = [r for r in routes if route_matches(
                 r.rule, alert_type=facts.type, severity=facts.severity,
-                areas=place.areas, points=place.points)]
+                areas=place.areas, points=place.points, tags=place.tags)]
             on_duty = {r.rule.id for r in _on_duty(matching, facts.severity, now)}
         for route in routes:
             if event is AlertEvent.ESCALATED:

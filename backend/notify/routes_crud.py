@@ -17,7 +17,8 @@ from backend.notify.payload import route_test_payload
 
 RULE_FIELDS = ("alert_types", "min_severity", "areas", "polygon", "enabled", "timeout_s",
                "escalate_after_min", "escalate_to_route_id", "quiet_start", "quiet_end",
-               "quiet_tz", "active_from", "active_until", "active_days")
+               "quiet_tz", "active_from", "active_until", "active_days",
+               "machine_tags")
 
 
 class RouteNotFoundError(LookupError):

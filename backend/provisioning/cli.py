@@ -239,3 +239,28 @@ def kick_command(
 
 
 register_ops(app)
+
+
+@app.command()
+def tag(
+    machine_id: Annotated[str, typer.Argument(help="Machine whose tags to set.")],
+    tags: Annotated[list[str] | None, typer.Argument(
+        help="Its whole new set of tags (none: clear them).")] = None,
+) -> None:
+    """Replace a machine's tags (notification routes may select machines by them)."""
+    from pydantic import ValidationError
+
+    from backend.models import MachineTags
+
+    try:
+        wanted = MachineTags(tags=tags or [])
+    except ValidationError as exc:
+        raise _fail(f"bad tags: {exc.errors()[0]['msg']} (1-32 of a-z 0-9 - _, at most 20)"
+                    ) from None
+    with _audited(get_settings()) as session:
+        try:
+            machine = crud.set_machine_tags(session=session, machine_id=machine_id,
+                                            tags=wanted.tags, actor=cli_actor())
+        except crud.NotFoundError as exc:
+            raise _fail(str(exc)) from None
+    _say(f"{machine_id}: {' '.join(machine.tags) or '(no tags)'}")

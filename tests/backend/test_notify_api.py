@@ -217,3 +217,12 @@ def test_time_of_day_routing_is_set_and_checked(client: httpx.Client) -> None:
     off = client.patch(path, json={"active_from": None, "active_until": None,
                                    "active_days": []}).json()
     assert (off["active_from"], off["active_until"], off["active_days"]) == (None, None, [])
+
+
+def test_a_route_keeps_its_machine_tags_and_refuses_bad_ones(client: httpx.Client) -> None:
+    route = _create(client, machine_tags=["mobile", "pilot"])
+    assert route["machine_tags"] == ["mobile", "pilot"]
+    path = f"/api/v1/notification-routes/{route['id']}"
+    for body in ({"machine_tags": ["Not A Tag"]}, {"machine_tags": None}):
+        assert client.patch(path, json=body).status_code == 422, body
+    assert client.patch(path, json={"machine_tags": []}).json()["machine_tags"] == []

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from backend import crud
 from backend.api.deps import PrincipalDep, RequestIdDep, WriteSessionDep
-from backend.models import Machine, MachineListingUpdate
+from backend.models import Machine, MachineListingUpdate, MachineTags, MachineTagsPublic
 from backend.public.schemas import PublicListing
 
 router = APIRouter(prefix="/machines", tags=["public feed"])
@@ -50,3 +50,26 @@ def update_public_listing(
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return listing_of(machine)
+
+
+@router.put(
+    "/{machine_id}/tags",
+    response_model=MachineTagsPublic,
+    responses={404: {"description": "No such machine (or outside the caller's areas)"}},
+    tags=["machines"],
+)
+def set_machine_tags(
+    machine_id: str,
+    body: MachineTags,
+    session: WriteSessionDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+) -> MachineTagsPublic:
+    """Replace a machine's tags (notification routes may select machines by them)."""
+    try:
+        machine = crud.set_machine_tags(
+            session=session, machine_id=machine_id, tags=body.tags, actor=principal.name,
+            request_id=request_id, principal=principal)
+    except crud.NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return MachineTagsPublic(machine_id=machine.id, tags=machine.tags)

@@ -65,7 +65,8 @@ def update_route(route_id: RowId, body: RouteUpdate, session: WriteSessionDep,
                  principal: PrincipalDep, request_id: RequestIdDep) -> RoutePublic:
     """Change a route's target, secret or rules."""
     changes = body.model_dump(mode="json", exclude_unset=True)
-    for name in ("alert_types", "areas", "enabled", "min_severity", "target", "active_days"):
+    for name in ("alert_types", "areas", "enabled", "min_severity", "target", "active_days",
+                 "machine_tags"):
         if name in changes and changes[name] is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} cannot be null")
     try:
