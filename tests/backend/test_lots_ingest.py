@@ -11,6 +11,7 @@ from backend.config import Settings
 from backend.ingest.committer import Committer
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
+from backend.jobs.catalog import LOT_CHECK, ingest_jobs
 from backend.models import Alert, NaloxoneLot, Slot, TemperatureReading, utcnow
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
@@ -76,6 +77,19 @@ def test_heartbeat_and_crossing_readings_are_kept(engine: Engine, session: Sessi
         (timedelta(minutes=40), 40.3)]
 
 
+def _worker_lot_check(engine: Engine, committer: Committer, settings: Settings) -> None:
+    """Run the workers' lot check as they do: in maintenance on SQLite, as a shared job on PG."""
+    if engine.dialect.name == "sqlite":
+        committer._next_maintenance = committer._next_lot_check = 0.0  # the intervals have passed
+        committer.maintain()
+        return
+    [job] = [j for j in ingest_jobs(settings) if j.name == LOT_CHECK]
+    assert job.work is not None
+    with Session(engine) as session:
+        job.work(session, utcnow())
+        session.commit()
+
+
 def test_worker_maintenance_resolves_the_expiry_alert_of_a_lot_vended_out(
     engine: Engine, session: Session, migrated_url: str
 ) -> None:
@@ -87,13 +101,12 @@ def test_worker_maintenance_resolves_the_expiry_alert_of_a_lot_vended_out(
         write.commit()
     settings = Settings(environment="test", database_url=migrated_url)
     committer = Committer(settings, engine, lambda _s: False)
-    committer.maintain()
+    _worker_lot_check(engine, committer, settings)
     fresh(session)
     [alert] = session.exec(select(Alert).where(col(Alert.type) == "expiring_stock")).all()
     assert alert.status == "open"
     assert alert.details["lot_number"] == "OLD"
     _write(engine, [(events_topic("lot-003"), vend("lot-003", s).to_bytes()) for s in (1, 2)])
-    committer._next_maintenance = committer._next_lot_check = 0.0  # the intervals have passed
-    committer.maintain()
+    _worker_lot_check(engine, committer, settings)
     fresh(session)
     assert session.get(Alert, alert.id).status == "resolved"  # type: ignore[union-attr]
