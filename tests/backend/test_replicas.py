@@ -197,7 +197,8 @@ def test_replicas_and_workers_survive_kill_9_with_jobs_run_once(
             wait_until(lambda r=round_: _stored(session) >= TOTAL * r // 10,  # type: ignore[misc]
                        timeout=WAIT_S * 2, what=f"{round_}/10 of the stream")
             holder_pid = _latest_holder(session, NOTIFY_ESCALATION)
-            doomed = next(r for r in replicas if r.pid == holder_pid)
+            # The spare is a running replica too, and may be the one holding the jobs.
+            doomed = next(r for r in [*replicas, spare] if r.pid == holder_pid)
             reader = _retained_holder(workers)
             stored_at_kill.append(_stored(session))
             for proc in (doomed, reader):
@@ -205,7 +206,8 @@ def test_replicas_and_workers_survive_kill_9_with_jobs_run_once(
                 killed.append((proc, time.time()))
             print(f"round {round_}: killed at {time.monotonic() - began:.1f} s, "
                   f"{stored_at_kill[-1]} stored")
-            replicas[replicas.index(doomed)] = spare
+            if doomed is not spare:
+                replicas[replicas.index(doomed)] = spare
             spare = replica()  # ahead for the next round
             everyone.append(spare)
             # The worker comes back under its index: its session holds what the
@@ -259,6 +261,7 @@ def _assert_jobs_once_per_period(
     session: Session, killed: list[tuple[BackendProcess, float]], end: datetime
 ) -> None:
     killed_pids = {proc.pid for proc, _ in killed}
+    taken_over: list[str] = []
     for job, period in PERIODS.items():
         rows = session.execute(select(JobRun.period_start, JobRun.holder, JobRun.outcome)
                                .where(JobRun.job == job).order_by(JobRun.period_start)).all()  # type: ignore[arg-type]
@@ -270,12 +273,17 @@ def _assert_jobs_once_per_period(
         print(f"{job}: {len(starts)} periods, longest between runs {max(gaps):.1f} s")
         assert max(gaps) <= period + FAILOVER_BOUND_S, (job, max(gaps))
         holders = {int(row[1].rsplit(":", 1)[1]) for row in rows}
-        assert len(holders) >= 2, f"{job} was never taken over: {holders}"
+        # Each job has its own lock, so the processes killed need not hold every job:
+        # a job whose holder was killed must have been taken over.
+        if holders & killed_pids:
+            taken_over.append(job)
+            assert len(holders) >= 2, f"{job} was never taken over: {holders}"
         # A run of a killed holder may have been cut short, and so may one begun as
         # the processes were being stopped; every other one finished well.
         unfinished = [row for row in rows if row[2] != "ok" and row[0] < end
                       and int(row[1].rsplit(":", 1)[1]) not in killed_pids]
         assert unfinished == [], (job, unfinished[:3])
+    assert NOTIFY_ESCALATION in taken_over, taken_over  # its holder is killed each round
     for proc, at in killed:
         after = session.execute(select(func.count()).select_from(JobRun).where(
             JobRun.holder.endswith(f":{proc.pid}"),  # type: ignore[attr-defined]

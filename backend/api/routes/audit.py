@@ -11,6 +11,9 @@ from backend.api.deps import SessionDep
 from backend.api.schemas import AuditPage, AuditRecordPublic
 from backend.audit.query import AuditFilter, list_audit
 
+# A filter is matched against stored text: no control characters (PostgreSQL refuses NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
@@ -20,10 +23,10 @@ def list_records(
     since: Annotated[AwareDatetime | None, Query(
         description="From this time on (ISO 8601 with an offset)")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Before this time")] = None,
-    actor: Annotated[str | None, Query(max_length=128)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    object_type: Annotated[str | None, Query(max_length=32)] = None,
-    object_id: Annotated[str | None, Query(max_length=128)] = None,
+    actor: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
+    object_type: Annotated[str | None, Query(max_length=32, pattern=PRINTABLE)] = None,
+    object_id: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> AuditPage:
