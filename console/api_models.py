@@ -107,6 +107,25 @@ class HotspotCollection(_ApiModel):
     features: list[HotspotFeature] = Field(default_factory=list)
 
 
+class AreaFeature(_ApiModel):
+    """One named area: its polygon (None when the export knows no outline) and properties.
+
+    ``GET /api/v1/areas`` gives ``name``; the dispense export adds ``total`` and
+    per-period counts, already suppressed by the backend ("<5", "suppressed").
+    """
+
+    type: str = "Feature"
+    geometry: dict[str, Any] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class AreaCollection(_ApiModel):
+    type: str = "FeatureCollection"
+    features: list[AreaFeature] = Field(default_factory=list)
+    suppression_k: int | None = None
+    """Set by the dispense export: counts below it are shown as "<k" (None: admin sees all)."""
+
+
 class RestockVisitPublic(_ApiModel):
     """A recorded restock visit, as the API returns it."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AreaCollection,
     AuditRecord,
     Delivery,
     HotspotCollection,
@@ -315,6 +317,23 @@ class ApiClient:
         """Return the current overdose-hotspot areas (GeoJSON)."""
         body = self._request("GET", f"{API_PREFIX}/hotspots")
         return self._parse(HotspotCollection, body, "hotspot collection")
+
+    # -- areas and their dispenses -------------------------------------------------------
+
+    def areas(self) -> AreaCollection:
+        """Return the named areas' outlines and names (GeoJSON)."""
+        body = self._request("GET", f"{API_PREFIX}/areas")
+        return self._parse(AreaCollection, body, "area collection")
+
+    def dispenses_by_area(self, first: date, last: date) -> AreaCollection:
+        """Return naloxone dispenses per area from ``first`` to ``last``, small counts suppressed.
+
+        The backend's export does the suppression (and its complement), so the
+        console never sees a count it may not show.
+        """
+        params = {"from": first.isoformat(), "to": last.isoformat(), "period": "week"}
+        body = self._request("GET", f"{API_PREFIX}/exports/dispenses.geojson", params)
+        return self._parse(AreaCollection, body, "dispenses by area")
 
     # -- service -------------------------------------------------------------------------
 

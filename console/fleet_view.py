@@ -16,12 +16,15 @@ from console.api_models import AlertPublic, Health, HotspotCollection, MachinePu
 
 RGBA = tuple[int, int, int, int]
 
+# Okabe and Ito's palette for colour-blind readers (and a neutral grey for offline);
+# opaque, so a marker keeps its exact colour over the heat layer. The map also writes
+# each state beside its marker: colour is never the only cue.
 HEALTH_COLOURS: dict[Health, RGBA] = {
-    Health.OK: (34, 139, 34, 220),
-    Health.LOW_STOCK: (255, 165, 0, 230),
-    Health.EMPTY: (220, 20, 60, 240),
-    Health.OFFLINE: (128, 128, 128, 220),
-    Health.ALARM: (148, 0, 211, 240),
+    Health.OK: (0, 158, 115, 255),  # bluish green
+    Health.LOW_STOCK: (230, 159, 0, 255),  # orange
+    Health.EMPTY: (213, 94, 0, 255),  # vermillion
+    Health.OFFLINE: (120, 120, 120, 255),  # grey
+    Health.ALARM: (204, 121, 167, 255),  # reddish purple
 }
 
 HEALTH_LABELS: dict[Health, str] = {
@@ -30,15 +33,6 @@ HEALTH_LABELS: dict[Health, str] = {
     Health.EMPTY: "Empty",
     Health.OFFLINE: "Offline",
     Health.ALARM: "Alarm",
-}
-
-# Streamlit's coloured-text markdown knows a few named colours only.
-HEALTH_MARKDOWN_COLOURS: dict[Health, str] = {
-    Health.OK: "green",
-    Health.LOW_STOCK: "orange",
-    Health.EMPTY: "red",
-    Health.OFFLINE: "gray",
-    Health.ALARM: "violet",
 }
 
 # Worst first: a machine someone must visit now sorts above one that is fine.
@@ -68,10 +62,12 @@ def hex_colour(rgba: RGBA) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgba[:3])
 
 
-def legend_markdown() -> str:
-    """Return the map legend as Streamlit markdown, one coloured dot per state."""
-    return "  ".join(
-        f":{HEALTH_MARKDOWN_COLOURS[h]}[●] {HEALTH_LABELS[h]}" for h in HEALTH_ORDER
+def legend_html() -> str:
+    """Return the map legend as HTML: each state's exact marker colour and its name."""
+    return " ".join(
+        f'<span style="white-space:nowrap;margin-right:0.8em">'
+        f'<span style="color:{hex_colour(HEALTH_COLOURS[h])}">●</span> {HEALTH_LABELS[h]}</span>'
+        for h in HEALTH_ORDER
     )
 
 
@@ -104,6 +100,7 @@ def machine_points(machines: Iterable[MachinePublic]) -> list[dict[str, Any]]:
                 "health": machine.health.value,
                 "health_label": HEALTH_LABELS[machine.health],
                 "colour": list(HEALTH_COLOURS[machine.health]),
+                "state_text": HEALTH_LABELS[machine.health].upper(),
                 "stock": stock_text(machine),
                 "open_alerts": machine.open_alerts,
             }
@@ -204,8 +201,10 @@ def alert_types(alerts: Iterable[AlertPublic]) -> list[str]:
     return sorted({alert.type for alert in alerts})
 
 
-HOTSPOT_FILL: RGBA = (220, 20, 60, 50)
-HOTSPOT_LINE: RGBA = (220, 20, 60, 200)
+# A near-black ring around Okabe-Ito yellow: neither a machine state's colour nor the
+# heat layer's blues, so a circle never reads as a marker or a shaded area.
+HOTSPOT_FILL: RGBA = (240, 228, 66, 70)
+HOTSPOT_LINE: RGBA = (25, 25, 25, 230)
 DEFAULT_HOTSPOT_RADIUS_KM = 1.0
 """Drawn when an area comes without a radius (a single-machine cluster)."""
 

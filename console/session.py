@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 import streamlit as st
@@ -19,6 +20,7 @@ from console import roles
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AreaCollection,
     AuditRecord,
     Delivery,
     HotspotCollection,
@@ -93,6 +95,14 @@ class ConsoleApi(Protocol):
 
     def hotspots(self) -> HotspotCollection:
         """Return current hotspot areas."""
+        ...
+
+    def areas(self) -> AreaCollection:
+        """Return the named areas' outlines."""
+        ...
+
+    def dispenses_by_area(self, first: date, last: date) -> AreaCollection:
+        """Return dispenses per area, small counts suppressed by the backend."""
         ...
 
     def acknowledge_alert(self, alert_id: int | str) -> None:

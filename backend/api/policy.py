@@ -63,6 +63,8 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ALERTS,
     ("GET", "/api/v1/hotspots"): HOTSPOTS,
+    # Outlines and names only, for maps drawn without basemap tiles: whoever reads the fleet.
+    ("GET", "/api/v1/areas"): FLEET_READ,
     # Dispense counts are the overdose proxy: health's, not outreach's (docs/hotspots.md).
     ("GET", "/api/v1/stats/dispenses"): HOTSPOTS,
     ("GET", "/api/v1/exports/dispenses.csv"): HOTSPOTS,

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from backend.api.routes import (
     alerts,
+    areas,
     audit,
     auth,
     commands,
@@ -31,6 +32,7 @@ api_router.include_router(forecast.router)
 api_router.include_router(listings.router)
 api_router.include_router(alerts.router)
 api_router.include_router(hotspots.router)
+api_router.include_router(areas.router)
 api_router.include_router(auth.router)
 api_router.include_router(tokens.router)
 api_router.include_router(audit.router)

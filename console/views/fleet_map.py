@@ -1,21 +1,49 @@
-"""Fleet map: machines coloured by state, with the open alerts beside them."""
+"""Fleet map: areas, dispense heat, hotspots and machines by state, with the open alerts."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from console import fleet_view, session
+from console import area_view, fleet_view, session
 from console.api_models import AlertStatus
 from console.client import ApiError
-from console.map_deck import fleet_deck
+from console.map_deck import MapLayers, fleet_deck
 from console.roles import Action
 
 MACHINE_PAGE = Path(__file__).resolve().parent / "machine.py"
+HEAT_DAYS = {"7 days": 7, "28 days": 28, "91 days": 91}
 
 st.title("Fleet map")
+
+
+def area_layers(api: session.ConsoleApi, hotspots: list[dict[str, Any]], heat_days: int | None
+                ) -> tuple[MapLayers, str | None]:
+    """Return the layers besides the machines, and the heat legend (None: no heat layer)."""
+    outlines: list[dict[str, Any]] = []
+    names: list[dict[str, Any]] = []
+    try:
+        outlines, names = area_view.area_rows(api.areas())
+    except ApiError as exc:
+        st.warning(f"Area outlines unavailable: {exc}")
+    heat: list[dict[str, Any]] = []
+    totals: dict[str, str] = {}
+    legend = None
+    if heat_days is not None:
+        today = date.today()
+        try:
+            counts = api.dispenses_by_area(today - timedelta(days=heat_days - 1), today)
+        except ApiError as exc:
+            st.warning(f"Dispense heat unavailable: {exc}")
+        else:
+            heat, totals = area_view.heat_rows(counts), area_view.heat_labels(counts)
+            legend = area_view.heat_legend(counts.suppression_k)
+    layers = MapLayers(outlines=outlines, area_names=area_view.labelled(names, totals),
+                       heat=heat, hotspots=hotspots)
+    return layers, legend
 
 
 @st.fragment(run_every=session.refresh_s())
@@ -30,7 +58,8 @@ def live_fleet() -> None:
         return
 
     hotspots: list[dict[str, Any]] = []
-    if session.may(Action.VIEW_HOTSPOTS):
+    officials = session.may(Action.VIEW_HOTSPOTS)  # dispense counts are health's, not outreach's
+    if officials:
         try:
             hotspots = fleet_view.hotspot_circles(api.hotspots())
         except ApiError as exc:
@@ -45,12 +74,21 @@ def live_fleet() -> None:
 
     map_col, alerts_col = st.columns([3, 2])
     with map_col:
+        heat_days = None
+        if officials:
+            heat_days = HEAT_DAYS[st.radio("Dispense heat over the last", list(HEAT_DAYS),
+                                           index=1, horizontal=True, key="heat_days")]
+        layers, heat_legend = area_layers(api, hotspots, heat_days)
         points = fleet_view.machine_points(machines)
-        deck = fleet_deck(points, fleet_view.view_centre(points), hotspots)
+        deck = fleet_deck(points, fleet_view.view_centre(points), layers)
         picked = st.pydeck_chart(
             deck, height=520, on_select="rerun", selection_mode="single-object", key="fleet_map"
         )
-        st.caption(fleet_view.legend_markdown())
+        st.html(f'<div class="nx-legend">{fleet_view.legend_html()}</div>')
+        if heat_legend:
+            st.caption(heat_legend)
+        if hotspots:
+            st.caption("Circles ringed in black: hotspots, listed beside the map.")
         names = {m.id: m.name for m in machines}
         for machine_id in fleet_view.selected_machine_ids(picked):
             st.page_link(

@@ -265,3 +265,22 @@ def _geojson_and_satscan(base_url: str, auth_headers: AuthHeaders) -> None:
     assert [line.split("\t")[0] for line in geo.text.splitlines()] == ["m-s1"]
     assert httpx.get(f"{base_url}/api/v1/exports/satscan.cas", params={"end": "2026-03-15"},
                      headers=auth_headers("outreach"), timeout=10).status_code == 403
+
+
+def test_areas_route_gives_outlines_and_names_by_scope_without_counts(
+    base_url: str, auth_headers: AuthHeaders
+) -> None:
+    def areas(headers: dict[str, str]) -> httpx.Response:
+        return httpx.get(f"{base_url}/api/v1/areas", headers=headers, timeout=10)
+
+    answer = areas(auth_headers("outreach"))  # maps for everyone who reads the fleet
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/geo+json")
+    body = answer.json()
+    assert body["type"] == "FeatureCollection"
+    assert [f["properties"] for f in body["features"]] == [{"name": "North"}, {"name": "South"}]
+    assert body["features"][0]["geometry"] == AREAS["features"][0]["geometry"]
+    limited = areas(auth_headers("health", areas=["South"])).json()
+    assert [f["properties"]["name"] for f in limited["features"]] == ["South"]
+    assert areas(auth_headers("provisioning")).status_code == 403
+    assert areas({}).status_code == 401

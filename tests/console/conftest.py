@@ -6,12 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.console.fake_api import FakeState, alert_json, hotspot_json, machine_json, serve
+from tests.console.fake_api import (
+    FakeState,
+    alert_json,
+    area_json,
+    hotspot_json,
+    machine_json,
+    serve,
+)
 
 
 @pytest.fixture
 def fake_state() -> FakeState:
-    """Five machines in different states, three alerts and one hotspot."""
+    """Five machines in different states, three alerts, one hotspot and two areas."""
     return FakeState(
         machines=[
             machine_json("test-001", health="ok"),
@@ -26,6 +33,8 @@ def fake_state() -> FakeState:
             alert_json(3, machine_id="test-005", alert_type="door_open", status="acknowledged"),
         ],
         hotspots=[hotspot_json(9, 39.992, -75.123)],
+        areas=[area_json("Kensington", 39.99, -75.12), area_json("Fairhill", 39.95, -75.16)],
+        area_totals={"Kensington": 42, "Fairhill": "<5"},
     )
 
 

@@ -101,6 +101,28 @@ def hotspot_json(
     }
 
 
+def area_json(name: str, lat: float, lon: float, half: float = 0.01) -> dict[str, Any]:
+    """Return one named area as ``GET /api/v1/areas`` spells it: a square around a point."""
+    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
+            [lon - half, lat + half], [lon - half, lat - half]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"name": name}}
+
+
+def dispense_areas_json(
+    areas: list[dict[str, Any]], totals: dict[str, int | str], k: int | None = 5
+) -> dict[str, Any]:
+    """Return the dispense export's GeoJSON for ``areas`` with already-published totals."""
+    features = [
+        {**area, "properties": {"name": area["properties"]["name"], "period": "week",
+                                "dispenses": [],
+                                "total": totals.get(area["properties"]["name"], 0)}}
+        for area in areas
+    ]
+    return {"type": "FeatureCollection", "features": features, "suppression_k": k,
+            "totals": [], "total": "suppressed"}
+
+
 @dataclass
 class FakeState:
     """What the fake API serves and what it saw."""
@@ -109,6 +131,9 @@ class FakeState:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str], str | None]] = field(default_factory=list)
     hotspots: list[dict[str, Any]] = field(default_factory=list)
+    areas: list[dict[str, Any]] = field(default_factory=list)
+    area_totals: dict[str, int | str] = field(default_factory=dict)
+    """Published dispense totals per area, as the backend's export would suppress them."""
     visits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     broken_machine_list: bool = False
     actions: list[tuple[str, int, dict[str, Any] | None]] = field(default_factory=list)
@@ -211,6 +236,14 @@ def build_app(state: FakeState) -> FastAPI:
     @app.get("/api/v1/hotspots")
     def hotspots() -> dict[str, Any]:
         return {"type": "FeatureCollection", "features": state.hotspots}
+
+    @app.get("/api/v1/areas")
+    def areas() -> dict[str, Any]:
+        return {"type": "FeatureCollection", "features": state.areas}
+
+    @app.get("/api/v1/exports/dispenses.geojson")
+    def dispenses_geojson() -> dict[str, Any]:
+        return dispense_areas_json(state.areas, state.area_totals)
 
     @app.post("/api/v1/machines/{machine_id}/restock-visits", status_code=201)
     def restock_visit(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from console.api_models import (
     AlertPublic,
     AlertStatus,
+    AreaCollection,
     AuditRecord,
     HotspotCollection,
     Identity,
@@ -26,6 +27,7 @@ from console.client import (
     NotFoundError,
     UnauthorizedError,
 )
+from tests.console.fake_api import dispense_areas_json
 
 ROLE_TOKENS = {
     role: f"test-token-{role}" for role in ("admin", "outreach", "health", "provisioning")
@@ -50,6 +52,12 @@ class MemoryApi:
         self.alerts_json = alerts
         self.hotspot_features = hotspots or []
         self.hotspot_failure: str | None = None
+        self.area_features: list[dict[str, Any]] = []
+        self.area_totals: dict[str, int | str] = {}
+        self.area_failure: str | None = None
+        """Set: the areas and the dispense export fail with this message."""
+        self.heat_ranges: list[tuple[date, date]] = []
+        """The (first, last) days the dispense heat was asked for."""
         self.hotspot_calls = 0
         self.actions: list[tuple[str, int | str]] = []
         self.failure: str | None = None
@@ -150,6 +158,23 @@ class MemoryApi:
             raise ApiError(self.hotspot_failure)
         return HotspotCollection.model_validate(
             {"type": "FeatureCollection", "features": self.hotspot_features}
+        )
+
+    def areas(self) -> AreaCollection:
+        self._check()
+        if self.area_failure:
+            raise ApiError(self.area_failure)
+        return AreaCollection.model_validate(
+            {"type": "FeatureCollection", "features": self.area_features}
+        )
+
+    def dispenses_by_area(self, first: date, last: date) -> AreaCollection:
+        self._check()
+        if self.area_failure:
+            raise ApiError(self.area_failure)
+        self.heat_ranges.append((first, last))
+        return AreaCollection.model_validate(
+            dispense_areas_json(self.area_features, self.area_totals)
         )
 
     def _set(self, alert_id: int | str, status: str) -> None:

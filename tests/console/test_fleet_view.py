@@ -6,7 +6,7 @@ import pytest
 
 from console import fleet_view
 from console.api_models import AlertPublic, Health, HotspotCollection, MachinePublic
-from console.map_deck import fleet_deck
+from console.map_deck import MapLayers, fleet_deck
 from tests.console.fake_api import alert_json, hotspot_json, machine_json
 
 
@@ -22,9 +22,10 @@ def test_every_state_has_its_own_colour_label_and_legend_entry() -> None:
     colours = {fleet_view.HEALTH_COLOURS[h] for h in Health}
     assert len(colours) == len(Health)
     assert set(fleet_view.HEALTH_ORDER) == set(Health)
-    legend = fleet_view.legend_markdown()
+    legend = fleet_view.legend_html()
     for health in Health:
         assert fleet_view.HEALTH_LABELS[health] in legend
+        assert fleet_view.hex_colour(fleet_view.HEALTH_COLOURS[health]) in legend
     assert fleet_view.hex_colour((255, 165, 0, 10)) == "#ffa500"
 
 
@@ -123,8 +124,8 @@ def test_hotspot_circles_have_metre_radii_and_honest_labels() -> None:
 def test_deck_draws_hotspots_under_the_machines() -> None:
     points = fleet_view.machine_points([_machine("a")])
     circles = [{"lat": 39.95, "lon": -75.16, "radius_m": 800.0, "label": "x"}]
-    deck = fleet_deck(points, fleet_view.view_centre(points), circles)
-    assert [layer.id for layer in deck.layers] == ["hotspots", "machines"]
+    deck = fleet_deck(points, fleet_view.view_centre(points), MapLayers(hotspots=circles))
+    assert [layer.id for layer in deck.layers] == ["hotspots", "machines", "machine-states"]
 
 
 def test_event_rows_flatten_the_backend_event_shape() -> None:

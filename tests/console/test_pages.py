@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import console
-from console import session
+from console import area_view, session
 from console.client import ApiClient
 from tests.console.fake_api import FakeState
 from tests.console.memory_api import ROLE_TOKENS, MemoryApi
@@ -21,6 +23,7 @@ RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
 def memory_api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
     """Pages get an in-memory API holding the fake fleet, signed in as admin by a preset token."""
     api = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
+    api.area_features, api.area_totals = fake_state.areas, fake_state.area_totals
     monkeypatch.setattr(session, "make_client", api.connect)
     monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["admin"])
     return api
@@ -56,6 +59,55 @@ def test_fleet_map_shows_state_tiles_map_and_open_alerts(memory_api: MemoryApi) 
     assert charts[0].proto.json.count('"health_label"') == 4
     assert '"radius_m": 800.0' in charts[0].proto.json  # the hotspot circle
     assert any(s.value == "Hotspots (1)" for s in at.subheader)
+
+
+def _deck_layers(at: AppTest) -> dict[str, dict[str, Any]]:
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    return {layer["id"]: layer for layer in deck["layers"]}
+
+
+def test_fleet_map_draws_areas_dispense_heat_and_states_in_words(memory_api: MemoryApi) -> None:
+    at = _run()
+    layers = _deck_layers(at)
+    # Bottom to top: heat, outlines, hotspots, machines, then the words.
+    assert list(layers) == ["heat", "area-outlines", "hotspots", "machines", "area-names",
+                            "machine-states"]
+    assert [row["name"] for row in layers["area-outlines"]["data"]] == ["Kensington", "Fairhill"]
+    labels = {row["name"]: row["label"] for row in layers["area-names"]["data"]}
+    # The totals as the backend published them: "<5" stays "<5", never a number.
+    assert labels == {"Kensington": "Kensington\n42", "Fairhill": "Fairhill\n<5"}
+    heat = {row["name"]: row for row in layers["heat"]["data"]}
+    assert heat["Kensington"]["colour"] == list(area_view.HEAT_CLASSES[-1])
+    assert heat["Fairhill"]["colour"] == list(area_view.HEAT_CLASSES[0])
+    states = sorted(row["state_text"] for row in layers["machine-states"]["data"])
+    assert states == ["EMPTY", "LOW STOCK", "OFFLINE", "OK"]  # the alarm has no coordinates
+    first, last = memory_api.heat_ranges[-1]
+    assert (last - first).days == 27  # 28 days by default
+    assert any("never by single dispense" in c.value for c in at.caption)
+    at.radio(key="heat_days").set_value("7 days").run()
+    first, last = memory_api.heat_ranges[-1]
+    assert (last - first).days == 6
+    assert not at.exception
+
+
+def test_fleet_map_for_outreach_has_area_outlines_but_no_dispense_counts(
+    memory_api: MemoryApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["outreach"])
+    at = _run()
+    layers = _deck_layers(at)
+    assert "heat" not in layers
+    assert "hotspots" not in layers
+    assert {row["label"] for row in layers["area-names"]["data"]} == {"Kensington", "Fairhill"}
+    assert memory_api.heat_ranges == []  # never asked: dispense counts are health's
+    assert not at.radio
+
+
+def test_fleet_map_still_draws_machines_when_the_areas_fail(memory_api: MemoryApi) -> None:
+    memory_api.area_failure = "areas route failed with 500"
+    at = _run()
+    assert "Area outlines unavailable" in at.warning[0].value
+    assert list(_deck_layers(at)) == ["hotspots", "machines", "machine-states"]
 
 
 def test_fleet_map_still_draws_when_hotspots_fail(memory_api: MemoryApi) -> None:

@@ -15,7 +15,8 @@ from console import roles
 from console.roles import Action, PageKey, Role
 
 ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
-    PageKey.FLEET_MAP: [("GET", "/api/v1/machines"), ("GET", "/api/v1/alerts")],
+    PageKey.FLEET_MAP: [("GET", "/api/v1/machines"), ("GET", "/api/v1/alerts"),
+                        ("GET", "/api/v1/areas")],
     PageKey.ALERTS: [("GET", "/api/v1/alerts"), ("GET", "/api/v1/machines")],
     PageKey.RESTOCK: [("GET", "/api/v1/machines")],
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}")],
@@ -41,7 +42,9 @@ PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
 
 ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
     Action.RECORD_VISIT: [("POST", "/api/v1/machines/{machine_id}/restock-visits")],
-    Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots")],
+    # The fleet map's dispense heat comes from the (suppressed) export.
+    Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots"),
+                           ("GET", "/api/v1/exports/dispenses.geojson")],
     Action.MANAGE_TOKENS: [
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),
