@@ -215,3 +215,131 @@ class Delivery(_ApiModel):
     last_error: str | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+
+
+class LatLon(_ApiModel):
+    lat: float
+    lon: float
+
+
+class LoadLine(_ApiModel):
+    """Items of one slot to load at a stop (``GET /api/v1/restock/plan``)."""
+
+    slot: int
+    product: str
+    count: int
+    """What the books say the slot holds now."""
+    par: int
+    to_par: int
+    replace: int = 0
+    """Doses to take out and replace (expired, heat-exposed)."""
+    replace_lots: list[str] = Field(default_factory=list)
+    quantity: int
+    """Items to bring: to_par + replace."""
+
+
+class PlannedStop(_ApiModel):
+    """One machine on a van's route, with its arrival time and what to load."""
+
+    order: int
+    machine_id: str
+    name: str
+    lat: float
+    lon: float
+    urgency: str
+    reasons: list[str] = Field(default_factory=list)
+    arrival: datetime
+    departure: datetime
+    service_minutes: float
+    items: int
+    load: list[LoadLine] = Field(default_factory=list)
+
+
+class ProductLoad(_ApiModel):
+    product: str
+    quantity: int
+
+
+class VanRoute(_ApiModel):
+    """One van's shift: stops in order, its load, distance and times."""
+
+    van: int
+    stops: list[PlannedStop] = Field(default_factory=list)
+    load_list: list[ProductLoad] = Field(default_factory=list)
+    items: int
+    distance_km: float
+    drive_minutes: float
+    service_minutes: float
+    departure: datetime
+    return_time: datetime
+
+
+class LeftOut(_ApiModel):
+    machine_id: str
+    urgency: str
+    items: int
+    reason: str
+
+
+class RestockPlan(_ApiModel):
+    """A restock plan for one shift (``GET /api/v1/restock/plan``)."""
+
+    depot: LatLon
+    shift_start: datetime
+    shift_end: datetime
+    van_capacity: int
+    distance_source: str = ""
+    vans: list[VanRoute] = Field(default_factory=list)
+    left_out: list[LeftOut] = Field(default_factory=list)
+    distance_km: float = 0.0
+    served: int = 0
+
+
+class VisitRecorded(_ApiModel):
+    """A visit as ``POST /api/v1/visits`` answers (also for a replayed retry)."""
+
+    id: int
+    machine_id: str
+    visited_at: datetime
+    visited_by: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    discrepancies: list[dict[str, int]] = Field(default_factory=list)
+    resolved_alerts: int = 0
+
+
+class CommandState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class CommandResult(_ApiModel):
+    ok: bool
+    error: str | None = None
+    received_at: datetime | None = None
+
+
+class MachineCommand(_ApiModel):
+    """A command sent to a machine and its state (``/api/v1/machines/{id}/commands``)."""
+
+    command_id: str
+    machine_id: str
+    kind: str
+    state: CommandState
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_by: str = ""
+    created_at: datetime
+    expires_at: datetime | None = None
+    send_count: int = 0
+    completed_at: datetime | None = None
+    result: CommandResult | None = None
+
+
+class DeviceCredential(_ApiModel):
+    """A new machine's broker credential: shown once (``POST /api/v1/devices``)."""
+
+    machine_id: str
+    mqtt_username: str
+    mqtt_password: str = Field(repr=False)
+    agent_config: str = Field(repr=False)

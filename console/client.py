@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -17,15 +17,19 @@ from console.api_models import (
     AreaCollection,
     AuditRecord,
     Delivery,
+    DeviceCredential,
     HotspotCollection,
     Identity,
+    MachineCommand,
     MachineDetail,
     MachinePublic,
     NotificationRoute,
     Page,
+    RestockPlan,
     RestockVisitPublic,
     TokenCreated,
     TokenPublic,
+    VisitRecorded,
 )
 from console.settings import ConsoleSettings
 
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 MAX_PAGES = 1_000
 """Stop paging after this many pages: a backend that never ends a list is a bug, not a fleet."""
+PLAN_TIMEOUT_S = 60.0
+"""The restock plan runs a solver with a time budget (NX_RESTOCK_SOLVER_SECONDS) after the
+forecast: it may take far longer than a read, and a worker would rather wait than retry."""
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -119,9 +126,15 @@ class ApiClient:
         path: str,
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
-            response = self._http.request(method, path, params=params, json=body)
+            response = self._http.request(
+                method, path, params=params, json=body, headers=headers, **extra
+            )
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"cannot reach the API at {self.base_url}: {exc}") from exc
         if response.status_code == 401:
@@ -193,6 +206,53 @@ class ApiClient:
             "POST", f"{API_PREFIX}/machines/{machine_id}/restock-visits", body=body
         )
         return self._parse(RestockVisitPublic, raw, "restock visit")
+
+    # -- restock plans and visits -------------------------------------------------------
+
+    def restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = None,
+        shift_hours: float = 8.0,
+        vans: int = 1,
+    ) -> RestockPlan:
+        """Return the vans' routes for one shift from ``depot`` (``LAT,LON``)."""
+        params: dict[str, Any] = {"depot": depot, "shift_hours": shift_hours, "vans": vans}
+        if shift_start is not None:
+            params["shift_start"] = shift_start.isoformat()
+        body = self._request("GET", f"{API_PREFIX}/restock/plan", params,
+                             timeout_s=PLAN_TIMEOUT_S)
+        return self._parse(RestockPlan, body, "restock plan")
+
+    def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:
+        """Record a visit (``POST /api/v1/visits``); a retry with the same key records it once."""
+        raw = self._request("POST", f"{API_PREFIX}/visits", body=visit,
+                            headers={"Idempotency-Key": idempotency_key})
+        return self._parse(VisitRecorded, raw, "visit")
+
+    # -- machines: registration, edits, commands (admin) ---------------------------------
+
+    def register_device(self, device: dict[str, Any]) -> DeviceCredential:
+        """Register a machine with a broker password (admin, provisioning); shown once."""
+        raw = self._request("POST", f"{API_PREFIX}/devices", body=device)
+        return self._parse(DeviceCredential, raw, "device credential")
+
+    def update_machine(self, machine_id: str, changes: dict[str, Any]) -> MachinePublic:
+        """Change a machine's name, site or location (admin); return the machine."""
+        raw = self._request("PATCH", f"{API_PREFIX}/machines/{machine_id}", body=changes)
+        return self._parse(MachinePublic, raw, "machine")
+
+    def send_command(self, machine_id: str, command: dict[str, Any]) -> MachineCommand:
+        """Send a command to a machine (admin); it stays pending until the machine answers."""
+        raw = self._request("POST", f"{API_PREFIX}/machines/{machine_id}/commands", body=command)
+        return self._parse(MachineCommand, raw, "command")
+
+    def commands(self, machine_id: str, *, limit: int = 20) -> Page[MachineCommand]:
+        """Return a machine's latest commands, newest first, with their state (admin)."""
+        body = self._request("GET", f"{API_PREFIX}/machines/{machine_id}/commands",
+                             {"limit": limit})
+        return self._parse(Page[MachineCommand], body, "command list")
 
     # -- alerts --------------------------------------------------------------------------
 

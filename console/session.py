@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import streamlit as st
@@ -23,15 +23,19 @@ from console.api_models import (
     AreaCollection,
     AuditRecord,
     Delivery,
+    DeviceCredential,
     HotspotCollection,
     Identity,
+    MachineCommand,
     MachineDetail,
     MachinePublic,
     NotificationRoute,
     Page,
+    RestockPlan,
     RestockVisitPublic,
     TokenCreated,
     TokenPublic,
+    VisitRecorded,
 )
 from console.client import ApiClient, ApiError, UnauthorizedError
 from console.roles import Action, Role
@@ -91,6 +95,37 @@ class ConsoleApi(Protocol):
         counted_before: dict[int, int] | None = ...,
     ) -> RestockVisitPublic:
         """Record a restock visit."""
+        ...
+
+    def restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = ...,
+        shift_hours: float = ...,
+        vans: int = ...,
+    ) -> RestockPlan:
+        """Return the vans' routes for one shift."""
+        ...
+
+    def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:
+        """Record a restock visit once per idempotency key."""
+        ...
+
+    def register_device(self, device: dict[str, Any]) -> DeviceCredential:
+        """Register a machine with a broker password."""
+        ...
+
+    def update_machine(self, machine_id: str, changes: dict[str, Any]) -> MachinePublic:
+        """Change a machine's name, site or location."""
+        ...
+
+    def send_command(self, machine_id: str, command: dict[str, Any]) -> MachineCommand:
+        """Send a command to a machine."""
+        ...
+
+    def commands(self, machine_id: str, *, limit: int = ...) -> Page[MachineCommand]:
+        """Return a machine's latest commands."""
         ...
 
     def hotspots(self) -> HotspotCollection:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_PORT = 8501
+DEPOT_PATTERN = r"^\s*-?\d{1,3}(\.\d{1,12})?\s*,\s*-?\d{1,3}(\.\d{1,12})?\s*$"
+"""``LAT,LON`` in decimal degrees, as the restock plan's ``depot`` parameter takes it."""
 
 
 class ConsoleSettings(BaseSettings):
@@ -29,6 +32,22 @@ class ConsoleSettings(BaseSettings):
     page_size: int = Field(default=500, ge=1, le=10_000)
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     address: str = "127.0.0.1"
+    # The restock page's defaults (a worker may change them on the page).
+    depot: str | None = Field(default=None, pattern=DEPOT_PATTERN)
+    """Where the vans load, ``LAT,LON``; unset: the middle of the fleet."""
+    shift_hours: float = Field(default=8.0, ge=0.25, le=24)
+    vans: int = Field(default=1, ge=1, le=50)
+    timezone: str = "UTC"
+    """The zone arrival times are shown in (an IANA name such as America/New_York)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -1,71 +1,126 @@
-"""Restock: what to load at each machine and in the van, and recording a visit."""
+"""Restock: a van's route for the shift, stop by stop, and recording each visit.
+
+Built for a phone (390 x 844 CSS px): one column, one expander per stop with
+short ``label: value`` lines, no wide tables. The plan comes from the backend
+and is kept for the session, so ticking stops off never re-plans the route.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import streamlit as st
 
-from console import fleet_view, restock_view, session
+from console import restock_view, session, visit_form
+from console.api_models import MachinePublic, RestockPlan
 from console.client import ApiError
+from console.restock_map import route_deck
 from console.roles import Action
+from console.settings import DEPOT_PATTERN, get_settings
+
+REQUEST_KEY = "restock_request"
+PLAN_KEY = "restock_plan"
+MAP_HEIGHT_PX = 340
 
 st.title("Restock")
 api = session.api()
+settings = get_settings()
+zone = ZoneInfo(settings.timezone)
 
-try:
-    machines = api.all_machines()
-except ApiError as exc:
-    session.report(exc, "Cannot load the machines")
-    st.stop()
 
-rows = restock_view.pick_rows(machines)
-list_col, van_col = st.columns([3, 1])
-with list_col:
-    visits = len({row["machine"] for row in rows})
-    st.subheader(f"Pick list ({visits} machines)")
-    if rows:
-        st.dataframe(rows, hide_index=True, key="pick_list")
-    else:
-        st.success("Every reachable machine is at par.")
-with van_col:
-    st.subheader("Load the van")
-    st.dataframe(restock_view.van_totals(rows), hide_index=True, key="van_totals")
+def _default_request() -> dict[str, Any] | None:
+    """Return the shift to plan when the page opens: settings, now, the fleet's middle."""
+    machines: list[MachinePublic] = []
+    if settings.depot is None:
+        try:
+            machines = api.all_machines()
+        except ApiError as exc:
+            session.report(exc, "Cannot load the machines")
+            return None
+    now = datetime.now(zone)
+    return {
+        "depot": restock_view.default_depot(machines, settings.depot),
+        "date": now.date(),
+        "time": time(now.hour, now.minute),
+        "hours": settings.shift_hours,
+        "vans": settings.vans,
+    }
 
-if not session.may(Action.RECORD_VISIT):
-    st.stop()  # the pick list is readable; recording a visit is for outreach and admin
 
-st.subheader("Record a visit")
-ordered = fleet_view.sort_by_urgency(machines)
-if not ordered:
-    st.info("No machines are registered yet.")
-    st.stop()
-by_id = {m.id: m for m in ordered}
-machine_id = st.selectbox(
-    "Machine",
-    list(by_id),
-    format_func=lambda mid: fleet_view.machine_label(by_id[mid]),
-    key="visit_machine",
-)
-machine = by_id[machine_id]
-defaults = restock_view.visit_defaults(machine)
-with st.form("restock_visit"):
-    st.caption("Counts left in each slot after loading.")
-    counts: dict[int, int] = {}
-    for slot in sorted(machine.slots, key=lambda s: s.slot):
-        counts[slot.slot] = int(
-            st.number_input(
-                f"Slot {slot.slot} · {slot.product or 'unknown product'}",
-                min_value=0,
-                max_value=slot.capacity if slot.capacity else 10_000,
-                value=min(defaults[slot.slot], slot.capacity or defaults[slot.slot]),
-                step=1,
-                key=f"visit_{machine_id}_{slot.slot}",
-            )
-        )
-    submitted = st.form_submit_button("Record visit")
-if submitted:
+request: dict[str, Any] | None = st.session_state.get(REQUEST_KEY)
+if request is None:
+    request = _default_request()
+    if request is None:
+        st.stop()
+    st.session_state[REQUEST_KEY] = request
+
+plan: RestockPlan | None = st.session_state.get(PLAN_KEY)
+with st.expander("Shift: depot, start, vans", expanded=plan is None), st.form("restock_shift"):
+    depot = st.text_input("Depot (LAT,LON)", value=request["depot"], max_chars=64,
+                          key="restock_depot")
+    day = st.date_input("Shift date", value=request["date"], key="restock_date")
+    leaves = st.time_input("Vans leave at", value=request["time"], step=900,
+                           key="restock_time")
+    hours = st.number_input("Shift hours", min_value=0.25, max_value=24.0,
+                            value=float(request["hours"]), step=0.5, key="restock_hours")
+    vans = st.number_input("Vans", min_value=1, max_value=50, value=int(request["vans"]),
+                           step=1, key="restock_vans")
+    replan = st.form_submit_button("Plan the shift")
+if replan:
+    request = {"depot": depot.strip(), "date": day, "time": leaves, "hours": float(hours),
+               "vans": int(vans)}
+    st.session_state[REQUEST_KEY] = request
+    plan = None
+
+if plan is None:
+    if not re.fullmatch(DEPOT_PATTERN, request["depot"]):
+        st.error(f"The depot {request['depot']!r} is not LAT,LON in degrees, "
+                 "e.g. 39.9526,-75.1652.")
+        st.stop()
+    start = datetime.combine(request["date"], request["time"], tzinfo=zone)
     try:
-        visit = api.record_restock_visit(machine_id, counts)
+        with st.spinner("Planning the shift…"):
+            plan = api.restock_plan(depot=request["depot"], shift_start=start,
+                                    shift_hours=request["hours"], vans=request["vans"])
     except ApiError as exc:
-        session.report(exc, "The visit was not recorded")
-    else:
-        st.success(f"Visit #{visit.id} recorded for {machine.name}.")
+        session.report(exc, "Cannot plan the shift")
+        st.stop()
+    st.session_state[PLAN_KEY] = plan
+
+routes = [van for van in plan.vans if van.stops]
+if not routes:
+    st.success("No machine needs a visit this shift.")
+else:
+    by_number = {van.van: van for van in routes}
+    chosen = st.radio("Van", list(by_number), key="restock_van",
+                      format_func=lambda n: restock_view.van_label(by_number[n], zone))
+    van = by_number[chosen if chosen in by_number else routes[0].van]
+    done = visit_form.done_ids()
+    st.caption(restock_view.progress(van, done))
+    st.pydeck_chart(
+        route_deck(restock_view.route_path(plan, van),
+                   restock_view.stop_points(van, done, zone)),
+        height=MAP_HEIGHT_PX,
+    )
+    with st.expander(f"Load the van ({van.items} items)"):
+        st.markdown("  \n".join(restock_view.load_lines(van)))
+
+    st.subheader("Stops")
+    upcoming = restock_view.next_stop(van, done)
+    may_record = session.may(Action.RECORD_VISIT)
+    today = datetime.now(zone).date()
+    for stop in van.stops:
+        title = restock_view.stop_title(stop, zone, done=stop.machine_id in done)
+        with st.expander(title, expanded=upcoming is not None and stop is upcoming):
+            st.markdown("  \n".join(restock_view.stop_lines(stop, zone)))
+            if may_record:
+                visit_form.visit_section(stop, today)
+            visit_form.tick_box(stop)
+
+left_out = restock_view.left_out_lines(plan)
+if left_out:
+    with st.expander(f"Not on any route ({len(left_out)})"):
+        st.markdown("  \n".join(left_out))

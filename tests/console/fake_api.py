@@ -123,6 +123,46 @@ def dispense_areas_json(
             "totals": [], "total": "suppressed"}
 
 
+def stop_json(order: int, machine_id: str, *, urgency: str = "critical",
+              arrival: str = "2026-11-24T14:10:00Z", loads: tuple[tuple[int, int, int], ...] = (
+                  (1, 0, 8),), lat: float = 39.95, lon: float = -75.16) -> dict[str, Any]:
+    """Return a PlannedStop; ``loads`` are (slot, count now, par) of the slots to fill."""
+    load = [{"slot": slot, "product": "naloxone-nasal-4mg", "count": count, "par": par,
+             "to_par": par - count, "replace": 0, "replace_lots": [], "quantity": par - count}
+            for slot, count, par in loads]
+    return {
+        "order": order, "machine_id": machine_id, "name": f"Machine {machine_id}",
+        "lat": lat, "lon": lon, "urgency": urgency, "reasons": [f"{urgency} reason"],
+        "arrival": arrival, "departure": arrival.replace(":10:", ":20:"),
+        "service_minutes": 10.0, "items": sum(x["quantity"] for x in load), "load": load,
+    }
+
+
+def plan_json(vans: list[list[dict[str, Any]]], *, depot: tuple[float, float] = (39.96, -75.15),
+              left_out: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Return a restock Plan with one van per list of stops."""
+    routes = []
+    for n, stops in enumerate(vans, start=1):
+        totals: dict[str, int] = {}
+        for stop in stops:
+            for line in stop["load"]:
+                totals[line["product"]] = totals.get(line["product"], 0) + line["quantity"]
+        routes.append({
+            "van": n, "stops": stops,
+            "load_list": [{"product": p, "quantity": q} for p, q in totals.items()],
+            "items": sum(totals.values()), "distance_km": 12.5 * n, "drive_minutes": 40.0,
+            "service_minutes": 10.0 * len(stops), "departure": "2026-11-24T14:00:00Z",
+            "return_time": "2026-11-24T16:30:00Z",
+        })
+    return {
+        "depot": {"lat": depot[0], "lon": depot[1]},
+        "shift_start": "2026-11-24T14:00:00Z", "shift_end": "2026-11-24T22:00:00Z",
+        "van_capacity": 300, "distance_source": "haversine x 1.3", "vans": routes,
+        "left_out": left_out or [], "distance_km": sum(r["distance_km"] for r in routes),
+        "served": sum(len(v) for v in vans), "solver_status": "ok", "solver_seconds": 0.1,
+    }
+
+
 @dataclass
 class FakeState:
     """What the fake API serves and what it saw."""
@@ -143,6 +183,9 @@ class FakeState:
     ``/api/v1`` route wants one of these tokens (401 otherwise), as the real API does."""
     forbidden: set[tuple[str, str]] = field(default_factory=set)
     """(method, path) pairs answered 403 as problem details, for a known token."""
+    plan: dict[str, Any] | None = None
+    visit_posts: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
+    """Visits posted to /api/v1/visits: (Idempotency-Key header, body)."""
 
     def add_identity(self, name: str, role: str, areas: tuple[str, ...] = ()) -> str:
         """Accept a new bearer token for ``name`` with ``role``; return the token."""
@@ -266,6 +309,27 @@ def build_app(state: FakeState) -> FastAPI:
                     "counts": body["counts"],
                 }
         raise HTTPException(404, detail=f"machine {machine_id} is not registered")
+
+    @app.get("/api/v1/restock/plan")
+    def restock_plan(
+        depot: str, shift_hours: float = 8, vans: int = 1, shift_start: str | None = None
+    ) -> dict[str, Any]:
+        params = {"depot": depot, "shift_hours": str(shift_hours), "vans": str(vans),
+                  "shift_start": shift_start or ""}
+        seen("/api/v1/restock/plan", params, None)
+        return state.plan or plan_json([[]])
+
+    @app.post("/api/v1/visits", status_code=201)
+    def visit(
+        body: Annotated[dict[str, Any], Body()],
+        idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    ) -> dict[str, Any]:
+        state.visit_posts.append((idempotency_key, body))
+        counts = {str(s["slot"]): s.get("count_after", 0) for s in body["slots"]}
+        return {"id": len(state.visit_posts), "machine_id": body["machine_id"],
+                "visited_at": datetime.now(UTC).isoformat(), "visited_by": None,
+                "counts": counts, "slots": body["slots"], "discrepancies": [],
+                "resolved_alerts": 0}
 
     def act(
         alert_id: int,

@@ -15,9 +15,11 @@ from console.api_models import (
     MachineDetail,
     MachinePublic,
     Page,
+    RestockPlan,
     RestockVisitPublic,
     TokenCreated,
     TokenPublic,
+    VisitRecorded,
 )
 from console.client import (
     UNAUTHORIZED_TEXT,
@@ -27,7 +29,7 @@ from console.client import (
     NotFoundError,
     UnauthorizedError,
 )
-from tests.console.fake_api import dispense_areas_json
+from tests.console.fake_api import dispense_areas_json, plan_json, stop_json
 
 ROLE_TOKENS = {
     role: f"test-token-{role}" for role in ("admin", "outreach", "health", "provisioning")
@@ -78,6 +80,20 @@ class MemoryApi:
         """Set to a URL: ``me()`` fails as if the API were down."""
         self.refuse_writes = False
         """Acknowledging answers 403, as the API does when the role lacks the right."""
+        self.plan = plan_json([
+            [stop_json(1, "test-003", loads=((1, 0, 8), (2, 0, 8)), lat=39.97, lon=-75.13),
+             stop_json(2, "test-002", urgency="urgent", arrival="2026-11-24T14:40:00Z",
+                       loads=((1, 2, 8),), lat=39.98, lon=-75.12)],
+            [stop_json(1, "test-005", urgency="routine", loads=((2, 3, 8),))],
+        ], left_out=[{"machine_id": "test-004", "urgency": "critical", "items": 16,
+                      "reason": "offline: its stock cannot be confirmed"}])
+        self.plan_requests: list[dict[str, Any]] = []
+        self.visit_posts: list[tuple[str, dict[str, Any]]] = []
+        """Every POST /api/v1/visits as sent: (Idempotency-Key, body)."""
+        self.recorded_visits: dict[str, tuple[dict[str, Any], VisitRecorded]] = {}
+        """Idempotency-Key -> the visit recorded under it (a retry replays it)."""
+        self.lose_visit_answers = 0
+        """Record the next N visits but answer as if the connection dropped."""
 
     def connect(self, token: str) -> MemoryApi:
         """Act as a client that sends ``token`` (what ``session.make_client`` returns)."""
@@ -150,6 +166,39 @@ class MemoryApi:
                     counts={str(k): v for k, v in counts.items()},
                 )
         raise NotFoundError(f"machine {machine_id} is not registered", status_code=404)
+
+    def restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = None,
+        shift_hours: float = 8.0,
+        vans: int = 1,
+    ) -> RestockPlan:
+        self._check()
+        self.plan_requests.append({"depot": depot, "shift_start": shift_start,
+                                   "shift_hours": shift_hours, "vans": vans})
+        return RestockPlan.model_validate(self.plan)
+
+    def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:
+        self._check()
+        self.visit_posts.append((idempotency_key, visit))
+        replay = self.recorded_visits.get(idempotency_key)
+        if replay is not None:
+            if replay[0] != visit:
+                raise ApiError("this Idempotency-Key was used for a different visit",
+                               status_code=422)
+            return replay[1]
+        counts = {str(s["slot"]): s.get("count_after", s.get("found", 0)) for s in visit["slots"]}
+        recorded = VisitRecorded(
+            id=len(self.recorded_visits) + 1, machine_id=visit["machine_id"],
+            visited_at=datetime.now(UTC), visited_by=self._identity().name, counts=counts,
+            discrepancies=[], resolved_alerts=1)
+        self.recorded_visits[idempotency_key] = (visit, recorded)
+        if self.lose_visit_answers:
+            self.lose_visit_answers -= 1
+            raise ApiUnavailableError("cannot reach the API at http://memory: read timed out")
+        return recorded
 
     def hotspots(self) -> HotspotCollection:
         self._check()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from pydantic import SecretStr
 
@@ -16,7 +19,7 @@ from console.client import (
 )
 from console.settings import ConsoleSettings
 from simulators.broker import free_port
-from tests.console.fake_api import FakeState
+from tests.console.fake_api import FakeState, plan_json, stop_json
 
 
 def test_all_machines_follows_pages_until_the_count(fake_api: str, fake_state: FakeState) -> None:
@@ -122,6 +125,30 @@ def test_a_restock_visit_is_posted_with_string_slot_keys(
         with pytest.raises(NotFoundError):
             client.record_restock_visit("test-999", {1: 1})
     assert fake_state.visits[0][1] == {"counts": {"1": 8, "2": 10}}  # no client-sent "who"
+
+
+def test_the_plan_request_carries_the_shift_and_the_answer_parses(
+    fake_api: str, fake_state: FakeState
+) -> None:
+    fake_state.plan = plan_json([[stop_json(1, "test-003")]])
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("America/New_York"))
+    with ApiClient(fake_api) as client:
+        plan = client.restock_plan(depot="39.95,-75.16", shift_start=start, shift_hours=6,
+                                   vans=2)
+    assert [s.machine_id for s in plan.vans[0].stops] == ["test-003"]
+    assert plan.vans[0].stops[0].load[0].quantity == 8
+    path, params, _ = fake_state.requests[-1]
+    assert path == "/api/v1/restock/plan"
+    assert params == {"depot": "39.95,-75.16", "shift_hours": "6.0", "vans": "2",
+                      "shift_start": "2026-11-24T09:00:00-05:00"}
+
+
+def test_a_visit_carries_its_idempotency_key_header(fake_api: str, fake_state: FakeState) -> None:
+    body = {"machine_id": "test-003", "slots": [{"slot": 1, "count_after": 8}]}
+    with ApiClient(fake_api) as client:
+        visit = client.record_visit(body, idempotency_key="k-123")
+    assert visit.counts == {"1": 8}
+    assert fake_state.visit_posts == [("k-123", body)]
 
 
 def test_me_names_the_principal_behind_the_token(fake_api: str, fake_state: FakeState) -> None:

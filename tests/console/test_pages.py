@@ -179,21 +179,6 @@ def test_machine_page_handles_a_machine_that_vanished(memory_api: MemoryApi) -> 
     assert not at.error
 
 
-def test_restock_page_lists_what_to_load_and_records_a_visit(memory_api: MemoryApi) -> None:
-    at = _run("views/restock.py")
-    assert at.title[0].value == "Restock"
-    # Every reachable machine with a slot under par; the offline test-004 is left out.
-    assert any(s.value == "Pick list (4 machines)" for s in at.subheader)
-    assert at.selectbox(key="visit_machine").value == "test-005"  # alarm sorts first
-    at.selectbox(key="visit_machine").set_value("test-003").run()
-    assert at.number_input(key="visit_test-003_1").value == 8  # par
-    at.number_input(key="visit_test-003_2").set_value(6)
-    at.button[0].click().run()  # the form's submit button
-    assert memory_api.visits == [("test-003", {1: 8, 2: 6})]
-    assert "recorded" in at.success[-1].value
-    assert not at.error
-
-
 def test_a_machine_picked_on_the_map_links_to_its_detail_page(memory_api: MemoryApi) -> None:
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
     # What st.pydeck_chart reports after a click on a machine's dot.

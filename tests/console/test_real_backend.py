@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ from tests.console.test_pages import APP, RUN_TIMEOUT_S
 from tests.http_server import serve_http
 
 AREA_SUBJECT = "area:Kensington"
+HTTP_TIMEOUT_S = 30.0
+"""The API runs in this process on a loaded 2-core box: its first answer can take more
+than the console's 5 s, and a timed-out sign-in leaves the page at "Sign in"."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ def backend_api(tmp_path: Path) -> Iterator[RealBackend]:
 
 def _console(backend: RealBackend, monkeypatch: pytest.MonkeyPatch, role: str) -> AppTest:
     """Run the console app against the real API and sign in on its page with ``role``'s token."""
-    monkeypatch.setattr(session, "make_client", lambda t: ApiClient(backend.url, token=t))
+    monkeypatch.setattr(session, "make_client", lambda t: ApiClient(backend.url, token=t,
+                                                                   timeout_s=HTTP_TIMEOUT_S))
     monkeypatch.setattr(session, "preset_token", lambda: None)
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
     at.run()
@@ -198,20 +203,43 @@ def test_a_console_signed_in_as_health_offers_no_machine_writes_and_the_api_refu
         assert outreach.machine("phl-001").slots == machine.slots  # no visit was recorded
 
 
-def test_outreach_console_records_a_visit_as_its_token_name(
+def test_outreach_plans_the_shift_and_records_a_visit_once_through_the_real_api(
     backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at = _console(backend_api, monkeypatch, "outreach")
-    assert _listed_pages(at) == {
-        PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.RESTOCK, PageKey.MACHINE, PageKey.ACCOUNT
-    }  # fmt: skip
+    # Signed in by a preset token: the sign-in form is tested above.
+    monkeypatch.setattr(session, "make_client",
+                        lambda t: ApiClient(backend_api.url, token=t, timeout_s=HTTP_TIMEOUT_S))
+    monkeypatch.setattr(session, "preset_token", lambda: backend_api.token)
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S).run()
     at.switch_page(str(navigation.PAGE_SPECS[PageKey.RESTOCK].file)).run()
-    at.selectbox(key="visit_machine").set_value("phl-001").run()
-    at.button[0].click().run()  # "Record visit" with the suggested counts
     assert not at.error, [e.value for e in at.error]
-    assert "recorded" in at.success[-1].value
+    # The planner's route, numbered; the machine with no naloxone is on it.
+    stops = [e.label for e in at.expander if e.label[:1].isdigit()]
+    assert stops[0].startswith("1 · ")
+    assert any("Critical" in label for label in stops), stops
     with ApiClient(backend_api.url, token=backend_api.token) as client:
+        empty = next(s for s in client.machine("phl-001").slots if s.count == 0)
+    form = f"visit_phl-001_{empty.slot}"
+    at.number_input(key=f"{form}_found").set_value(0)
+    at.text_input(key=f"{form}_lot0").input("NX-4471")
+    at.date_input(key=f"{form}_expiry0").set_value(date.today() + timedelta(days=400))
+    submit = "FormSubmitter:visit_phl-001-Record visit"
+    at.button(key=submit).click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("recorded" in s.value for s in at.success)
+    with ApiClient(backend_api.url, token=backend_api.token) as client:
+        lots = client._request("GET", "/api/v1/machines/phl-001/lots")["data"]
+        assert [(lot["lot_number"], lot["slot"]) for lot in lots] == [("NX-4471", empty.slot)]
         assert client.machine("phl-001").health is Health.OK
+        # The page's key, sent again (a retry from a phone), records nothing more.
+        key = at.session_state["restock_visit_keys"]["phl-001"]
+        body = {"machine_id": "phl-001", "slots": [{"slot": empty.slot, "found": 0, "loaded": [
+            {"lot_number": "NX-4471", "product": empty.product,
+             "expiry": (date.today() + timedelta(days=400)).isoformat(),
+             "quantity": lots[0]["quantity"]}]}]}
+        again = client.record_visit(body, idempotency_key=key)
+        assert again.counts == {str(empty.slot): lots[0]["quantity"]}
+        assert len(client._request("GET", "/api/v1/machines/phl-001/lots")["data"]) == 1
 
 
 def test_a_token_revoked_while_signed_in_sends_the_console_back_to_sign_in(

@@ -18,7 +18,7 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.FLEET_MAP: [("GET", "/api/v1/machines"), ("GET", "/api/v1/alerts"),
                         ("GET", "/api/v1/areas")],
     PageKey.ALERTS: [("GET", "/api/v1/alerts"), ("GET", "/api/v1/machines")],
-    PageKey.RESTOCK: [("GET", "/api/v1/machines")],
+    PageKey.RESTOCK: [("GET", "/api/v1/machines"), ("GET", "/api/v1/restock/plan")],
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}")],
     PageKey.TOKENS: [("GET", "/api/v1/tokens")],
     PageKey.AUDIT: [("GET", "/api/v1/audit")],
@@ -31,7 +31,7 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
 PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
     PageKey.FLEET_MAP: ("GET", "/api/v1/machines"),
     PageKey.ALERTS: ("GET", "/api/v1/alerts"),
-    PageKey.RESTOCK: ("POST", "/api/v1/machines/{machine_id}/restock-visits"),
+    PageKey.RESTOCK: ("POST", "/api/v1/visits"),
     PageKey.MACHINE: ("GET", "/api/v1/machines/{machine_id}"),
     PageKey.TOKENS: ("POST", "/api/v1/tokens"),
     PageKey.AUDIT: ("GET", "/api/v1/audit"),
@@ -41,7 +41,7 @@ PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
 """The route a page exists for: a role that may call it should see the page."""
 
 ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
-    Action.RECORD_VISIT: [("POST", "/api/v1/machines/{machine_id}/restock-visits")],
+    Action.RECORD_VISIT: [("POST", "/api/v1/visits")],
     # The fleet map's dispense heat comes from the (suppressed) export.
     Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots"),
                            ("GET", "/api/v1/exports/dispenses.geojson")],
