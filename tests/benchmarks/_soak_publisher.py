@@ -1,0 +1,125 @@
+"""The ingest soak's fleet: machines publishing a day-to-day mix of messages, paced by PUBACKs.
+
+Run as ``python tests/benchmarks/_soak_publisher.py HOST PORT MACHINES PER_MACHINE WINDOW``:
+machines soak-001..soak-MACHINES (password soak-pw-NNN) each publish PER_MACHINE
+messages at QoS 1 with at most WINDOW unacknowledged. In every 100 messages of a
+machine: 93 vends, 2 restocks, a door opened and closed, a heartbeat, a retained stock
+snapshot and a retained status; every 10,000th message is malformed (a dead letter).
+Device time advances 30 s a message, so 100,000 messages are about a month of a busy
+machine. Prints one JSON line when every publish is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from firmware_agent.wire import payloads
+from firmware_agent.wire.topics import Channel, machine_topic
+from tests.backend.helpers import PacedPublisher
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STEP = timedelta(seconds=30)
+CYCLE = 100
+MALFORMED_EVERY = 10_000
+SLOTS = 4
+ACK_TIMEOUT_S = 900.0
+
+
+def soak_machine(n: int) -> str:
+    """Return the machine id of soak machine ``n``."""
+    return f"soak-{n:03d}"
+
+
+def soak_password(n: int) -> str:
+    """Return the broker password of soak machine ``n``."""
+    return f"soak-pw-{n:03d}"
+
+
+def messages(machine_id: str, total: int) -> Iterator[tuple[str, bytes, bool]]:
+    """Yield (topic, payload, retain) for ``total`` messages of one machine."""
+    events = machine_topic(machine_id, Channel.EVENTS)
+    ids = {"machine_id": machine_id, "boot_id": 1}
+    seq = 0
+    counts = dict.fromkeys(range(1, SLOTS + 1), 500)
+    for n in range(total):
+        at = T0 + STEP * n
+        phase = n % CYCLE
+        if n % MALFORMED_EVERY == MALFORMED_EVERY - 1:
+            yield events, b'{"kind": "vend", "truncated', False
+            continue
+        seq += 1
+        slot = seq % SLOTS + 1
+        if phase < 93:
+            counts[slot] -= 1
+            event: payloads._EventBase = payloads.VendEvent(
+                **ids, seq=seq, device_time=at, slot=slot, result=payloads.VendResult.OK,
+                drop_confirmed=True)
+        elif phase < 95:
+            counts[slot] = 500
+            event = payloads.RestockEvent(**ids, seq=seq, device_time=at, slot=slot, count=500)
+        elif phase < 97:
+            state = payloads.DoorState.OPEN if phase == 95 else payloads.DoorState.CLOSED
+            event = payloads.DoorEvent(**ids, seq=seq, device_time=at, state=state)
+        elif phase == 97:
+            seq -= 1  # not an event: no seq
+            yield (machine_topic(machine_id, Channel.TELEMETRY),
+                   payloads.Telemetry(**ids, device_time=at, uptime_s=30.0 * n,
+                                      temperature_c=20.0 + n % 5, firmware="vc-1.0",
+                                      door=payloads.DoorState.CLOSED).to_bytes(), False)
+            continue
+        elif phase == 98:
+            seq -= 1
+            slots = tuple(payloads.SlotStock(slot=s, product="naloxone-nasal-4mg",
+                                             count=max(0, c), capacity=500)
+                          for s, c in counts.items())
+            yield (machine_topic(machine_id, Channel.STOCK),
+                   payloads.StockSnapshot(**ids, revision=n, device_time=at,
+                                          slots=slots).to_bytes(), True)
+            continue
+        else:
+            seq -= 1
+            yield (machine_topic(machine_id, Channel.STATUS),
+                   payloads.Status(**ids, state=payloads.MachineState.ONLINE,
+                                   firmware="vc-1.0").to_bytes(), True)
+            continue
+        yield events, event.to_bytes(), False
+
+
+def main() -> None:
+    """Publish every machine's messages concurrently."""
+    host, port, machines, per_machine, window = sys.argv[1:6]
+    errors: list[str] = []
+
+    def run(n: int) -> None:
+        machine_id = soak_machine(n)
+        try:
+            publisher = PacedPublisher(host, int(port), machine_id, soak_password(n),
+                                       max_inflight=int(window), timeout=ACK_TIMEOUT_S)
+            try:
+                sent = 0
+                for topic, payload, retain in messages(machine_id, int(per_machine)):
+                    publisher.publish(topic, payload, retain=retain)
+                    sent += 1
+                publisher.wait_acked(sent)
+                if publisher.refused:
+                    errors.append(f"{machine_id}: {publisher.refused[:3]}")
+            finally:
+                publisher.close()
+        except Exception as exc:  # reported to the parent as data
+            errors.append(f"{machine_id}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(1, int(machines) + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"finished": time.time(), "errors": errors}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
