@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # A temperature reading counts until the next, at most this long (a silent machine).
     # Over an hour: heartbeats are kept at least every 30 min (backend/lots/exposure.py).
     temperature_hold_s: float = Field(default=2 * 3600, ge=3600)
+    # Temperature readings older than this are deleted by ingest maintenance; longer
+    # than a lot stays in a machine, so its exposure since loading is still known.
+    temperature_retention_days: float = Field(default=400.0, ge=1)
     # How often an ingest worker settles the expiring-stock and heat-exposure alerts.
     lot_check_interval_s: float = Field(default=300.0, gt=0)
 

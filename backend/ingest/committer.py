@@ -29,6 +29,7 @@ from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
 from backend.ingest.parse import Message, Rejected
 from backend.ingest.quota import Quota
 from backend.ingest.store import BatchResult, BatchWriter
+from backend.lots.retention import prune_temperature_readings
 from backend.lots.store import sweep_lot_alerts
 from backend.models import DeadLetter, utcnow
 
@@ -166,6 +167,8 @@ class Committer:
                 )
                 retention = timedelta(days=self.settings.dead_letter_retention_days)
                 prune_dead_letters(session, before=now - retention)
+                readings_kept = timedelta(days=self.settings.temperature_retention_days)
+                prune_temperature_readings(session, before=now - readings_kept)
                 window = timedelta(seconds=self.settings.dead_letter_quota_window_s)
                 resolve_ended_floods(session, now=now, window=window)
                 if now_mono >= self._next_lot_check:

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 RUN_LOG_PERIOD_S = 3600.0
 
 INGEST_MAINTENANCE = "ingest-maintenance"
-"""Delivery-gap timeout, offline watchdog, dead-letter retention and flood ends, together."""
+"""Delivery-gap timeout, offline watchdog, dead-letter and temperature retention, flood ends."""
 RUN_LOG_RETENTION = "job-run-retention"
 HOTSPOT_SCAN = "hotspot-scan"
 FORECAST = "stock-forecast"
@@ -31,11 +31,13 @@ def ingest_jobs(settings: Settings) -> list[Job]:
     """Return the maintenance and run-log jobs ingest workers share."""
     from backend.ingest.dead_letters import prune_dead_letters, resolve_ended_floods
     from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
+    from backend.lots.retention import prune_temperature_readings
     from backend.lots.store import sweep_lot_alerts
 
     gap_timeout = timedelta(seconds=settings.gap_timeout_s)
     offline_timeout = timedelta(seconds=settings.offline_timeout_s)
     retention = timedelta(days=settings.dead_letter_retention_days)
+    readings_kept = timedelta(days=settings.temperature_retention_days)
     window = timedelta(seconds=settings.dead_letter_quota_window_s)
     run_log_keep = timedelta(days=settings.jobs_run_log_days)
 
@@ -43,6 +45,7 @@ def ingest_jobs(settings: Settings) -> list[Job]:
         scan_delivery_gaps(session, now=now, timeout=gap_timeout)
         mark_silent_machines(session, now=now, timeout=offline_timeout)
         prune_dead_letters(session, before=now - retention)
+        prune_temperature_readings(session, before=now - readings_kept)
         resolve_ended_floods(session, now=now, window=window)
 
     def check_lots(session: Session, now: datetime) -> None:

@@ -14,19 +14,15 @@ from backend.models.alerts import AlertType
 from backend.restock.model import Point, SlotLoad, Stop, Urgency
 from backend.stock import is_empty, is_low
 
-# Alert types that ask for a visit. The first two are not in AlertType yet:
-# the forecast and lots work add them under these names (issue 13).
-PREDICTED_STOCKOUT = "predicted_stockout"
-EXPIRING_STOCK = "expiring_stock"
-HEAT_EXPOSURE = "heat_exposure"
+# Alert types that ask for a visit.
 VISIT_ALERTS = frozenset(
     {
         AlertType.EMPTY_SLOT.value,
         AlertType.LOW_STOCK.value,
         AlertType.TEMPERATURE.value,
-        PREDICTED_STOCKOUT,
-        EXPIRING_STOCK,
-        HEAT_EXPOSURE,
+        AlertType.PREDICTED_STOCKOUT.value,
+        AlertType.EXPIRING_STOCK.value,
+        AlertType.HEAT_EXPOSURE.value,
     }
 )
 
@@ -115,7 +111,7 @@ def urgency_of(machine: MachineState) -> tuple[Urgency, tuple[str, ...]] | None:
             reasons.append(f"slot {s.slot}: {s.replace} dose(s) to replace")
     alerts = sorted(machine.open_alerts & VISIT_ALERTS)
     reasons.extend(f"open alert: {a}" for a in alerts)
-    if PREDICTED_STOCKOUT in machine.open_alerts:
+    if AlertType.PREDICTED_STOCKOUT.value in machine.open_alerts:
         critical = True
     if critical:
         return Urgency.CRITICAL, tuple(reasons)

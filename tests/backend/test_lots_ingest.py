@@ -11,7 +11,7 @@ from backend.config import Settings
 from backend.ingest.committer import Committer
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
-from backend.jobs.catalog import LOT_CHECK, ingest_jobs
+from backend.jobs.catalog import INGEST_MAINTENANCE, LOT_CHECK, ingest_jobs
 from backend.models import Alert, NaloxoneLot, Slot, TemperatureReading, utcnow
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
@@ -110,3 +110,31 @@ def test_worker_maintenance_resolves_the_expiry_alert_of_a_lot_vended_out(
     _worker_lot_check(engine, committer, settings)
     fresh(session)
     assert session.get(Alert, alert.id).status == "resolved"  # type: ignore[union-attr]
+
+
+def test_maintenance_prunes_temperature_readings_past_the_retention(
+    engine: Engine, session: Session, migrated_url: str
+) -> None:
+    register(session, "lot-004")
+    now = utcnow()
+    ages = (500, 401, 399, 1)  # days
+    with Session(engine) as write:
+        write.add_all([TemperatureReading(machine_id="lot-004", at=now - timedelta(days=d),
+                                          celsius=20.0 + i) for i, d in enumerate(ages)])
+        write.commit()
+    settings = Settings(environment="test", database_url=migrated_url)
+    assert settings.temperature_retention_days == 400
+    if engine.dialect.name == "sqlite":
+        committer = Committer(settings, engine, lambda _s: False)
+        committer._next_maintenance = 0.0  # the interval has passed
+        committer.maintain()
+    else:
+        [job] = [j for j in ingest_jobs(settings) if j.name == INGEST_MAINTENANCE]
+        assert job.work is not None
+        with Session(engine) as write:
+            job.work(write, utcnow())
+            write.commit()
+    fresh(session)
+    kept = session.exec(select(TemperatureReading.celsius)
+                        .order_by(col(TemperatureReading.celsius))).all()
+    assert kept == [22.0, 23.0]  # the 399- and 1-day-old readings
