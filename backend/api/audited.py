@@ -17,6 +17,7 @@ AUDITED_WRITES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     ("PUT", "/api/v1/machines/{machine_id}/tags"): ("machine.tags",),
     ("POST", "/api/v1/machines/{machine_id}/commands"): ("command.send",),
     ("POST", "/api/v1/visits"): ("visit.record",),
+    ("POST", "/api/v1/restock/plans"): ("restock_plan.issue",),
     ("POST", "/api/v1/tokens"): ("token.create",),
     ("POST", "/api/v1/tokens/{name}/revoke"): ("token.revoke",),
     ("POST", "/api/v1/devices"): ("machine.register", "device.add"),

@@ -29,6 +29,7 @@ from backend.models import (
     Slot,
     utcnow,
 )
+from backend.restock.schedule import next_planned_visits
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +156,17 @@ def run_forecast_tick(
 ) -> TickReport:
     """Forecast every naloxone slot of the active fleet and settle predicted_stockout alerts.
 
-    A slot's deadline is its machine's next planned visit when ``next_visits``
-    has one (the planner's), else the horizon setting. One transaction.
+    A slot's deadline is its machine's next planned visit, else the horizon
+    setting. The planned visits are the issued plans' stops
+    (``backend.restock.schedule``) unless ``next_visits`` gives them. One
+    transaction.
     """
-    visits = next_visits or {}
     thresholds = settings.thresholds()
     opened = resolved = considered = 0
     with session_scope(engine) as session:
         now = now or forecast_now(session, settings)
+        visits = (next_planned_visits(session, after=now) if next_visits is None
+                  else next_visits)
         machines = list(session.exec(select(Machine).where(col(Machine.active))).all())
         deadline_h = {
             m.id: (max(0.0, (visits[m.id] - now) / timedelta(hours=1)) if m.id in visits

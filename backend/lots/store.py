@@ -80,6 +80,18 @@ def _expiry_reasons(expiry: date, today: date, days: int) -> tuple[str, ...]:
     return ()
 
 
+def replace_reasons(
+    expiry: date, seen: Exposure, *, today: date, expiring_days: int, limits: Limits
+) -> tuple[str, ...]:
+    """Return why a lot must be replaced (empty: it may stay). Pure: the one rule.
+
+    ``expired`` on or after its expiry date, ``expiring`` within
+    ``expiring_days`` of it, ``heat:<range>`` for each exposure limit passed.
+    """
+    heat = tuple(f"heat:{name}" for name in limits.exceeded(seen))
+    return _expiry_reasons(expiry, today, expiring_days) + heat
+
+
 def assess(
     session: Session, machine_id: str, *, settings: Settings, now: datetime | None = None
 ) -> list[LotState]:
@@ -94,8 +106,8 @@ def assess(
     out = []
     for lot in lots:
         seen = exposure(series, lot.loaded_at, now, max_hold=hold)
-        heat = tuple(f"heat:{name}" for name in limits.exceeded(seen))
-        why = _expiry_reasons(lot.expiry, now.date(), settings.expiring_stock_days) + heat
+        why = replace_reasons(lot.expiry, seen, today=now.date(),
+                              expiring_days=settings.expiring_stock_days, limits=limits)
         out.append(LotState(lot, seen, why))
     return out
 

@@ -40,6 +40,7 @@ from backend.models.notify import (
     Notification,
     NotificationRoute,
 )
+from backend.models.plans import PlannedVisit, RestockPlanRecord
 from backend.models.stock import RestockVisit, StockDiscrepancy, TemperatureReading
 from backend.models.types import UTCDateTime, utcnow
 
@@ -72,7 +73,9 @@ __all__ = [
     "NamedArea",
     "Notification",
     "NotificationRoute",
+    "PlannedVisit",
     "Product",
+    "RestockPlanRecord",
     "RestockVisit",
     "Severity",
     "Slot",

@@ -53,7 +53,8 @@ def plan(
         check_schema(engine)
         with Session(engine) as session:
             extras = combined(
-                forecast_extras(session, shift_start=start, settings=ForecastSettings()),
+                forecast_extras(session, shift_start=start, shift_hours=shift_hours,
+                                settings=ForecastSettings()),
                 lot_extras(session, settings=settings))
             result = plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
                                 vans=vans, van_capacity=van_capacity, extras=extras)

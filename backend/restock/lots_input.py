@@ -47,5 +47,10 @@ def combined(*parts: Mapping[tuple[str, int], SlotExtra]) -> dict[tuple[str, int
                 stockout_before_next_shift=(before.stockout_before_next_shift
                                             or extra.stockout_before_next_shift),
                 replace=before.replace + extra.replace,
-                replace_lots=(*before.replace_lots, *extra.replace_lots))
+                replace_lots=(*before.replace_lots, *extra.replace_lots),
+                due=_earliest(before.due, extra.due))
     return out
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)

@@ -69,6 +69,8 @@ class Stop:
     reasons: tuple[str, ...]
     loads: tuple[SlotLoad, ...]
     service_s: int
+    # Reach the machine by then if the shift allows: naloxone may run out at that time.
+    due: datetime | None = None
 
     @property
     def items(self) -> int:
@@ -107,6 +109,7 @@ class LoadLine(BaseModel):
 
     slot: int
     product: str
+    is_naloxone: bool = Field(default=False, description="load lots with number and expiry")
     count: int = Field(description="what the books say the slot holds now")
     par: int
     to_par: int = Field(description="items that bring the slot to par")
@@ -127,6 +130,8 @@ class PlannedStop(BaseModel):
     reasons: list[str]
     arrival: datetime
     departure: datetime
+    due: datetime | None = Field(
+        default=None, description="reach it by then: naloxone may run out (forecast)")
     service_minutes: float
     items: int
     load: list[LoadLine]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from backend.models.alerts import AlertType
 from backend.restock.model import Point, SlotLoad, Stop, Urgency
@@ -43,6 +44,8 @@ class SlotState:
     replace_lots: tuple[str, ...] = ()
     # True when the forecast says this slot runs out before the next shift.
     stockout_before_next_shift: bool = False
+    # When the forecast says the slot may run out during the shift (naloxone).
+    due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ def stop_for(
         return None
     urgency, reasons = pressing or (Urgency.ROUTINE, ("below par",))
     items = sum(load.quantity for load in loads)
+    dues = [s.due for s in machine.slots if s.is_naloxone and s.due is not None]
     return Stop(machine.machine_id, machine.name, machine.at, urgency, reasons, loads,
-                service.seconds(items))
+                service.seconds(items), due=min(dues) if dues else None)
 
 
 def stops_for(

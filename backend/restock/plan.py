@@ -41,6 +41,8 @@ class SlotExtra:
     stockout_before_next_shift: bool = False
     replace: int = 0
     replace_lots: tuple[str, ...] = ()
+    # When the forecast says the slot may run out during the shift (reach it before).
+    due: datetime | None = None
 
 
 NO_EXTRA = SlotExtra()
@@ -73,7 +75,7 @@ def machine_states(
                 count=s.count, capacity=s.capacity, par=s.par,
                 low_threshold=effective_low_threshold(s.low_threshold, default_threshold),
                 replace=extra.replace, replace_lots=extra.replace_lots,
-                stockout_before_next_shift=extra.stockout_before_next_shift))
+                stockout_before_next_shift=extra.stockout_before_next_shift, due=extra.due))
         states.append(MachineState(m.id, m.name, Point(m.lat, m.lon), tuple(own),
                                    frozenset(alerts[m.id])))
     out_of_service = {m.id for m in machines if not m.in_service}

@@ -4,7 +4,10 @@ Every stop is optional with a drop penalty by urgency, so the solver leaves
 out the least pressing stops when the shift or the vans cannot take them all.
 The arc cost is distance in metres; a critical stop's penalty is larger than
 any route, an urgent one's larger than any detour, and a routine stop is worth
-a detour of ``ROUTINE_METRES_PER_ITEM`` per item it takes.
+a detour of ``ROUTINE_METRES_PER_ITEM`` per item it takes. A stop due during
+the shift (naloxone forecast to run out then, or out already) has a soft upper
+bound on its arrival: each second later costs ``LATE_METRES_PER_SECOND``, so
+the most pressing stops come early in the day.
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ MIN_SECONDS = 0.05
 # Share of the budget spent choosing and routing the stops; the rest reorders
 # each van's stops on its own, on distance alone (no drop penalties in the way).
 CHOOSING_SHARE = 0.7
+FIRST_SOLUTION_SECONDS = 30.0
+"""The limit when the budget ran out before any solution: a safety net, not a budget."""
 PENALTY = {Urgency.CRITICAL: 10**11, Urgency.URGENT: 10**9}
+LATE_METRES_PER_SECOND = 2
+"""Cost of reaching a stop after its due time, per second late, in metres: 7.2 km an
+hour. A van would drive a few kilometres more to reach a machine about to run out of
+naloxone an hour earlier, but not across the city."""
 
 
 def _status_name(code: int) -> str:
@@ -96,9 +105,38 @@ def _parameters(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
     return params
 
 
+def due_seconds(shift: Shift, stop: Stop) -> int | None:
+    """Return when (seconds into the shift) a stop is due, or None when not during the shift."""
+    if stop.due is None:
+        return None
+    due = max(0, int((stop.due - shift.start).total_seconds()))
+    return due if due < shift.seconds else None
+
+
+def _add_due_times(model: pywrapcp.RoutingModel, manager: pywrapcp.RoutingIndexManager,
+                   due: list[int | None]) -> None:
+    """Make arriving after each node's due time cost ``LATE_METRES_PER_SECOND``."""
+    time_dimension = model.GetDimensionOrDie("time")
+    for node, when in enumerate(due):
+        if node and when is not None:
+            time_dimension.SetCumulVarSoftUpperBound(
+                manager.NodeToIndex(node), when, LATE_METRES_PER_SECOND)
+
+
+def _first_solution(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC)
+    params.time_limit.FromMilliseconds(round(seconds * 1000))
+    return params
+
+
 def _resequence(order: list[int], distance: list[list[int]], elapsed: list[list[int]],
-                horizon: int, seconds: float) -> list[int]:
-    """Return a van's stops in an order no longer than ``order`` that still fits the shift."""
+                horizon: int, seconds: float, due: list[int | None]) -> list[int]:
+    """Return a van's stops in an order no costlier than ``order`` that still fits the shift.
+
+    The cost is the distance plus lateness at stops due during the shift.
+    """
     local = [0, *order]
     manager = pywrapcp.RoutingIndexManager(len(local), 1, 0)
     model = pywrapcp.RoutingModel(manager)
@@ -106,6 +144,7 @@ def _resequence(order: list[int], distance: list[list[int]], elapsed: list[list[
         [[distance[a][b] for b in local] for a in local]))
     model.AddDimension(model.RegisterTransitMatrix(
         [[elapsed[a][b] for b in local] for a in local]), 0, horizon, True, "time")
+    _add_due_times(model, manager, [due[a] for a in local])
     first = model.ReadAssignmentFromRoutes([list(range(1, len(local)))], True)
     if first is None:  # the route the first search found always fits; keep it if not
         return order
@@ -140,6 +179,8 @@ def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
         model = pywrapcp.RoutingModel(manager)
         model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(distance))
         model.AddDimension(model.RegisterTransitMatrix(elapsed), 0, shift.seconds, True, "time")
+        due = [None, *(due_seconds(shift, s) for s in chosen)]
+        _add_due_times(model, manager, due)
         demand = model.RegisterUnaryTransitVector([0, *(s.items for s in chosen)])
         model.AddDimensionWithVehicleCapacity(
             demand, 0, [shift.van_capacity] * shift.vans, True, "load")
@@ -148,6 +189,13 @@ def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
         budget = min(shift.solver_seconds, max(MIN_SECONDS, SECONDS_PER_STOP * len(chosen)))
         solution = model.SolveWithParameters(_parameters(budget * CHOOSING_SHARE))
         status = _status_name(model.status())
+        if solution is None and status == "fail_timeout":
+            # A busy machine can spend the whole budget before the first solution:
+            # take the first solution with greedy improvement, which ends on its own.
+            log.warning("restock plan: no solution within %.2f s; taking the first one found",
+                        budget * CHOOSING_SHARE)
+            solution = model.SolveWithParameters(_first_solution(FIRST_SOLUTION_SECONDS))
+            status = _status_name(model.status())
         served: set[int] = set()
         if solution is not None:
             for van in range(shift.vans):
@@ -160,7 +208,7 @@ def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
             busy = [o for o in orders if len(o) > 2]
             for order in busy:
                 order[:] = _resequence(order, distance, elapsed, shift.seconds,
-                                       budget * (1 - CHOOSING_SHARE) / len(busy))
+                                       budget * (1 - CHOOSING_SHARE) / len(busy), due)
         for k, stop in enumerate(chosen):
             if k not in served:
                 left_out.append(LeftOut(
@@ -215,8 +263,10 @@ def _van(shift: Shift, van: int, visits: list[tuple[Stop, int, int]], end_s: int
             order=order, machine_id=stop.machine_id, name=stop.name, lat=stop.at.lat,
             lon=stop.at.lon, urgency=stop.urgency.value, reasons=list(stop.reasons),
             arrival=arrival, departure=arrival + timedelta(seconds=stop.service_s),
+            due=stop.due,
             service_minutes=round(stop.service_s / 60, 1), items=stop.items,
-            load=[LoadLine(slot=x.slot, product=x.product, count=x.count, par=x.par,
+            load=[LoadLine(slot=x.slot, product=x.product, is_naloxone=x.is_naloxone,
+                           count=x.count, par=x.par,
                            to_par=x.to_par, replace=x.replace, replace_lots=list(x.replace_lots),
                            quantity=x.quantity) for x in stop.loads]))
     service_s = sum(stop.service_s for stop, _, _ in visits)

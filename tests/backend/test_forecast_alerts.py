@@ -150,3 +150,46 @@ def test_hours_a_slot_stood_empty_do_not_dilute_its_rate(engine: Engine) -> None
     # A week of the last four weeks' (discounted) exposure goes: the rate rises by
     # about the share it carried, the dispenses being the same.
     assert rate() > 1.25 * before
+
+
+def _issue(engine: Engine, arrivals: dict[str, datetime], *, start: datetime,
+           hours: float = 8) -> None:
+    """Issue a one-van plan stopping at each machine at its arrival."""
+    from backend.restock.model import Plan, PlannedStop, Point, VanRoute
+    from backend.restock.schedule import issue_plan
+
+    end = start + timedelta(hours=hours)
+    stops = [PlannedStop(order=i, machine_id=m, name=m, lat=40.0, lon=-75.0,
+                         urgency="critical", reasons=[], arrival=at, departure=at,
+                         service_minutes=8, items=1, load=[])
+             for i, (m, at) in enumerate(sorted(arrivals.items(), key=lambda x: x[1]), 1)]
+    van = VanRoute(van=1, stops=stops, load_list=[], items=len(stops), distance_km=1.0,
+                   drive_minutes=1.0, service_minutes=1.0, departure=start, return_time=end)
+    plan = Plan(depot=Point(40.0, -75.0), shift_start=start, shift_end=end, van_capacity=300,
+                distance_source="test", vans=[van], left_out=[], distance_km=1.0,
+                served=len(stops), solver_status="test", solver_seconds=0.0)
+    with Session(engine) as s:
+        issue_plan(s, plan, by="test")
+        s.commit()
+
+
+def test_the_deadline_is_the_next_visit_of_an_issued_plan(engine: Engine) -> None:
+    # fc-010 runs out in about half a day, fc-011 in about a day and a half.
+    _machine(engine, "fc-010", count=6, per_day=12)
+    _machine(engine, "fc-011", count=18, per_day=12)
+    # The van comes to fc-010 within the hour and to fc-011 only in three days.
+    _issue(engine, {"fc-010": NOW + timedelta(hours=1), "fc-011": NOW + timedelta(days=3)},
+           start=NOW)
+    report = run_forecast_tick(engine, ForecastSettings(), now=NOW)
+    assert report.opened == 1
+    [alert] = _alerts(engine, "fc-011")  # beyond the 24 h horizon, before the van comes
+    assert alert.details["deadline"] == (NOW + timedelta(days=3)).isoformat()
+    assert _alerts(engine, "fc-010") == []
+    # A new plan for the same shift that leaves fc-010 out supersedes its visit:
+    # the 24 h horizon is fc-010's deadline again, and it will likely run out by then.
+    _issue(engine, {"fc-011": NOW + timedelta(hours=2)}, start=NOW)
+    report = run_forecast_tick(engine, ForecastSettings(), now=NOW + timedelta(minutes=1))
+    assert len(_alerts(engine, "fc-010")) == 1
+    # fc-011's van now comes within two hours: its alert resolves (it recovered).
+    [alert] = _alerts(engine, "fc-011")
+    assert alert.status == "resolved"

@@ -185,3 +185,47 @@ def test_cli_prints_the_same_plan_as_json(sqlite_app: tuple[str, str, Session]) 
     refused = CliRunner().invoke(app, ["restock", "plan", "--depot", "200,0"])
     assert refused.exit_code == 2
     assert "latitude" in refused.output
+
+
+def test_an_issued_plan_is_stored_audited_and_its_stops_are_the_next_planned_visits(
+    http: httpx.Client, session: Session, auth_headers: AuthHeaders
+) -> None:
+    from sqlmodel import col, select
+
+    from backend.models import AuditRecord, PlannedVisit
+    from backend.restock.schedule import next_planned_visits
+
+    _fleet(session)
+    answer = http.post("/api/v1/restock/plans", json=SHIFT, headers=auth_headers("outreach"))
+    assert answer.status_code == 201, answer.text
+    issued = answer.json()
+    assert issued["issued_by"] == "test-outreach"
+    stops = {s["machine_id"]: s for v in issued["plan"]["vans"] for s in v["stops"]}
+    assert "test-001" in stops
+    session.rollback()  # a new read: see the requests' commits
+    arrivals = next_planned_visits(session, after=datetime.fromisoformat(SHIFT["shift_start"]))
+    assert arrivals == {m: datetime.fromisoformat(s["arrival"]) for m, s in stops.items()}
+    [audit] = session.exec(select(AuditRecord).where(
+        col(AuditRecord.action) == "restock_plan.issue")).all()
+    assert (audit.actor, audit.object_id) == ("test-outreach", str(issued["id"]))
+    again = http.get(f"/api/v1/restock/plans/{issued['id']}", headers=auth_headers("admin"))
+    assert again.status_code == 200
+    assert again.json() == issued
+    # Its stops include a machine in the south: hidden from a token limited to the north.
+    hidden = http.get(f"/api/v1/restock/plans/{issued['id']}",
+                      headers=auth_headers("outreach", areas=["north"]))
+    assert hidden.status_code == 404
+    assert http.get("/api/v1/restock/plans/99999", headers=auth_headers("admin")
+                    ).status_code == 404
+    assert http.post("/api/v1/restock/plans", json=SHIFT, headers=auth_headers("health")
+                     ).status_code == 403
+    assert http.post("/api/v1/restock/plans", json={**SHIFT, "depot": "95,10"},
+                     headers=auth_headers("admin")).status_code == 422
+    # Re-planning the same shift supersedes the first plan's stops.
+    second = http.post("/api/v1/restock/plans", json={**SHIFT, "vans": 1},
+                       headers=auth_headers("admin"))
+    assert second.status_code == 201
+    session.rollback()  # a new read: see the requests' commits
+    live = session.exec(select(PlannedVisit.plan_id).where(
+        col(PlannedVisit.superseded).is_(False))).all()
+    assert set(live) == {second.json()["id"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,17 +78,20 @@ coordinate = st.tuples(st.floats(40.65, 40.85), st.floats(-74.08, -73.88))
 
 @given(
     places=st.lists(st.tuples(coordinate, st.sampled_from(list(Urgency)),
-                              st.integers(1, 40), st.integers(60, 1800)), max_size=8),
+                              st.integers(1, 40), st.integers(60, 1800),
+                              st.none() | st.integers(-3600, 5 * 3600)), max_size=8),
     vans=st.integers(1, 3),
     capacity=st.integers(1, 80),
     hours=st.floats(0.25, 4),
 )
 def test_every_route_respects_shift_capacity_and_service_times(
-    places: list[tuple[tuple[float, float], Urgency, int, int]], vans: int, capacity: int,
-    hours: float,
+    places: list[tuple[tuple[float, float], Urgency, int, int, int | None]], vans: int,
+    capacity: int, hours: float,
 ) -> None:
-    stops = [_stop(f"m-{i}", Point(*at), urgency, items, service)
-             for i, (at, urgency, items, service) in enumerate(places)]
+    # Some stops are due (naloxone forecast to run out) before, during or after the shift.
+    stops = [replace(_stop(f"m-{i}", Point(*at), urgency, items, service),
+                     due=None if due is None else START + timedelta(seconds=due))
+             for i, (at, urgency, items, service, due) in enumerate(places)]
     shift, matrix = _shift(hours=hours, vans=vans, capacity=capacity), _matrix(stops)
     plan = solve(shift, stops, matrix)
     assert_feasible(plan, shift, stops, matrix)
@@ -113,6 +117,32 @@ def test_critical_and_urgent_stops_are_chosen_over_routine_ones() -> None:
     roomy = solve(_shift(hours=3.0), stops, matrix)
     assert roomy.served == len(stops)
     assert not roomy.left_out
+
+
+@pytest.mark.parametrize("due_machine", ["west", "east"])
+def test_a_machine_due_to_run_out_at_noon_is_reached_before_noon(due_machine: str) -> None:
+    # One van from 08:00; four urgent stops to the north take an hour each. West
+    # and east of the depot are one critical machine each: a tour visits one of
+    # them first and the other after the four hours up north, whichever way it
+    # goes, for the same distance. Only the due time says which comes first, so
+    # both parametrisations pass only if the due time orders the stops.
+    north = [_stop(f"north-{i}", Point(40.768 + i / 1000, -73.98 + i / 1000), Urgency.URGENT,
+                   5, service_s=3600) for i in range(4)]
+    west = _stop("west", Point(40.75, -74.004), Urgency.CRITICAL, 5)
+    east = _stop("east", Point(40.75, -73.956), Urgency.CRITICAL, 5)
+    noon = START.replace(hour=12)
+    stops = [*north, *(replace(s, due=noon) if s.machine_id == due_machine else s
+                       for s in (west, east))]
+    shift, matrix = _shift(hours=8), _matrix(stops)
+    plan = solve(shift, stops, matrix)
+    assert_feasible(plan, shift, stops, matrix)
+    assert plan.served == len(stops)
+    arrival = {s.machine_id: s.arrival for s in plan.vans[0].stops}
+    assert arrival[due_machine] < noon, [s.machine_id for s in plan.vans[0].stops]
+    [stop] = [s for s in plan.vans[0].stops if s.machine_id == due_machine]
+    assert stop.due == noon
+    other = "east" if due_machine == "west" else "west"
+    assert arrival[other] > noon  # the tour really could have come too late
 
 
 def test_critical_beats_urgent_when_only_one_fits() -> None:

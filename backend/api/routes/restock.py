@@ -1,4 +1,10 @@
-"""Restock plans: the vans' routes for a shift, with what to load at each stop."""
+"""Restock plans: the vans' routes for a shift, with what to load at each stop.
+
+``GET /restock/plan`` answers a plan and keeps nothing. ``POST /restock/plans``
+issues one: the plan is stored and its stops become the machines' next planned
+visits, which the predicted_stockout alert and later plans take as each
+machine's deadline (backend/restock/schedule.py).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,58 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
-from backend.api.deps import ForecastSettingsDep, PrincipalDep, SessionDep, SettingsDep
+from backend.api.deps import (
+    ForecastSettingsDep,
+    PrincipalDep,
+    RequestIdDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
 from backend.api.problems import problem_responses
+from backend.api.schemas import RowId
+from backend.audit import record_audit
+from backend.auth.principal import Principal
+from backend.config import Settings
+from backend.forecast.settings import ForecastSettings
+from backend.models import RestockPlanRecord
 from backend.restock.forecast_input import forecast_extras
 from backend.restock.inputs import DEPOT_PATTERN, parse_depot, shift_start_of
 from backend.restock.lots_input import combined, lot_extras
 from backend.restock.model import Plan
 from backend.restock.plan import MatrixFileError, plan_shift
+from backend.restock.schedule import issue_plan, sees_plan
 
 router = APIRouter(prefix="/restock", tags=["restock"])
+
+DEPOT_DESCRIPTION = "Where the vans start and end: LAT,LON (WGS 84)"
+
+
+def _plan(
+    session: Session, settings: Settings, forecast_settings: ForecastSettings,
+    principal: Principal, *, depot: str, shift_start: datetime | None, shift_hours: float,
+    vans: int, van_capacity: int | None,
+) -> Plan:
+    """Plan one shift as the caller may see it; 422 for bad inputs, 503 for a bad matrix file."""
+    try:
+        point = parse_depot(depot)
+        start = shift_start_of(shift_start)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    try:
+        return plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
+                          vans=vans, van_capacity=van_capacity, principal=principal,
+                          extras=combined(
+                              forecast_extras(session, shift_start=start,
+                                              shift_hours=shift_hours,
+                                              settings=forecast_settings),
+                              lot_extras(session, settings=settings)))
+    except MatrixFileError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
 
 @router.get(
     "/plan",
@@ -29,7 +77,7 @@ def restock_plan(
     principal: PrincipalDep,
     forecast_settings: ForecastSettingsDep,
     depot: Annotated[str, Query(pattern=DEPOT_PATTERN, max_length=64,
-                                description="Where the vans start and end: LAT,LON (WGS 84)",
+                                description=DEPOT_DESCRIPTION,
                                 examples=["40.7128,-74.0060"])],
     shift_start: Annotated[datetime | None, Query(
         description="When the vans leave (ISO 8601; no offset means UTC; default now)")] = None,
@@ -46,17 +94,81 @@ def restock_plan(
     reason. Critical stops (naloxone out) come before urgent (open alerts), and
     those before routine ones (below par only). See docs/restock.md.
     """
-    try:
-        point = parse_depot(depot)
-        start = shift_start_of(shift_start)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    try:
-        return plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
-                          vans=vans, van_capacity=van_capacity, principal=principal,
-                          extras=combined(
-                              forecast_extras(session, shift_start=start,
-                                              settings=forecast_settings),
-                              lot_extras(session, settings=settings)))
-    except MatrixFileError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return _plan(session, settings, forecast_settings, principal, depot=depot,
+                 shift_start=shift_start, shift_hours=shift_hours, vans=vans,
+                 van_capacity=van_capacity)
+
+
+class PlanRequest(BaseModel):
+    """The shift to plan and issue: the same inputs as ``GET /restock/plan``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    depot: str = Field(pattern=DEPOT_PATTERN, max_length=64, description=DEPOT_DESCRIPTION,
+                       examples=["40.7128,-74.0060"])
+    shift_start: datetime | None = Field(
+        default=None, description="When the vans leave (ISO 8601; no offset means UTC; "
+        "default now)")
+    shift_hours: float = Field(default=8, ge=0.25, le=24)
+    vans: int = Field(default=1, ge=1, le=50)
+    van_capacity: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class IssuedPlan(BaseModel):
+    """A plan as issued: its id, who issued it and when, and the plan."""
+
+    id: int
+    issued_at: datetime
+    issued_by: str
+    plan: Plan
+
+
+def _issued(record: RestockPlanRecord) -> IssuedPlan:
+    return IssuedPlan(id=record.id or 0, issued_at=record.issued_at, issued_by=record.issued_by,
+                      plan=Plan.model_validate(record.body))
+
+
+@router.post(
+    "/plans",
+    response_model=IssuedPlan,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(422, 503),
+)
+def issue_restock_plan(
+    body: PlanRequest,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    forecast_settings: ForecastSettingsDep,
+    request_id: RequestIdDep,
+) -> IssuedPlan:
+    """Plan a shift and issue it: the stops become the machines' next planned visits.
+
+    A plan issued later for an overlapping shift supersedes this one's stops in
+    that shift. The forecast's predicted_stockout alert then asks whether a
+    machine runs out before its planned visit (docs/restock.md).
+    """
+    plan = _plan(session, settings, forecast_settings, principal, depot=body.depot,
+                 shift_start=body.shift_start, shift_hours=body.shift_hours, vans=body.vans,
+                 van_capacity=body.van_capacity)
+    record = issue_plan(session, plan, by=principal.name)
+    record_audit(session, actor=principal.name, action="restock_plan.issue",
+                 object_type="restock_plan", object_id=record.id or 0,
+                 after={"shift_start": plan.shift_start.isoformat(),
+                        "shift_end": plan.shift_end.isoformat(), "vans": len(plan.vans),
+                        "stops": [[s.machine_id for s in v.stops] for v in plan.vans],
+                        "distance_km": plan.distance_km},
+                 request_id=request_id)
+    session.commit()
+    session.refresh(record)
+    return _issued(record)
+
+
+@router.get("/plans/{plan_id}", response_model=IssuedPlan, responses=problem_responses(404))
+def get_restock_plan(plan_id: RowId, session: SessionDep, principal: PrincipalDep
+                     ) -> IssuedPlan:
+    """Return an issued plan (404 when it visits a machine the caller cannot see)."""
+    record = session.get(RestockPlanRecord, plan_id)
+    if record is None or not sees_plan(session, plan_id, principal):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"restock plan {plan_id} not found")
+    return _issued(record)

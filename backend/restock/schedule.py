@@ -1,0 +1,83 @@
+"""Issued plans and the visits they schedule: the forecast's "next planned visit".
+
+An outreach lead issues a plan (``POST /api/v1/restock/plans``): it is stored
+whole, and each of its stops becomes a ``planned_visit`` row. A later plan
+whose shift overlaps an earlier one supersedes the earlier one's stops in that
+shift (the lead re-planned). The forecast's predicted_stockout alert and the
+planner ask, per machine, for its next planned visit: the earliest stop not
+superseded with an arrival at or after a given time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, func, select
+
+from backend.auth.principal import Principal
+from backend.auth.scope import machine_filter
+from backend.models import Machine, PlannedVisit, RestockPlanRecord
+from backend.restock.model import Plan
+
+
+def issue_plan(session: Session, plan: Plan, *, by: str) -> RestockPlanRecord:
+    """Store ``plan`` and its stops as planned visits, superseding overlapping earlier stops."""
+    session.execute(
+        update(PlannedVisit)
+        .where(col(PlannedVisit.arrival) >= plan.shift_start,
+               col(PlannedVisit.arrival) < plan.shift_end,
+               col(PlannedVisit.superseded).is_(False))
+        .values(superseded=True)
+    )
+    record = RestockPlanRecord(shift_start=plan.shift_start, shift_end=plan.shift_end,
+                               issued_by=by, body=plan.model_dump(mode="json"))
+    session.add(record)
+    session.flush()
+    if record.id is None:  # flushed rows always have their id
+        raise RuntimeError("the plan was not given an id")
+    session.add_all([
+        PlannedVisit(plan_id=record.id, machine_id=stop.machine_id, van=van.van,
+                     stop_order=stop.order, arrival=stop.arrival)
+        for van in plan.vans for stop in van.stops
+    ])
+    return record
+
+
+def next_planned_visits(
+    session: Session, *, after: datetime, machine_ids: Iterable[str] | None = None
+) -> dict[str, datetime]:
+    """Return each machine's earliest planned arrival at or after ``after`` (not superseded)."""
+    query = (
+        select(PlannedVisit.machine_id, func.min(PlannedVisit.arrival))
+        .where(col(PlannedVisit.arrival) >= after, col(PlannedVisit.superseded).is_(False))
+        .group_by(col(PlannedVisit.machine_id))
+    )
+    if machine_ids is not None:
+        query = query.where(col(PlannedVisit.machine_id).in_(list(machine_ids)))
+    out: dict[str, datetime] = {}
+    for machine_id, arrival in session.exec(query).all():
+        if isinstance(arrival, str):  # SQLite's min() may hand back the stored text
+            arrival = datetime.fromisoformat(arrival)
+        out[machine_id] = arrival if arrival.tzinfo else arrival.replace(tzinfo=UTC)
+    return out
+
+
+def plan_machines(session: Session, plan_id: int) -> set[str]:
+    """Return the machines an issued plan visits."""
+    return set(session.exec(
+        select(PlannedVisit.machine_id).where(col(PlannedVisit.plan_id) == plan_id)).all())
+
+
+def sees_plan(session: Session, plan_id: int, principal: Principal) -> bool:
+    """Say whether ``principal`` may see a plan: every machine it visits is visible to it."""
+    if not principal.area_limited:
+        return True
+    wanted = plan_machines(session, plan_id)
+    if not wanted:
+        return True
+    seen = session.exec(
+        select(Machine.id).where(col(Machine.id).in_(sorted(wanted)), machine_filter(principal))
+    ).all()
+    return set(seen) == wanted
