@@ -1,12 +1,16 @@
-"""Dispense counts over time: one GROUP BY on time buckets in SQL, folded into local buckets.
+"""Dispense counts over time: GROUP BY on time buckets in SQL, folded into local buckets.
 
 Day and week buckets: SQL groups successful dispenses by the city's calendar
-day (and area, product or machine), so the database returns at most days x
-groups rows; weeks (Monday first) are folded from days here. PostgreSQL
-converts with ``AT TIME ZONE``; SQLite, which knows no zones, shifts each
-time by the zone's UTC offset, one CASE branch per offset period (the
-daylight-saving changes in the range, found with zoneinfo). Hour buckets:
-SQL groups by UTC hour (at most 744 per group), folded into local hours here.
+day (PostgreSQL: day or Monday-first week) and machine first, then joins
+machines and groups by area, product or machine, so the database returns at
+most buckets x groups rows and the join meets at most buckets x machines rows,
+whatever plan the planner picks (a join of every dispense planned from stale
+statistics took 17 s for a year, docs/hotspots.md). PostgreSQL converts with
+``AT TIME ZONE``; SQLite, which knows no zones, shifts each time by the zone's
+UTC offset, one CASE branch per offset period (the daylight-saving changes in
+the range, found with zoneinfo); there weeks are folded from days here. Hour
+buckets: SQL groups by UTC hour (at most 744 per group), folded into local
+hours here.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, literal_column
+from sqlalchemy import case, func, literal, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from backend.auth.principal import Principal
 from backend.auth.scope import machine_filter
@@ -97,12 +101,18 @@ def offset_periods(lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo
     return periods
 
 
-def _day_expression(dialect: str, lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo
-                    ) -> ColumnElement[str]:
-    """Return the city's calendar day of a dispense as 'YYYY-MM-DD' text on this dialect."""
+def _day_expression(dialect: str, lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo,
+                    bucket: Bucket = Bucket.DAY) -> ColumnElement[Any]:
+    """Return the city's calendar day of a dispense ('YYYY-MM-DD' text or a date).
+
+    PostgreSQL truncates a week to its Monday itself; SQLite gives the day.
+    """
     when = col(DispenseEvent.device_time)
     if dialect != "sqlite":
-        return func.to_char(func.timezone(zone.key, when), literal_column("'YYYY-MM-DD'"))
+        local = func.timezone(zone.key, when)  # a timestamp without zone: the city's wall time
+        if bucket is Bucket.WEEK:
+            local = func.date_trunc("week", local)  # Monday, as bucket_starts counts
+        return func.date(local)
     periods = offset_periods(lo, hi, zone)
     shift: Any = literal(f"{periods[-1][1]:+d} minutes")
     if len(periods) > 1:
@@ -197,29 +207,37 @@ def count_dispenses(
     hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, zone)
     dialect = session.get_bind().dialect.name
     if bucket is Bucket.HOUR:
-        hour = _hour_expression(dialect).label("bucket")
+        when = _hour_expression(dialect).label("bucket")
     else:
-        hour = _day_expression(dialect, lo, hi, zone).label("bucket")
-    key: Any = {
-        Group.AREA: col(Machine.area),
-        Group.PRODUCT: col(DispenseEvent.product),
-        Group.MACHINE: col(DispenseEvent.machine_id),
-    }[group]
-    query = (
-        select(hour, key, func.count())
-        .select_from(DispenseEvent)
-        .join(Machine, col(Machine.id) == col(DispenseEvent.machine_id))
+        when = _day_expression(dialect, lo, hi, zone, bucket).label("bucket")
+    machine_id: Any = col(DispenseEvent.machine_id).label("machine_id")
+    product: Any = col(DispenseEvent.product).label("product")
+    # First per machine (and product when split by it), without a join: a bad plan can
+    # then cost at most buckets x machines rows, not one pass over machines per dispense.
+    inner_keys: list[Any] = [when, machine_id] + ([product] if group is Group.PRODUCT else [])
+    per_machine = (
+        select(*inner_keys, func.count().label("n"))
         .where(
             col(DispenseEvent.result) == "ok",
             col(DispenseEvent.device_time) >= lo,
             col(DispenseEvent.device_time) < hi,
-            machine_filter(principal),
         )
-        .group_by(hour, key)
+        .group_by(*inner_keys)
     )
     if products:
-        query = query.where(col(DispenseEvent.product).in_(list(products)))
-    rows = session.exec(query).all()
+        per_machine = per_machine.where(col(DispenseEvent.product).in_(list(products)))
+    counted = per_machine.subquery("per_machine")
+    key: Any = (col(Machine.area) if group is Group.AREA
+                else counted.c.product if group is Group.PRODUCT else counted.c.machine_id)
+    query = (
+        select(counted.c.bucket, key, func.sum(counted.c.n))
+        .select_from(counted)
+        .join(Machine, col(Machine.id) == counted.c.machine_id)
+        .where(machine_filter(principal))
+        .group_by(counted.c.bucket, key)
+    )
+    rows = [(bucket_text, group_key, int(n)) for bucket_text, group_key, n
+            in session.execute(query).all()]
     missing = NO_PRODUCT if group is Group.PRODUCT else NO_AREA
     starts = bucket_starts(first, last, bucket, zone)
     if bucket is Bucket.HOUR:

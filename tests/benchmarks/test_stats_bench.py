@@ -1,6 +1,10 @@
 """Dispense statistics on a year of a 200-machine fleet: query time on SQLite and PostgreSQL.
 
-Writes bench-results/stats.json (the figures in docs/hotspots.md).
+On PostgreSQL each query is timed twice: right after the bulk load, before any
+statistics exist (autovacuum kept off the table, as after an import or a
+replay), and after ANALYZE. The year by week is also timed with the SQL of the
+first version (every dispense joined to its machine, days as text), the
+baseline of the same run. Writes bench-results/stats.json (docs/hotspots.md).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlmodel import Session
 
 from backend.areas.features import parse_feature_collection
@@ -33,9 +37,19 @@ END = dt.date(2026, 3, 31)
 ZONE = ZoneInfo("America/New_York")
 
 
+OLD_PG_YEAR = text(
+    "SELECT to_char(timezone(:zone, d.device_time), 'YYYY-MM-DD'), m.area, count(*) "
+    "FROM dispense_event d JOIN machine m ON m.id = d.machine_id "
+    "WHERE d.result = 'ok' AND d.device_time >= :lo AND d.device_time < :hi GROUP BY 1, 2")
+"""The first version's year by week on PostgreSQL (before the per-machine pre-aggregation)."""
+
+
 def _fill(url: str) -> int:
     migrate(url)
     engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # statistics only from the ANALYZE below
+            conn.execute(text("ALTER TABLE dispense_event SET (autovacuum_enabled = false)"))
     rng = np.random.default_rng(5)
     fleet = plan_fleet(MACHINES, seed=5)
     with Session(engine) as session:
@@ -81,8 +95,22 @@ def _time(url: str) -> dict[str, float]:
                 publish(table, 5)
                 best = min(best, time.perf_counter() - started)
             out[name] = round(best * 1000, 1)
+        if engine.dialect.name == "postgresql":
+            lo = dt.datetime.combine(END - dt.timedelta(days=364), dt.time.min, ZONE)
+            hi = dt.datetime.combine(END + dt.timedelta(days=1), dt.time.min, ZONE)
+            started = time.perf_counter()
+            session.execute(OLD_PG_YEAR, {"zone": ZONE.key, "lo": lo, "hi": hi}).all()
+            out["old_sql_year_by_week_and_area"] = round(
+                (time.perf_counter() - started) * 1000, 1)
     engine.dispose()
     return out
+
+
+def _analyze(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
 
 
 def test_stats_query_time(tmp_path: Path) -> None:
@@ -95,7 +123,13 @@ def test_stats_query_time(tmp_path: Path) -> None:
         pg = create_pg_database(prefix="nx_bench_stats")
         try:
             _fill(pg)
+            figures["postgres_no_statistics_ms"] = _time(pg)
+            _analyze(pg)
             figures["postgres_ms"] = _time(pg)
+            for when in ("postgres_no_statistics_ms", "postgres_ms"):
+                timed: dict[str, float] = figures[when]  # type: ignore[assignment]
+                timed["old_over_new_year"] = round(
+                    timed["old_sql_year_by_week_and_area"] / timed["year_by_week_and_area"], 2)
         finally:
             drop_pg_database(pg)
     print("\nstats:", json.dumps(figures, indent=2))
