@@ -61,6 +61,9 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     # were heat-exposed); visits are recorded by the outreach team.
     ("GET", "/api/v1/machines/{machine_id}/lots"): FLEET_READ,
     ("GET", "/api/v1/machines/{machine_id}/discrepancies"): FLEET_READ,
+    # Temperature and stock over time: the machine detail page of every fleet reader.
+    ("GET", "/api/v1/machines/{machine_id}/temperatures"): FLEET_READ,
+    ("GET", "/api/v1/machines/{machine_id}/stock-history"): FLEET_READ,
     ("POST", "/api/v1/visits"): FLEET_WRITE,
     ("GET", "/api/v1/alerts"): ALERTS,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ALERTS,
@@ -68,6 +71,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/api/v1/hotspots"): HOTSPOTS,
     # Outlines and names only, for maps drawn without basemap tiles: whoever reads the fleet.
     ("GET", "/api/v1/areas"): FLEET_READ,
+    ("GET", "/api/v1/hotspots/{alert_id}/series"): HOTSPOTS,
     # Dispense counts are the overdose proxy: health's, not outreach's (docs/hotspots.md).
     ("GET", "/api/v1/stats/dispenses"): HOTSPOTS,
     ("GET", "/api/v1/exports/dispenses.csv"): HOTSPOTS,

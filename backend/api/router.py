@@ -16,6 +16,7 @@ from backend.api.routes import (
     health,
     hotspots,
     listings,
+    machine_history,
     machines,
     notifications,
     public,
@@ -27,6 +28,7 @@ from backend.api.routes import (
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(machines.router)
+api_router.include_router(machine_history.router)
 api_router.include_router(commands.router)
 api_router.include_router(forecast.router)
 api_router.include_router(listings.router)

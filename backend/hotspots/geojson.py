@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from backend.hotspots.wording import cluster_summary, recurrence_sentence
 from backend.models import Alert
 
 AREA_FIELDS = (
@@ -22,8 +23,18 @@ AREA_FIELDS = (
 )
 
 
-def hotspot_feature(alert: Alert) -> dict[str, Any] | None:
-    """Return one alert's area as a GeoJSON Feature (None when it has no coordinates)."""
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def hotspot_feature(
+    alert: Alert, *, k: int | None = None, replicates: int | None = None
+) -> dict[str, Any] | None:
+    """Return one alert's area as a GeoJSON Feature (None when it has no coordinates).
+
+    With ``k``, an observed count from 1 to k-1 is null (``observed_small``) and the
+    alert's message, which states it, gives way to the summary.
+    """
     details = alert.details or {}
     lat, lon = details.get("lat"), details.get("lon")
     if not isinstance(lat, int | float) or not isinstance(lon, int | float):
@@ -39,6 +50,23 @@ def hotspot_feature(alert: Alert) -> dict[str, Any] | None:
     properties.update({k: details.get(k) for k in AREA_FIELDS})
     # The named areas the machines stand in (alerts from before areas existed: none).
     properties["areas"] = details.get("areas") or []
+    observed = details.get("observed")
+    small = (k is not None and isinstance(observed, int) and not isinstance(observed, bool)
+             and 0 < observed < k)
+    if small:
+        properties["observed"] = None
+    properties["observed_small"] = small
+    properties["suppression_k"] = k
+    expected = _number(details.get("expected"))
+    properties["summary"] = cluster_summary(
+        observed=None if small else (observed if isinstance(observed, int) else None),
+        expected=expected, start=details.get("start"), end=details.get("end"),
+        machines=len(details.get("machines") or []), areas=list(properties["areas"]), k=k)
+    if small:
+        properties["message"] = properties["summary"]
+    properties["explanation"] = recurrence_sentence(
+        _number(details.get("p_value")), _number(details.get("recurrence_interval_days")),
+        replicates=replicates, detector=str(details.get("detector") or "") or None)
     return {
         "type": "Feature",
         "id": alert.id,
@@ -47,7 +75,10 @@ def hotspot_feature(alert: Alert) -> dict[str, Any] | None:
     }
 
 
-def feature_collection(alerts: Iterable[Alert]) -> dict[str, Any]:
-    """Return the alerts' areas as a FeatureCollection."""
-    features = [f for f in (hotspot_feature(a) for a in alerts) if f is not None]
+def feature_collection(
+    alerts: Iterable[Alert], *, k: int | None = None, replicates: int | None = None
+) -> dict[str, Any]:
+    """Return the alerts' areas as a FeatureCollection (``k``: suppress small counts)."""
+    features = [f for f in (hotspot_feature(a, k=k, replicates=replicates) for a in alerts)
+                if f is not None]
     return {"type": "FeatureCollection", "features": features}
