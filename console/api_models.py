@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -343,3 +343,99 @@ class DeviceCredential(_ApiModel):
     mqtt_username: str
     mqtt_password: str = Field(repr=False)
     agent_config: str = Field(repr=False)
+class HotspotSeries(_ApiModel):
+    """A hotspot's daily dispenses against its expected level (``/hotspots/{id}/series``)."""
+
+    alert_id: int
+    detector: str = ""
+    timezone: str = "UTC"
+    days: list[date]
+    observed: list[int | None]
+    """None where the count is suppressed (under the threshold, or one that would reveal it)."""
+    small: list[bool]
+    expected: list[float]
+    total: int | None = None
+    window_start: date
+    window_end: date
+    suppression_k: int | None = None
+    explanation: str = ""
+
+
+class DispenseSeries(_ApiModel):
+    """One area's, product's or machine's counts per bucket; None where suppressed."""
+
+    key: str
+    counts: list[int | None]
+    small: list[bool]
+    total: int | None = None
+
+
+class DispenseStats(_ApiModel):
+    """Dispenses per bucket and group (``GET /api/v1/stats/dispenses``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    to: date
+    bucket: str
+    group: str
+    timezone: str = "UTC"
+    suppression_k: int | None = None
+    buckets: list[datetime]
+    series: list[DispenseSeries]
+    totals: list[int | None] = Field(default_factory=list)
+    total: int | None = None
+
+
+class TemperaturePoint(_ApiModel):
+    at: datetime
+    celsius: float
+    low: float
+    high: float
+    readings: int = 1
+
+
+class TemperatureHistory(_ApiModel):
+    """A machine's temperature over a range, with the labelled storage range."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    machine_id: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    safe_min_c: float
+    safe_max_c: float
+    data: list[TemperaturePoint]
+    count: int
+
+
+class StockPoint(_ApiModel):
+    at: datetime
+    slot: int
+    count: int
+
+
+class StockHistory(_ApiModel):
+    """Each slot's count over a range, as steps."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    machine_id: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    data: list[StockPoint]
+    count: int
+
+
+class Discrepancy(_ApiModel):
+    """Two accounts of a slot that disagreed (``/machines/{id}/discrepancies``)."""
+
+    id: int
+    machine_id: str
+    slot: int
+    source: str
+    expected: int
+    observed: int
+    detected_at: datetime
+    device_time: datetime | None = None
+

@@ -18,7 +18,10 @@ from console.api_models import (
     AuditRecord,
     Delivery,
     DeviceCredential,
+    Discrepancy,
+    DispenseStats,
     HotspotCollection,
+    HotspotSeries,
     Identity,
     MachineCommand,
     MachineDetail,
@@ -27,6 +30,8 @@ from console.api_models import (
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StockHistory,
+    TemperatureHistory,
     TokenCreated,
     TokenPublic,
     VisitRecorded,
@@ -373,9 +378,10 @@ class ApiClient:
 
     # -- hotspots ------------------------------------------------------------------------
 
-    def hotspots(self) -> HotspotCollection:
-        """Return the current overdose-hotspot areas (GeoJSON)."""
-        body = self._request("GET", f"{API_PREFIX}/hotspots")
+    def hotspots(self, *, include_resolved: bool = False) -> HotspotCollection:
+        """Return the current (with ``include_resolved``, also the closed) hotspot areas."""
+        params = {"include_resolved": "true"} if include_resolved else None
+        body = self._request("GET", f"{API_PREFIX}/hotspots", params)
         return self._parse(HotspotCollection, body, "hotspot collection")
 
     # -- areas and their dispenses -------------------------------------------------------
@@ -394,6 +400,50 @@ class ApiClient:
         params = {"from": first.isoformat(), "to": last.isoformat(), "period": "week"}
         body = self._request("GET", f"{API_PREFIX}/exports/dispenses.geojson", params)
         return self._parse(AreaCollection, body, "dispenses by area")
+
+    def hotspot_series(self, alert_id: int | str) -> HotspotSeries:
+        """Return a hotspot's daily dispenses against its expected level."""
+        body = self._request("GET", f"{API_PREFIX}/hotspots/{alert_id}/series")
+        return self._parse(HotspotSeries, body, "hotspot series")
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def dispense_stats(
+        self,
+        *,
+        first: date,
+        last: date,
+        bucket: str = "week",
+        group: str = "area",
+        products: list[str] | None = None,
+    ) -> DispenseStats:
+        """Return dispenses per bucket and group from day ``first`` to day ``last``."""
+        params: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat(),
+                                  "bucket": bucket, "group": group}
+        if products:
+            params["product"] = products
+        body = self._request("GET", f"{API_PREFIX}/stats/dispenses", params)
+        return self._parse(DispenseStats, body, "dispense statistics")
+
+    # -- machine history -----------------------------------------------------------------
+
+    def temperatures(self, machine_id: str, *, hours: int = 168) -> TemperatureHistory:
+        """Return a machine's temperature over the last ``hours``."""
+        body = self._request("GET", f"{API_PREFIX}/machines/{machine_id}/temperatures",
+                             {"hours": hours})
+        return self._parse(TemperatureHistory, body, "temperature history")
+
+    def stock_history(self, machine_id: str, *, days: int = 14) -> StockHistory:
+        """Return each slot's count over the last ``days``."""
+        body = self._request("GET", f"{API_PREFIX}/machines/{machine_id}/stock-history",
+                             {"days": days})
+        return self._parse(StockHistory, body, "stock history")
+
+    def discrepancies(self, machine_id: str, *, limit: int = 100) -> Page[Discrepancy]:
+        """Return a machine's stock discrepancies, newest first."""
+        body = self._request("GET", f"{API_PREFIX}/machines/{machine_id}/discrepancies",
+                             {"limit": limit})
+        return self._parse(Page[Discrepancy], body, "discrepancies")
 
     # -- service -------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
     for spec in (
         PageSpec(PageKey.FLEET_MAP, VIEWS / "fleet_map.py", "Fleet map", "🗺️", "map"),
         PageSpec(PageKey.ALERTS, VIEWS / "alerts.py", "Alerts", "🚨", "alerts"),
+        PageSpec(PageKey.HOTSPOTS, VIEWS / "hotspots.py", "Hotspots", "🎯", "hotspots"),
+        PageSpec(PageKey.TRENDS, VIEWS / "trends.py", "Trends", "📈", "trends"),
         PageSpec(PageKey.RESTOCK, VIEWS / "restock.py", "Restock", "🚐", "restock"),
         PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail", "🔎", "machine"),
         PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens", "🔑", "tokens"),

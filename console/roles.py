@@ -26,6 +26,8 @@ class PageKey(StrEnum):
 
     FLEET_MAP = "fleet_map"
     ALERTS = "alerts"
+    HOTSPOTS = "hotspots"
+    TRENDS = "trends"
     RESTOCK = "restock"
     MACHINE = "machine"
     TOKENS = "tokens"
@@ -56,8 +58,10 @@ PAGES: Final[Mapping[Role, frozenset[PageKey]]] = {
     Role.OUTREACH: frozenset(
         {PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.RESTOCK, PageKey.MACHINE, PageKey.ACCOUNT}
     ),
-    # The fleet read-only and the alerts about areas; restock is outreach work.
-    Role.HEALTH: frozenset({PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.ACCOUNT}),
+    # The fleet read-only, the alerts about areas, hotspots and dispense trends (the
+    # overdose proxy); restock is outreach work.
+    Role.HEALTH: frozenset({PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.HOTSPOTS, PageKey.TRENDS,
+                            PageKey.MACHINE, PageKey.ACCOUNT}),
     # A deployment pipeline registers machines through the API; it reads no fleet.
     Role.PROVISIONING: frozenset({PageKey.ACCOUNT}),
 }
@@ -72,7 +76,8 @@ ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
 PURPOSE: Final[Mapping[Role, str]] = {
     Role.ADMIN: "everything: fleet, alerts, restock, hotspots, tokens, the audit trail",
     Role.OUTREACH: "fleet, machine alerts (acknowledge, resolve), restock plans and visits",
-    Role.HEALTH: "hotspots and area alerts (acknowledge, resolve), the fleet read-only",
+    Role.HEALTH: "hotspots, dispense trends and area alerts (acknowledge, resolve), the fleet "
+                 "read-only",
     Role.PROVISIONING: "register and revoke machines (for a deployment pipeline)",
 }
 """What each role is for, in one line (the account page and the demo show it)."""

@@ -24,7 +24,10 @@ from console.api_models import (
     AuditRecord,
     Delivery,
     DeviceCredential,
+    Discrepancy,
+    DispenseStats,
     HotspotCollection,
+    HotspotSeries,
     Identity,
     MachineCommand,
     MachineDetail,
@@ -33,6 +36,8 @@ from console.api_models import (
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StockHistory,
+    TemperatureHistory,
     TokenCreated,
     TokenPublic,
     VisitRecorded,
@@ -128,8 +133,36 @@ class ConsoleApi(Protocol):
         """Return a machine's latest commands."""
         ...
 
-    def hotspots(self) -> HotspotCollection:
-        """Return current hotspot areas."""
+    def hotspots(self, *, include_resolved: bool = ...) -> HotspotCollection:
+        """Return hotspot areas."""
+        ...
+
+    def hotspot_series(self, alert_id: int | str) -> HotspotSeries:
+        """Return a hotspot's daily series."""
+        ...
+
+    def dispense_stats(
+        self,
+        *,
+        first: date,
+        last: date,
+        bucket: str = ...,
+        group: str = ...,
+        products: list[str] | None = ...,
+    ) -> DispenseStats:
+        """Return dispense counts."""
+        ...
+
+    def temperatures(self, machine_id: str, *, hours: int = ...) -> TemperatureHistory:
+        """Return a machine's temperature history."""
+        ...
+
+    def stock_history(self, machine_id: str, *, days: int = ...) -> StockHistory:
+        """Return a machine's stock history."""
+        ...
+
+    def discrepancies(self, machine_id: str, *, limit: int = ...) -> Page[Discrepancy]:
+        """Return a machine's stock discrepancies."""
         ...
 
     def areas(self) -> AreaCollection:

@@ -1,10 +1,10 @@
-"""Machine detail: slots, stock and the latest events of one machine."""
+"""Machine detail: slots, stock, events, temperature and stock history, discrepancies."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from console import fleet_view, session
+from console import charts, fleet_view, machine_view, session
 from console.client import ApiError, NotFoundError
 
 st.title("Machine detail")
@@ -70,3 +70,58 @@ def live_machine() -> None:
 
 
 live_machine()
+
+
+def history() -> None:
+    """Draw the machine's temperature and stock over time and its stock discrepancies."""
+    temperature_tab, stock_tab, discrepancy_tab = st.tabs(
+        ["Temperature", "Stock over time", "Discrepancies"])
+    with temperature_tab:
+        span = st.radio("Period", list(machine_view.HISTORY_HOURS), index=1, horizontal=True,
+                        key="machine_temperature_span")
+        try:
+            temps = api.temperatures(machine_id, hours=machine_view.HISTORY_HOURS[str(span)])
+        except NotFoundError:
+            return  # the machine is gone: the tiles above say so
+        except ApiError as exc:
+            session.report(exc, "Cannot load the temperature history")
+        else:
+            st.caption(machine_view.temperature_summary(temps))
+            if temps.data:
+                st.altair_chart(charts.temperature_chart(machine_view.temperature_rows(temps),
+                                                         temps.safe_min_c, temps.safe_max_c),
+                                width="stretch", key="machine_temperature_chart")
+    with stock_tab:
+        days = st.radio("Period", list(machine_view.STOCK_DAYS), index=1, horizontal=True,
+                        key="machine_stock_span")
+        try:
+            stock = api.stock_history(machine_id, days=machine_view.STOCK_DAYS[str(days)])
+        except NotFoundError:
+            return  # the machine is gone: the tiles above say so
+        except ApiError as exc:
+            session.report(exc, "Cannot load the stock history")
+        else:
+            if stock.data:
+                st.altair_chart(charts.stock_chart(machine_view.stock_rows(stock)),
+                                width="stretch", key="machine_stock_chart")
+                st.caption("Restocks set a slot's count, each dispense takes one away. "
+                           "Corrections from stock reports are listed under Discrepancies.")
+            else:
+                st.info("No stock changes in this period.")
+    with discrepancy_tab:
+        try:
+            found = api.discrepancies(machine_id)
+        except NotFoundError:
+            return  # the machine is gone: the tiles above say so
+        except ApiError as exc:
+            session.report(exc, "Cannot load the discrepancies")
+        else:
+            if found.data:
+                st.caption(f"{found.count} times the books and a count disagreed.")
+                st.dataframe(machine_view.discrepancy_rows(found.data), hide_index=True,
+                             key="machine_discrepancies")
+            else:
+                st.success("The books and every count agreed.")
+
+
+history()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from console.api_models import (
@@ -10,13 +10,18 @@ from console.api_models import (
     AlertStatus,
     AreaCollection,
     AuditRecord,
+    Discrepancy,
+    DispenseStats,
     HotspotCollection,
+    HotspotSeries,
     Identity,
     MachineDetail,
     MachinePublic,
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StockHistory,
+    TemperatureHistory,
     TokenCreated,
     TokenPublic,
     VisitRecorded,
@@ -94,6 +99,9 @@ class MemoryApi:
         """Idempotency-Key -> the visit recorded under it (a retry replays it)."""
         self.lose_visit_answers = 0
         """Record the next N visits but answer as if the connection dropped."""
+        self.history_from = date(2000, 1, 1)
+        """``dispense_stats`` returns no series for ranges ending before this day."""
+        self.stats_queries: list[dict[str, Any]] = []
 
     def connect(self, token: str) -> MemoryApi:
         """Act as a client that sends ``token`` (what ``session.make_client`` returns)."""
@@ -200,13 +208,15 @@ class MemoryApi:
             raise ApiUnavailableError("cannot reach the API at http://memory: read timed out")
         return recorded
 
-    def hotspots(self) -> HotspotCollection:
+    def hotspots(self, *, include_resolved: bool = False) -> HotspotCollection:
         self._check()
         self.hotspot_calls += 1
         if self.hotspot_failure:
             raise ApiError(self.hotspot_failure)
+        features = [f for f in self.hotspot_features
+                    if include_resolved or f["properties"].get("status") != "resolved"]
         return HotspotCollection.model_validate(
-            {"type": "FeatureCollection", "features": self.hotspot_features}
+            {"type": "FeatureCollection", "features": features}
         )
 
     def areas(self) -> AreaCollection:
@@ -225,6 +235,99 @@ class MemoryApi:
         return AreaCollection.model_validate(
             dispense_areas_json(self.area_features, self.area_totals)
         )
+
+    def hotspot_series(self, alert_id: int | str) -> HotspotSeries:
+        """Four weeks to the cluster's last day: 6 a day, days 3 and 9 hidden, 14 at the end."""
+        self._check()
+        for feature in self.hotspot_features:
+            if str(feature["id"]) == str(alert_id):
+                props = feature["properties"]
+                end = date.fromisoformat(props.get("end") or "2026-11-24")
+                days = [end - timedelta(days=27 - n) for n in range(28)]
+                observed: list[int | None] = [6] * 28
+                small = [False] * 28
+                observed[3], small[3] = None, True
+                observed[9] = None  # a complementary cell
+                observed[-1] = 14
+                return HotspotSeries(
+                    alert_id=int(alert_id), detector="space-time-permutation",
+                    timezone="America/New_York", days=days, observed=observed, small=small,
+                    expected=[5.5] * 28, total=None, window_start=end - timedelta(days=2),
+                    window_end=end, suppression_k=5,
+                    explanation=str(props.get("explanation") or ""))
+        raise NotFoundError(f"no hotspot {alert_id}", status_code=404)
+
+    def dispense_stats(
+        self,
+        *,
+        first: date,
+        last: date,
+        bucket: str = "week",
+        group: str = "area",
+        products: list[str] | None = None,
+    ) -> DispenseStats:
+        """Weekly counts for two keys; nothing before ``history_from``; Fishtown's 3 is small."""
+        self._check()
+        self.stats_queries.append({"from": first, "to": last, "bucket": bucket, "group": group})
+        monday = first - timedelta(days=first.weekday())
+        buckets = []
+        while monday <= last:
+            buckets.append(datetime.combine(monday, time.min, UTC))
+            monday += timedelta(days=7)
+        keys = (["Fishtown", "Kensington"] if group == "area"
+                else ["naloxone-nasal-4mg", "fentanyl-test-strips"])
+        series = []
+        if last >= self.history_from:
+            n = len(buckets)
+            busy = [20 + i for i in range(n)]
+            quiet: list[int | None] = [8] * n
+            small = [False] * n
+            quiet[-1], small[-1] = None, True  # a 3, shown as <5
+            busy_shown: list[int | None] = list(busy)
+            busy_shown[-1] = None  # hidden so Fishtown's 3 cannot be worked out
+            series = [
+                {"key": keys[0], "counts": quiet, "small": small, "total": 8 * (n - 1) + 3},
+                {"key": keys[1], "counts": busy_shown, "small": [False] * n,
+                 "total": sum(busy)},
+            ]
+        return DispenseStats.model_validate({
+            "from": first.isoformat(), "to": last.isoformat(), "bucket": bucket,
+            "group": group, "timezone": "America/New_York", "suppression_k": 5,
+            "buckets": [b.isoformat() for b in buckets], "series": series,
+            "totals": [None] * len(buckets), "total": None if series else 0,
+        })
+
+    def temperatures(self, machine_id: str, *, hours: int = 168) -> TemperatureHistory:
+        self._check()
+        self._machine_known(machine_id)
+        now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+        data = [{"at": (now - timedelta(hours=h)).isoformat(), "celsius": c, "low": c - 0.5,
+                 "high": c + 0.5} for h, c in ((30, 21.0), (20, 26.5), (10, 22.0))]
+        return TemperatureHistory.model_validate({
+            "machine_id": machine_id, "from": (now - timedelta(hours=hours)).isoformat(),
+            "to": now.isoformat(), "safe_min_c": 15.0, "safe_max_c": 25.0, "data": data,
+            "count": len(data)})
+
+    def stock_history(self, machine_id: str, *, days: int = 14) -> StockHistory:
+        self._check()
+        self._machine_known(machine_id)
+        now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+        data = [{"at": (now - timedelta(hours=h)).isoformat(), "slot": 1, "count": c}
+                for h, c in ((48, 10), (30, 9), (5, 8), (0, 8))]
+        return StockHistory.model_validate({
+            "machine_id": machine_id, "from": (now - timedelta(days=days)).isoformat(),
+            "to": now.isoformat(), "data": data, "count": len(data)})
+
+    def discrepancies(self, machine_id: str, *, limit: int = 100) -> Page[Discrepancy]:
+        self._check()
+        self._machine_known(machine_id)
+        rows = [Discrepancy(id=1, machine_id=machine_id, slot=2, source="visit", expected=5,
+                            observed=3, detected_at=datetime(2026, 11, 23, 9, tzinfo=UTC))]
+        return Page[Discrepancy](data=rows, count=1)
+
+    def _machine_known(self, machine_id: str) -> None:
+        if machine_id in self.gone or all(m["id"] != machine_id for m in self.machines):
+            raise NotFoundError(f"machine {machine_id} is not registered", status_code=404)
 
     def _set(self, alert_id: int | str, status: str) -> None:
         self._check()

@@ -167,7 +167,7 @@ def test_machine_page_shows_slots_and_events_worst_machine_first(memory_api: Mem
     metrics = _metrics(at)
     assert metrics["State"] == "Empty"
     assert metrics["Stock"] == "0/20 items"
-    assert len(at.dataframe) == 2  # slots and recent events
+    assert len(at.dataframe) == 3  # slots, recent events and discrepancies
     assert not at.error
 
 

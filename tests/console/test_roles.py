@@ -13,11 +13,11 @@ from console.roles import Action, PageKey, Role
     [
         (
             Role.ADMIN,
-            ["fleet_map", "alerts", "restock", "machine", "tokens", "audit", "notifications",
-             "account"],
+            ["fleet_map", "alerts", "hotspots", "trends", "restock", "machine", "tokens", "audit",
+             "notifications", "account"],
         ),
         (Role.OUTREACH, ["fleet_map", "alerts", "restock", "machine", "account"]),
-        (Role.HEALTH, ["fleet_map", "alerts", "machine", "account"]),
+        (Role.HEALTH, ["fleet_map", "alerts", "hotspots", "trends", "machine", "account"]),
         (Role.PROVISIONING, ["account"]),
     ],
 )
