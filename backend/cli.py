@@ -10,6 +10,7 @@ from backend.auth.cli import app as token_app
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
 from backend.public.cli import app as public_app
+from backend.report.cli import app as report_app
 from backend.restock.cli import app as restock_app
 from backend.service_cli import register as register_services
 
@@ -22,6 +23,7 @@ app.add_typer(public_app, name="public")
 app.add_typer(audit_app, name="audit")
 app.add_typer(restock_app, name="restock")
 app.add_typer(areas_app, name="areas")
+app.add_typer(report_app, name="report")
 register_services(app)
 
 

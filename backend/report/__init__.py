@@ -1,0 +1,1 @@
+"""The weekly situation report: nx-backend report weekly."""
