@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -22,7 +23,7 @@ from backend.api.problems import install_problem_handlers
 from backend.api.request_id import RequestIdMiddleware
 from backend.api.router import api_router, root_router
 from backend.api.security import authorize, route_template
-from backend.api.snapshot import SnapshotCache
+from backend.api.snapshot import FleetSnapshot
 from backend.auth.oidc import make_verifier
 from backend.config import Settings
 from backend.db import check_schema, make_engine
@@ -41,19 +42,34 @@ def create_app(
     engine = engine or make_engine(settings.database_url)
     check_schema(engine)
     registry = registry if registry is not None else CollectorRegistry()
+    write_engine = write_engine or make_engine(settings.database_url, immediate=True)
+    fleet = FleetSnapshot(engine, write_engine, default_threshold=settings.default_low_threshold,
+                          max_age_s=settings.api_snapshot_cache_s)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Served (uvicorn runs the lifespan): a thread keeps the fleet snapshot current.
+        if fleet.max_age_s > 0:
+            fleet.start()
+        try:
+            yield
+        finally:
+            fleet.stop()
+
     # One dependency on every route applies the policy table (backend/api/policy.py).
     app = FastAPI(
         title="NaloxNet backend",
         version="1",
         docs_url="/docs",
         dependencies=[Depends(authorize)],
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.write_engine = write_engine or make_engine(settings.database_url, immediate=True)
+    app.state.write_engine = write_engine
     app.state.registry = registry
     app.state.oidc = make_verifier(settings)
-    app.state.snapshot_cache = SnapshotCache(settings.api_snapshot_cache_s)
+    app.state.fleet_snapshot = fleet
     silent_after = timedelta(seconds=settings.offline_timeout_s)
     # ``nx-backend serve`` builds the public feed in a child process (see
     # backend/public/builder.py) and stops it on exit; elsewhere a thread will do.

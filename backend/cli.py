@@ -1,4 +1,4 @@
-"""``nx-backend``: the backend's command line (serve, ingest, migrate, device, token, hotspots)."""
+"""``nx-backend``: the backend's command line (serve, ingest, migrate, backup, device, token...)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from backend.areas.cli import app as areas_app
 from backend.audit.cli import app as audit_app
 from backend.auth.cli import app as token_app
+from backend.backup_cli import register as register_backup
 from backend.hotspots.cli import app as hotspots_app
 from backend.provisioning.cli import app as device_app
 from backend.public.cli import app as public_app
@@ -25,6 +26,7 @@ app.add_typer(restock_app, name="restock")
 app.add_typer(areas_app, name="areas")
 app.add_typer(report_app, name="report")
 register_services(app)
+register_backup(app)
 
 
 def main() -> None:

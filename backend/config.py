@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     commands_batch: int = Field(default=200, ge=1)
     commands_client_id_prefix: str = "nx-commands"
 
-    # How long a fleet-snapshot page may be served from memory (0: never).
+    # How far the fleet snapshot (GET /api/v1/machines) may lag the database: a
+    # thread of the API reads the changes this often. 0 reads them on every request.
     api_snapshot_cache_s: float = Field(default=1.0, ge=0)
     # The largest request body the API reads; a larger one is refused (413)
     # before it is read. The largest real body, a restock visit, is under 4 KiB.

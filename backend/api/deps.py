@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from backend.api.security import require_principal
+from backend.api.snapshot import FleetSnapshot
 from backend.auth.principal import Principal
 from backend.config import Settings
 from backend.forecast.settings import ForecastSettings
@@ -71,12 +72,19 @@ async def get_public_feed(request: Request) -> PublicFeedCache:
     return feed
 
 
+def get_fleet_snapshot(request: Request) -> FleetSnapshot:
+    """Return the app's fleet snapshot (backend/api/snapshot.py)."""
+    fleet: FleetSnapshot = request.app.state.fleet_snapshot
+    return fleet
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
+FleetDep = Annotated[FleetSnapshot, Depends(get_fleet_snapshot)]
 PublicFeedDep = Annotated[PublicFeedCache, Depends(get_public_feed)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ForecastSettingsDep = Annotated[ForecastSettings, Depends(get_forecast_settings)]

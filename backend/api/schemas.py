@@ -50,6 +50,8 @@ class MachinePublic(BaseModel):
     health: Literal["ok", "low_stock", "empty", "offline", "alarm"]
     last_seen: datetime | None
     firmware: str | None
+    tags: list[str] = Field(
+        default_factory=list, description="Labels set by admins (PUT /machines/{id}/tags)")
     slots: list[SlotPublic]
     open_alerts: int
 
@@ -73,7 +75,15 @@ class MachineDetail(MachinePublic):
 
 class MachinesPage(BaseModel):
     data: list[MachinePublic]
-    count: int
+    count: int = Field(description="How many machines the caller may see in all")
+    cursor: str = Field(
+        "", description="The state this answer shows: send it back as `since` on the next poll")
+    full: bool = Field(
+        True, description="True: `data` is the listing (or a page of it); false: `data` holds "
+        "only the machines changed since `since`, and `removed` those gone")
+    removed: list[str] = Field(
+        default_factory=list, description="Machines gone since `since` (deactivated, deleted, "
+        "or out of the caller's areas)")
 
 
 class AlertsPage(BaseModel):

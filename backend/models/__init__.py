@@ -11,6 +11,7 @@ from backend.models.alerts import (
 from backend.models.areas import NamedArea
 from backend.models.audit import AuditRecord
 from backend.models.auth import ApiToken
+from backend.models.changes import FleetChange
 from backend.models.commands import CommandState, MachineCommand
 from backend.models.events import (
     CommandResultRecord,
@@ -60,6 +61,7 @@ __all__ = [
     "DeliveryGap",
     "DeliveryState",
     "DispenseEvent",
+    "FleetChange",
     "JobRun",
     "Machine",
     "MachineBase",

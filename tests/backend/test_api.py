@@ -20,7 +20,7 @@ from tests.backend.helpers import events_topic, vend
 from tests.http_server import serve_http
 
 MACHINE_KEYS = {"id", "name", "lat", "lon", "site", "area", "status", "health", "last_seen",
-                "firmware", "slots", "open_alerts"}
+                "firmware", "tags", "slots", "open_alerts"}
 SLOT_KEYS = {"slot", "product", "count", "capacity", "par", "low_threshold"}
 ALERT_KEYS = {"id", "type", "severity", "subject", "machine_id", "status", "opened_at",
               "acknowledged_at", "resolved_at", "acknowledged_by", "resolved_by", "acted_by",
@@ -141,25 +141,6 @@ def test_openapi_docs(client: httpx.Client) -> None:
 def test_hotspots_route_is_mounted(client: httpx.Client) -> None:
     body = client.get("/api/v1/hotspots").json()
     assert body["type"] == "FeatureCollection"
-
-
-def test_snapshot_cache_serves_within_ttl_and_rebuilds_after() -> None:
-    from backend.api.snapshot import SnapshotCache
-
-    now = [100.0]
-    builds = []
-    cache = SnapshotCache(1.0, clock=lambda: now[0])
-
-    def build() -> dict[str, object]:
-        builds.append(now[0])
-        return {"data": [], "count": len(builds)}
-
-    assert cache.get((10, 0), build) == b'{"data":[],"count":1}'
-    now[0] += 0.5
-    assert cache.get((10, 0), build) == b'{"data":[],"count":1}'
-    assert cache.get((10, 10), build) == b'{"data":[],"count":2}'  # another page
-    now[0] += 1.0
-    assert cache.get((10, 0), build) == b'{"data":[],"count":3}'
 
 
 def test_list_and_detail_agree(client: httpx.Client, session: Session) -> None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import gzip
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlmodel import Session
 
 from backend import crud
 from backend.api.deps import (
+    FleetDep,
     PrincipalDep,
     RequestIdDep,
     SessionDep,
     SettingsDep,
     WriteSessionDep,
 )
+from backend.api.fleet_store import CURSOR_PATTERN, Cursor
 from backend.api.problems import problem_responses
 from backend.api.schemas import (
     EventPublic,
@@ -27,9 +30,14 @@ from backend.api.schemas import (
     RestockVisitPublic,
     SlotPublic,
 )
-from backend.api.snapshot import SnapshotCache, fleet_page
+from backend.api.snapshot import (
+    GZIP_LEVEL,
+    GZIP_MIN_BYTES,
+    SnapshotUnavailableError,
+)
 from backend.machine_state import MachineStatus, machine_health
 from backend.models import Machine
+from backend.public.cache import accepts_gzip, etag_matches
 from backend.stock import OverCapacityError, effective_low_threshold
 
 router = APIRouter(prefix="/machines", tags=["machines"])
@@ -62,6 +70,7 @@ def _public(
                 ).value,
                 last_seen=m.last_seen,
                 firmware=m.firmware,
+                tags=list(m.tags),
                 slots=[SlotPublic.model_validate(s, from_attributes=True) for s in own],
                 open_alerts=len(alerts[m.id]),
             )
@@ -69,28 +78,61 @@ def _public(
     return out
 
 
-@router.get("", response_model=MachinesPage)
+SNAPSHOT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag sent in If-None-Match still names the state "
+          "of the machines the caller may see"},
+    **problem_responses(503),
+}
+Since = Annotated[str | None, Query(
+    max_length=4_400, pattern=CURSOR_PATTERN,
+    description="The `cursor` of the caller's last answer: answer only what changed since")]
+
+
+def _answer(request: Request, body: bytes, packed: bytes | None, etag: str) -> Response:
+    """Send ``body`` (or its gzip form ``packed``), or 304 when the caller has this state."""
+    headers = {"ETag": etag, "Vary": "Accept-Encoding", "Cache-Control": "private, no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if accepts_gzip(request.headers.get("accept-encoding")):
+        if packed is None and len(body) >= GZIP_MIN_BYTES:
+            packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        if packed is not None:
+            headers["Content-Encoding"] = "gzip"
+            body = packed
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.get("", response_model=MachinesPage, responses=SNAPSHOT_RESPONSES)
 def list_machines(
     request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
+    fleet: FleetDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[Offset, Query()] = 0,
+    since: Since = None,
 ) -> Response:
-    """List the machines the caller may see, with slots, status and health (<= 1 s stale)."""
-    cache: SnapshotCache = request.app.state.snapshot_cache
-    body = cache.get(
-        (limit, offset, principal.areas),
-        lambda: fleet_page(
-            session,
-            limit=limit,
-            offset=offset,
-            default_threshold=settings.default_low_threshold,
-            principal=principal,
-        ),
-    )
-    return Response(body, media_type="application/json")
+    """List the machines the caller may see, with slots, status, health and tags.
+
+    At most ``NX_API_SNAPSHOT_CACHE_S`` behind the database. With ``since``,
+    only the machines changed since that cursor and the ids of those removed
+    (``full`` false; ``limit`` and ``offset`` do not apply); a cursor too old
+    or unknown gets the listing (``full`` true). ``If-None-Match`` with the
+    last ETag answers 304 while nothing the caller may see has changed.
+    """
+    try:
+        cursor = Cursor.parse(since) if since is not None else None
+        if since is not None and cursor is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                "since is not a cursor this API gave (xmin <= xip < xmax)")
+        if cursor is not None:
+            delta = fleet.delta(principal.areas, cursor)
+            if delta is not None:
+                return _answer(request, delta[0], None, delta[1])
+        page = fleet.page(principal.areas, limit, offset)
+    except SnapshotUnavailableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc),
+                            headers={"Retry-After": "5"}) from None
+    return _answer(request, page.identity, page.gzip, page.etag)
 
 
 @router.get("/{machine_id}", response_model=MachineDetail, responses=problem_responses(404))
