@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 class FleetChange(SQLModel, table=True):
     """One change to what the fleet snapshot shows of a machine.
 
-    Triggers on ``machine``, ``slot`` and ``alert`` (migration 0020) append a
+    Triggers on ``machine``, ``slot`` and ``alert`` (migration 0021) append a
     row whenever a write touches what ``GET /api/v1/machines`` shows, whoever
     writes (ingest, the API, jobs, a script), so the API reads only what changed
     since it last looked (backend/api/snapshot.py). On SQLite ``id`` orders the
