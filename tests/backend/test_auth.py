@@ -202,6 +202,30 @@ def test_alerts_about_machines_go_to_outreach_and_about_areas_to_health(
                      timeout=10).status_code == 403
 
 
+def test_system_alerts_are_for_admin_only_whatever_the_areas(
+        base_url: str, session: Session, auth_headers: AuthHeaders) -> None:
+    # A failing notification route names a webhook or a mailbox: configuration, not health.
+    register(session, "nor-001", count=0, area="north")
+    failed = Alert(type=AlertType.NOTIFICATION_FAILED.value, severity="warning",
+                   subject="route-7", machine_id=None, message="notifications to route 7 fail",
+                   details={"route_id": 7, "machines": ["nor-001"]})
+    session.add(failed)
+    session.commit()
+    session.refresh(failed)
+
+    def ids(headers: dict[str, str]) -> set[int]:
+        body = httpx.get(f"{base_url}/api/v1/alerts", headers=headers, timeout=10).json()
+        return {a["id"] for a in body["data"]}
+
+    assert failed.id in ids(auth_headers("admin"))
+    assert failed.id in ids(auth_headers("admin", areas=["south"]))
+    for headers in (auth_headers("health"), auth_headers("health", areas=["north"]),
+                    auth_headers("outreach")):
+        assert failed.id not in ids(headers)
+        assert httpx.post(f"{base_url}/api/v1/alerts/{failed.id}/acknowledge", headers=headers,
+                          timeout=10).status_code == 404
+
+
 def test_admin_manages_tokens_over_the_api(base_url: str, auth_headers: AuthHeaders) -> None:
     with httpx.Client(base_url=base_url, timeout=10, headers=auth_headers("admin")) as http:
         made = http.post("/api/v1/tokens", json={"name": "epi-1", "role": "health",
