@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -220,38 +219,3 @@ def run_forecast_tick(
             alert.details = {**alert.details, "resolved_because": "no_longer_forecast"}
             resolved += resolve(session, alert, by=SYSTEM_ACTOR, now=now)
     return TickReport(slots=considered, opened=opened, resolved=resolved)
-
-
-class ForecastScheduler:
-    """Run the forecast tick every ``interval_s`` in a background thread."""
-
-    def __init__(self, engine: Engine, settings: ForecastSettings) -> None:
-        """Prepare, without starting, a scheduler for ``engine``."""
-        self._engine = engine
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_report: TickReport | None = None
-
-    def start(self) -> None:
-        """Run the tick now and then every interval."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="nx-forecast", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current run, if any."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.last_report = run_forecast_tick(self._engine, self._settings)
-                log.info("forecast tick: %s", self.last_report)
-            except Exception:
-                # One failed run (database away) must not end the schedule.
-                log.exception("forecast tick failed; retrying at the next interval")
-            self._stop.wait(self._settings.interval_s)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -159,40 +158,3 @@ def run_hotspot_job(
         ]
         opened, updated, resolved = apply_plan(session, reconcile(active, areas, settings), now)
     return JobReport(areas=len(areas), opened=opened, updated=updated, resolved=resolved)
-
-
-class HotspotScheduler:
-    """Run the hotspot job every `interval_s` in a background thread."""
-
-    def __init__(self, engine: Engine, settings: HotspotSettings) -> None:
-        """Prepare, without starting, a scheduler for `engine`."""
-        self._engine = engine
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.runs = 0
-        self.last_report: JobReport | None = None
-
-    def start(self) -> None:
-        """Start running the job now and then every interval."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="nx-hotspots", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current run, if any."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.last_report = run_hotspot_job(self._engine, self._settings)
-                log.info("hotspot job: %s", self.last_report)
-            except Exception:
-                # One failed run (database away) must not end the schedule.
-                log.exception("hotspot job failed; retrying at the next interval")
-            self.runs += 1
-            self._stop.wait(self._settings.interval_s)

@@ -26,7 +26,7 @@ from backend.hotspots import satscan_io
 from backend.hotspots.export import export_satscan
 from backend.hotspots.geometry import CoordinateSystem, to_points
 from backend.hotspots.settings import HotspotSettings
-from backend.hotspots.store import HotspotScheduler, run_hotspot_job
+from backend.hotspots.store import run_hotspot_job
 from backend.hotspots.stpscan import ScanSettings, scan
 from backend.models import Alert, AlertType, DispenseEvent
 from tests.backend.conftest import bearer, make_token
@@ -36,7 +36,6 @@ from tests.postgres import (
     drop_pg_database,
     postgres_unavailable,
 )
-from tests.waiting import wait_until
 
 PG_REASON = postgres_unavailable()
 NOW = dt.datetime(2026, 3, 31, 18, 0, tzinfo=dt.UTC)
@@ -143,17 +142,6 @@ def test_quiet_fleet_raises_nothing(engine: Engine) -> None:
     report = run_hotspot_job(engine, hotspot_settings(), now=NOW)
     assert report.opened == 0
     assert hotspot_alerts(engine) == []
-
-
-def test_scheduler_runs_in_the_background(engine: Engine) -> None:
-    seed_fleet(engine, surge_day=0, days=30)
-    scheduler = HotspotScheduler(engine, hotspot_settings())
-    scheduler.start()
-    try:
-        wait_until(lambda: scheduler.runs >= 2, what="two scheduled runs")
-    finally:
-        scheduler.stop()
-    assert scheduler.last_report is not None
 
 
 @pytest.fixture
