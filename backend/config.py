@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     commands_poll_s: float = Field(default=1.0, gt=0)
     commands_batch: int = Field(default=200, ge=1)
     commands_client_id_prefix: str = "nx-commands"
+    # Finished commands (done, failed, expired) and machines' results older than
+    # this are deleted by ingest upkeep; pending ones are never.
+    commands_retention_days: float = Field(default=90.0, gt=0)
 
     # How far the fleet snapshot (GET /api/v1/machines) may lag the database: a
     # thread of the API reads the changes this often. 0 reads them on every request.

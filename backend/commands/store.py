@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.models import CommandResultRecord, CommandState, MachineCommand
@@ -108,6 +109,33 @@ def expire_due(*, session: Session, now: datetime) -> int:
         .values(state=CommandState.EXPIRED.value, completed_at=now)
     )
     return int(changed.rowcount)  # type: ignore[attr-defined]
+
+
+PRUNE_BATCH = 10_000
+"""Most rows of each table one upkeep run deletes: a long backlog goes over several runs."""
+
+
+def prune_finished(*, session: Session, before: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Delete finished commands completed, and results received, before ``before``.
+
+    Return how many rows went. Pending commands are never touched, whatever their age.
+    """
+    commands = MachineCommand.__table__  # type: ignore[attr-defined]
+    results = CommandResultRecord.__table__  # type: ignore[attr-defined]
+    old_commands = (
+        sa_select(commands.c.id)
+        .where(commands.c.state != CommandState.PENDING.value, commands.c.completed_at < before)
+        .order_by(commands.c.completed_at).limit(limit)
+    )
+    old_results = (
+        sa_select(results.c.id).where(results.c.received_at < before)
+        .order_by(results.c.received_at).limit(limit)
+    )
+    pruned = 0
+    for table, oldest in ((commands, old_commands), (results, old_results)):
+        gone = session.execute(delete(table).where(table.c.id.in_(oldest.scalar_subquery())))
+        pruned += int(gone.rowcount)  # type: ignore[attr-defined]
+    return pruned
 
 
 def claim_due(

@@ -22,15 +22,11 @@ from backend.dbutil import insert_ignore
 from backend.ingest.dead_letters import (
     DeadLetterPolicy,
     dead_letter_rows,
-    prune_dead_letters,
-    resolve_ended_floods,
 )
-from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
 from backend.ingest.parse import Message, Rejected
 from backend.ingest.quota import Quota
 from backend.ingest.store import BatchResult, BatchWriter
-from backend.lots.retention import prune_temperature_readings
-from backend.lots.store import sweep_lot_alerts
+from backend.ingest.upkeep import run_lot_check, run_upkeep
 from backend.models import DeadLetter, utcnow
 
 log = logging.getLogger(__name__)
@@ -145,7 +141,7 @@ class Committer:
         return total
 
     def maintain(self) -> None:
-        """Record gaps and silent machines, prune dead letters; once per maintenance interval.
+        """Run the ingest upkeep steps (backend/ingest/upkeep.py) once per maintenance interval.
 
         Only on SQLite (one machine, as always): on PostgreSQL this is the periodic
         job ``ingest-maintenance`` run once across all workers (backend/jobs).
@@ -159,22 +155,11 @@ class Committer:
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 now = utcnow()
-                scan_delivery_gaps(
-                    session, now=now, timeout=timedelta(seconds=self.settings.gap_timeout_s)
-                )
-                mark_silent_machines(
-                    session, now=now, timeout=timedelta(seconds=self.settings.offline_timeout_s)
-                )
-                retention = timedelta(days=self.settings.dead_letter_retention_days)
-                prune_dead_letters(session, before=now - retention)
-                readings_kept = timedelta(days=self.settings.temperature_retention_days)
-                prune_temperature_readings(session, before=now - readings_kept)
-                window = timedelta(seconds=self.settings.dead_letter_quota_window_s)
-                resolve_ended_floods(session, now=now, window=window)
+                run_upkeep(session, now=now, settings=self.settings)
                 if now_mono >= self._next_lot_check:
                     # Expiry and heat change slowly: the lots are looked at less often.
                     self._next_lot_check = now_mono + self.settings.lot_check_interval_s
-                    sweep_lot_alerts(session, settings=self.settings, now=now)
+                    run_lot_check(session, now=now, settings=self.settings)
                 session.commit()
         except OperationalError as exc:
             log.warning("maintenance skipped: %s", exc.orig)

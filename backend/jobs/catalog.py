@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 RUN_LOG_PERIOD_S = 3600.0
 
 INGEST_MAINTENANCE = "ingest-maintenance"
-"""Delivery-gap timeout, offline watchdog, dead-letter and temperature retention, flood ends."""
+"""The ingest upkeep steps (backend/ingest/upkeep.py), in one transaction."""
 RUN_LOG_RETENTION = "job-run-retention"
 HOTSPOT_SCAN = "hotspot-scan"
 FORECAST = "stock-forecast"
@@ -29,27 +29,15 @@ RETAINED_READER = "retained-reader"
 
 def ingest_jobs(settings: Settings) -> list[Job]:
     """Return the maintenance and run-log jobs ingest workers share."""
-    from backend.ingest.dead_letters import prune_dead_letters, resolve_ended_floods
-    from backend.ingest.maintenance import mark_silent_machines, scan_delivery_gaps
-    from backend.lots.retention import prune_temperature_readings
-    from backend.lots.store import sweep_lot_alerts
+    from backend.ingest.upkeep import run_lot_check, run_upkeep
 
-    gap_timeout = timedelta(seconds=settings.gap_timeout_s)
-    offline_timeout = timedelta(seconds=settings.offline_timeout_s)
-    retention = timedelta(days=settings.dead_letter_retention_days)
-    readings_kept = timedelta(days=settings.temperature_retention_days)
-    window = timedelta(seconds=settings.dead_letter_quota_window_s)
     run_log_keep = timedelta(days=settings.jobs_run_log_days)
 
     def maintain(session: Session, now: datetime) -> None:
-        scan_delivery_gaps(session, now=now, timeout=gap_timeout)
-        mark_silent_machines(session, now=now, timeout=offline_timeout)
-        prune_dead_letters(session, before=now - retention)
-        prune_temperature_readings(session, before=now - readings_kept)
-        resolve_ended_floods(session, now=now, window=window)
+        run_upkeep(session, now=now, settings=settings)
 
     def check_lots(session: Session, now: datetime) -> None:
-        sweep_lot_alerts(session, settings=settings, now=now)
+        run_lot_check(session, now=now, settings=settings)
 
     return [
         # One transaction, as before: on SQLite every write takes the one write lock.

@@ -197,3 +197,35 @@ def test_two_replicas_ticking_at_once_send_each_command_once(
             eng.dispose()
     sent = [item.command_id for r in recorders for item in r.sent]
     assert sorted(sent) == sorted(f"c{n}" for n in range(60))
+
+
+def test_upkeep_prunes_finished_commands_and_old_results_never_pending_ones(
+        engine: Engine, settings: Settings) -> None:
+    from backend.commands.store import prune_finished
+    from backend.ingest.upkeep import run_upkeep
+    from backend.models import CommandResultRecord, CommandState
+
+    now = utcnow()
+    old, recent = now - timedelta(days=120), now - timedelta(days=10)
+    with Session(engine) as session:
+        for n, (state, completed) in enumerate([
+            (CommandState.DONE, old), (CommandState.EXPIRED, old), (CommandState.FAILED, recent),
+            (CommandState.PENDING, None),
+        ]):
+            session.add(MachineCommand(
+                machine_id="test-001", command_id=f"c{n}", kind="ping", payload={},
+                state=state.value, created_by="test", created_at=old, expires_at=old,
+                next_send_at=old, completed_at=completed))
+        session.add(CommandResultRecord(machine_id="test-001", command_id="c0", ok=True,
+                                        received_at=old))
+        session.add(CommandResultRecord(machine_id="test-001", command_id="c2", ok=False,
+                                        received_at=recent))
+        session.commit()
+        assert settings.commands_retention_days == 90
+        run_upkeep(session, now=now, settings=settings)
+        session.commit()
+        left = {c.command_id: c.state for c in session.exec(select(MachineCommand)).all()}
+        assert left == {"c2": "failed", "c3": "pending"}
+        assert [r.command_id for r in session.exec(select(CommandResultRecord)).all()] == ["c2"]
+        # Nothing older is left: a second run deletes nothing.
+        assert prune_finished(session=session, before=now - timedelta(days=90)) == 0
