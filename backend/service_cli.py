@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry
@@ -90,46 +91,47 @@ def serve_command(
     _setup_logging(verbose)
     settings = get_settings()
     registry = CollectorRegistry()
-    try:
-        feed_builder = ProcessBuilder(settings.database_url,
-                                      timedelta(seconds=settings.offline_timeout_s))
-        app = create_app(settings, registry=registry, public_feed_builder=feed_builder)
-        worker = IngestWorker(settings, 0, registry=registry) if ingest else None
-        if worker is not None:
-            worker.start()
-            # Serve only once ingest is subscribed, so a healthy API means events are
-            # being taken; a broker that is down must not keep the API down, though.
-            if not worker.wait_subscribed(settings.ingest_startup_wait_s):
-                log.warning(
-                    "ingest not subscribed after %.0f s; serving anyway",
-                    settings.ingest_startup_wait_s,
-                )
-    except SchemaOutOfDateError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    dispatcher = None
-    if notify:
-        from backend.notify.dispatcher import Dispatcher
+    # Each service is stopped in the reverse order of its start, however serving ends:
+    # jobs first, so a run is finished and logged before what it may use goes away.
+    with contextlib.ExitStack() as services:
+        try:
+            feed_builder = ProcessBuilder(settings.database_url,
+                                          timedelta(seconds=settings.offline_timeout_s))
+            services.callback(feed_builder.close)
+            app = create_app(settings, registry=registry, public_feed_builder=feed_builder)
+            if ingest:
+                worker = IngestWorker(settings, 0, registry=registry)
+                _start(services, worker)
+                # Serve only once ingest is subscribed, so a healthy API means events are
+                # being taken; a broker that is down must not keep the API down, though.
+                if not worker.wait_subscribed(settings.ingest_startup_wait_s):
+                    log.warning(
+                        "ingest not subscribed after %.0f s; serving anyway",
+                        settings.ingest_startup_wait_s,
+                    )
+        except SchemaOutOfDateError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        if notify:
+            from backend.notify.dispatcher import Dispatcher
 
-        dispatcher = Dispatcher(make_engine(settings.database_url, immediate=True), settings)
-        dispatcher.start()
-    resender = None
-    publisher = None
-    if commands:
-        from backend.commands.publisher import MqttCommandPublisher
-        from backend.commands.resender import CommandResender
+            _start(services, Dispatcher(make_engine(settings.database_url, immediate=True),
+                                        settings))
+        if commands:
+            from backend.commands.publisher import MqttCommandPublisher
+            from backend.commands.resender import CommandResender
 
-        publisher = MqttCommandPublisher(settings)
-        publisher.start()
-        resender = CommandResender(make_engine(settings.database_url, immediate=True),
-                                   publisher, settings)
-        app.state.command_resender = resender
-        resender.start()
-    # The job writes alerts while ingest writes too: on SQLite a writer that
-    # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
-    coordinator = _service_jobs(make_engine(settings.database_url, immediate=True),
-                                hotspots=hotspots, notify=notify, forecast=forecast)
-    try:
+            publisher = _start(services, MqttCommandPublisher(settings))
+            resender = CommandResender(make_engine(settings.database_url, immediate=True),
+                                       publisher, settings)
+            app.state.command_resender = resender
+            _start(services, resender)
+        # The job writes alerts while ingest writes too: on SQLite a writer that
+        # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
+        coordinator = _service_jobs(make_engine(settings.database_url, immediate=True),
+                                    hotspots=hotspots, notify=notify, forecast=forecast)
+        if coordinator is not None:
+            services.callback(coordinator.stop)
         public_access_log.install()
         # Everything loaded so far lives as long as the process: keep it out of the
         # cyclic collector's full passes, which otherwise walked all of FastAPI,
@@ -138,19 +140,21 @@ def serve_command(
         gc.collect()
         gc.freeze()
         uvicorn.run(app, host=host, port=port, log_level="info")
-    finally:
-        # Jobs first: a run is finished and logged before what it may use goes away.
-        if coordinator is not None:
-            coordinator.stop()
-        feed_builder.close()
-        if resender is not None:
-            resender.stop()
-        if publisher is not None:
-            publisher.stop()
-        if dispatcher is not None:
-            dispatcher.stop()
-        if worker is not None:
-            worker.stop()
+
+
+class _Service(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Service)
+
+
+def _start(services: contextlib.ExitStack, service: _S) -> _S:
+    """Start ``service`` and have ``services`` stop it when serving ends."""
+    service.start()
+    services.callback(service.stop)
+    return service
 
 
 def ingest_command(
