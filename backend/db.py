@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another's lock before giving up."""
+PG_CONNECT_TIMEOUT_S = 10
+"""libpq waits for ever for a server that does not answer (a partition, not a refusal);
+a new connection gives up after this instead. ``?connect_timeout=N`` in the URL wins."""
 
 
 class SchemaOutOfDateError(RuntimeError):
@@ -40,8 +43,13 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     that reads first (as ingest does) then cannot fail to upgrade its lock
     when another process wrote in between.
     """
-    if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        # pool_pre_ping: a connection killed while idle in the pool (a restart,
+        # pg_terminate_backend) is replaced at checkout, so nothing needs a restart.
+        connect_args = ({} if "connect_timeout" in parsed.query
+                        else {"connect_timeout": PG_CONNECT_TIMEOUT_S})
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     _prepare_sqlite(url)
     engine = create_engine(url, connect_args={"check_same_thread": False})
 

@@ -115,6 +115,8 @@ class _Connection:
     pipes: dict[Direction, _Pipe] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closed: bool = False
+    orphaned: bool = False
+    """One end left while its direction was held: reset the other when the fault ends."""
 
 
 def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
@@ -220,6 +222,10 @@ class FaultProxy:
     def open_connections(self) -> int:
         """How many proxied connections are open now."""
         return self._call(lambda: sum(not c.closed for c in self._connections.values()))
+
+    def open_ids(self) -> set[int]:
+        """The ids of the proxied connections open now (``Closure.connection``)."""
+        return self._call(lambda: {i for i, c in self._connections.items() if not c.closed})
 
     def closures_since(self, since: float) -> list[Closure]:
         """Connections that ended at or after ``since`` (a ``time.monotonic()``)."""
@@ -329,6 +335,7 @@ class FaultProxy:
         sender = End.CLIENT if direction is Direction.TO_SERVER else End.SERVER
         if source is None:
             return
+        failed = False
         try:
             while not conn.closed:
                 data = await source.read(CHUNK)
@@ -338,17 +345,19 @@ class FaultProxy:
                 pipe.held.append((time.monotonic() + delay, data))
                 self._wake()
         except (ConnectionError, OSError):
-            if not conn.closed:
-                self._close(conn, by=sender, reset=True)
-            return
+            failed = True
         if conn.closed:
             return
-        pipe.eof = True
-        self._wake()
         if self._holds(direction):
-            # The end is gone while its bytes are held: note when it noticed;
-            # the other end learns only when the partition heals.
-            self._note(conn, sender, reset=False)
+            # The end is gone while its bytes are held: note when it noticed; the
+            # other end learns only when the partition heals (_drop_half_closed).
+            pipe.eof = conn.orphaned = True
+            self._note(conn, sender, reset=failed)
+        elif failed:
+            self._close(conn, by=sender, reset=True)
+        else:
+            pipe.eof = True  # the writer closes the other end once the rest is delivered
+        self._wake()
 
     async def _write(self, conn: _Connection, direction: Direction) -> None:
         pipe = conn.pipes[direction]
@@ -382,7 +391,7 @@ class FaultProxy:
     def _drop_half_closed(self) -> None:
         """At the end of a partition, reset connections one end of which left during it."""
         for conn in list(self._connections.values()):
-            if not conn.closed and any(p.eof for p in conn.pipes.values()):
+            if not conn.closed and conn.orphaned:
                 self._close(conn, by=End.PROXY, reset=True, record=False)
 
     def _note(self, conn: _Connection, by: End, *, reset: bool) -> None:

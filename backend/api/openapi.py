@@ -25,6 +25,9 @@ def edge_statuses(method: str, operation: dict[str, Any], *, public: bool) -> se
         statuses |= {403, 413, 415}  # foreign origin, body too large, body not JSON
     if not public:
         statuses |= {401, 403}  # no or a bad credential; a role without the right
+        # The database unavailable (backend/api/problems.py): the token check reads it.
+        # The public routes that read it declare their own 503.
+        statuses.add(503)
     return statuses
 
 

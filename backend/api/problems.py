@@ -11,12 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 # RFC 9457: "about:blank" says the problem is no more than its HTTP status.
 BLANK = "about:blank"
 PROBLEM_REF = "#/components/schemas/Problem"
+DATABASE_RETRY_AFTER_S = 5
+"""What a 503 for an unreachable database tells the client to wait before it tries again."""
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +136,43 @@ async def _validation_exception(request: Request, exc: Exception) -> Response:
     return problem_response(request, 422, _summary(errors), errors=errors)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used just now (not that a query is wrong).
+
+    OperationalError covers a refused or dropped connection, a backend killed
+    by ``pg_terminate_backend`` or a restart, and SQLite's "database is
+    locked"; any DBAPI error on a connection SQLAlchemy found dead counts too,
+    and so does a pool with no connection to lend (a database that hangs).
+    """
+    if isinstance(exc, OperationalError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+async def _database_exception(request: Request, exc: Exception) -> Response:
+    if not database_unavailable(exc):
+        raise exc  # a bug or bad SQL of ours: the unexpected-error middleware answers 500
+    # An outage is an operational state, not a bug: one WARNING per request, no trace.
+    # The transaction was rolled back, unless the connection died during COMMIT itself;
+    # a write with an Idempotency-Key can be retried safely either way.
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    first_line = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
+    log.warning("database unavailable answering %s %s: %s: %s", request.method,
+                request.url.path, type(cause).__name__, first_line)
+    return problem_response(
+        request,
+        503,
+        "the database is unavailable just now; try again later",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render HTTP errors, routing 404/405 and invalid input as problem details."""
+    """Render HTTP errors, routing 404/405, invalid input and a database outage as problems."""
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_exception)
+    app.add_exception_handler(DBAPIError, _database_exception)
+    app.add_exception_handler(PoolTimeoutError, _database_exception)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

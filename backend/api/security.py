@@ -13,6 +13,7 @@ from sqlmodel import Session
 from starlette.routing import compile_path
 
 from backend.api import policy
+from backend.api.problems import DATABASE_RETRY_AFTER_S, database_unavailable
 from backend.auth.oidc import NoRoleError, OidcVerifier
 from backend.auth.principal import Principal
 from backend.auth.tokens import authenticate_token
@@ -117,11 +118,14 @@ async def authorize(request: Request) -> Principal | None:
             status.HTTP_403_FORBIDDEN, f"{exc.subject} has no NaloxNet role; ask an admin"
         ) from None
     except SQLAlchemyError as exc:
-        log.error("cannot check a token: database error %s", exc.__class__.__name__)
+        # An outage (backend/api/problems.py) is a state, logged at WARNING; anything
+        # else the database says about a token lookup is a bug.
+        level = logging.WARNING if database_unavailable(exc) else logging.ERROR
+        log.log(level, "cannot check a token: database error %s", exc.__class__.__name__)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "cannot check credentials: the database is unavailable",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         ) from None
     if principal is None:
         raise HTTPException(
