@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 SESSION_TAKEN_OVER = 142
 """MQTT v5 DISCONNECT reason: another connection presented the same client id."""
+KEEPALIVE_TIMEOUT = 141
+"""paho's reason when it gave up on a silent connection itself: a partition or a stalled
+link (docs/faults.md), never a takeover, which closes the older socket at once."""
 LOOP_WINDOW_S = 60.0
 LOOP_THRESHOLD = 3
 
@@ -41,6 +44,10 @@ def describe_disconnect(client_id: str, reason: int, *, stopping: bool,
     """Return the level, format and arguments to log a disconnect of ``client_id`` with."""
     if stopping or reason == 0:
         return logging.INFO, "%s disconnected (reason %d)", (client_id, reason)
+    if reason == KEEPALIVE_TIMEOUT:
+        # Not counted towards a loop: a dead link times out however often it likes.
+        return logging.WARNING, "%s: no answer from the broker within the keepalive; " \
+            "reconnecting (reason %d)", (client_id, reason)
     count = watch.record(now)
     if count >= watch.threshold:
         return logging.ERROR, (

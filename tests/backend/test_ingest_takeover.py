@@ -7,7 +7,12 @@ import logging
 import pytest
 
 from backend.ingest import IngestWorker
-from backend.ingest.takeover import SESSION_TAKEN_OVER, DropWatch, describe_disconnect
+from backend.ingest.takeover import (
+    KEEPALIVE_TIMEOUT,
+    SESSION_TAKEN_OVER,
+    DropWatch,
+    describe_disconnect,
+)
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings
 from tests.backend.helpers import WAIT_S
@@ -42,6 +47,19 @@ def test_takeover_is_an_error_and_three_drops_in_a_minute_a_loop() -> None:
     assert level == logging.WARNING
     level, _, _ = describe_disconnect("nx-ingest-0", 128, stopping=True, watch=watch, now=501.0)
     assert level == logging.INFO
+
+
+def test_keepalive_timeouts_are_a_dead_link_not_a_loop() -> None:
+    # A partition or a half-open link: paho gives up on its own, again and again
+    # while it lasts (tests/faults); no other client is involved.
+    watch = DropWatch()
+    for now in (0.0, 10.0, 20.0, 30.0):
+        level, fmt, _ = describe_disconnect("nx-ingest-0", KEEPALIVE_TIMEOUT, stopping=False,
+                                            watch=watch, now=now)
+        assert level == logging.WARNING
+        assert "keepalive" in fmt
+    level, _, _ = describe_disconnect("nx-ingest-0", 128, stopping=False, watch=watch, now=40.0)
+    assert level == logging.WARNING  # the first drop that counts
 
 
 @pytest.mark.allow_logged_errors

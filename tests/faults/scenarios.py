@@ -78,6 +78,20 @@ def resets(rig: Rig, proxy: FaultProxy) -> dict[str, object]:
     return {**figures, "connections_reset": hit}
 
 
+def ingest_resets(rig: Rig) -> dict[str, object]:
+    """``resets`` on the ingest link, which its reconnect-loop warning is expected to name.
+
+    Mosquitto 2.0.11 closes a taken-over session's socket without a reason, so
+    ingest counts every dropped connection: three in 60 s are logged at ERROR
+    as a likely reconnect loop (backend/ingest/takeover.py). Resets look the
+    same; the alarm is the price of seeing a real loop on that broker.
+    """
+    rig.tolerated.add("a reconnect loop")
+    figures = resets(rig, rig.ingest_link)
+    looped = any("a reconnect loop" in line for line in rig.ingest.lines)
+    return {**figures, "reconnect_loop_logged": looped}
+
+
 def latency(rig: Rig, proxy: FaultProxy) -> dict[str, object]:
     """Deliver every chunk both ways 2 s late for a whole burst."""
     duplicates = rig.ingest_counter("nx_ingest_duplicates_total")
@@ -100,14 +114,16 @@ def half_open(rig: Rig, proxy: FaultProxy, stalled: Direction) -> dict[str, obje
     proxy.set_mode(Mode.HALF_OPEN, stalled=stalled)
     rig.vend(VENDS, over_s=stall_s * 0.75)
     _after(started, stall_s, "the end of the stall")
+    # One end's keepalive catches it: the client's when its PUBACKs and PINGRESPs
+    # stall, the broker's when the client's acks and PINGREQs do. The other end
+    # hears of it through the direction that still flows.
+    either = noticed(proxy, live, started, End.CLIENT, End.SERVER)
     client = noticed(proxy, live, started, End.CLIENT)
     server = noticed(proxy, live, started, End.SERVER)
     proxy.heal()
     figures = _settle(rig, proxy, time.monotonic(), duplicates)
-    # The client hears nothing back (no PUBACK, no PINGRESP, or its own acks and
-    # pings never arrive): its keepalive must catch it either way.
-    assert client is not None or server is not None, "neither end noticed the stall"
+    assert either is not None, f"a stalled connection went unnoticed: {proxy.closures}"
     return {**figures, "stalled": stalled.value, "stall_s": stall_s,
-            "keepalive_s": rig.keepalive_s,
-            "client_noticed_s": None if client is None else round(client, 2),
-            "broker_noticed_s": None if server is None else round(server, 2)}
+            "keepalive_s": rig.keepalive_s, "noticed_s": round(either, 2),
+            "noticed_by": "client" if client is not None else
+            "broker" if server is not None else "some at each end"}

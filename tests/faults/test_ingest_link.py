@@ -35,7 +35,7 @@ def test_black_hole_partition(rig: Rig) -> None:
 
 
 def test_resets_mid_burst(rig: Rig) -> None:
-    FIGURES["reset"] = scenarios.resets(rig, rig.ingest_link)
+    FIGURES["reset"] = scenarios.ingest_resets(rig)
 
 
 def test_two_second_latency(rig: Rig) -> None:
