@@ -25,6 +25,7 @@ from backend.models import (
     Machine,
     MachineEvent,
     MachineListingUpdate,
+    MachineUpdate,
     RestockVisit,
     Slot,
     StockDiscrepancy,
@@ -236,6 +237,45 @@ def update_public_listing(
     session.commit()
     session.refresh(machine)
     log.info("machine %s public listing changed: %s", machine_id, ", ".join(sorted(fields)))
+    return machine
+
+
+PLACE_FIELDS = ("name", "site", "lat", "lon", "area")
+
+
+def update_machine(
+    *,
+    session: Session,
+    machine_id: str,
+    changes: MachineUpdate,
+    actor: str,
+    request_id: str | None = None,
+    principal: Principal | None = None,
+) -> Machine:
+    """Change a machine's name, site or place (fields sent only), audit it, then commit.
+
+    A move re-decides its named area, as registration does. A machine outside
+    ``principal``'s areas is not found; clearing the name or a coordinate is a ValueError.
+    """
+    machine = get_machine(session=session, machine_id=machine_id, principal=principal)
+    if machine is None:
+        raise NotFoundError(f"machine {machine_id!r} is not registered")
+    fields = changes.model_dump(exclude_unset=True)
+    cleared = sorted(f for f in ("name", "lat", "lon") if f in fields and fields[f] is None)
+    if cleared:
+        raise ValueError(f"{', '.join(cleared)} cannot be cleared")
+    before = snapshot(machine, PLACE_FIELDS)
+    for field, value in fields.items():
+        setattr(machine, field, value)
+    if "lat" in fields or "lon" in fields:
+        machine.area = locate(session, machine.lat, machine.lon, machine.area)
+    after = snapshot(machine, PLACE_FIELDS)
+    if after != before:
+        record_audit(session, actor=actor, action="machine.update", object_type="machine",
+                     object_id=machine_id, before=before, after=after, request_id=request_id)
+    session.commit()
+    session.refresh(machine)
+    log.info("machine %s changed: %s", machine_id, ", ".join(sorted(fields)) or "(nothing)")
     return machine
 
 

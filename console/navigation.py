@@ -37,6 +37,7 @@ PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
         PageSpec(PageKey.AUDIT, VIEWS / "audit.py", "Audit trail", "📜", "audit"),
         PageSpec(PageKey.NOTIFICATIONS, VIEWS / "notifications.py", "Notifications", "📣",
                  "notifications"),
+        PageSpec(PageKey.ADMIN, VIEWS / "admin.py", "Machines admin", "🛠️", "admin"),
         PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account", "👤", "account"),
     )
 }

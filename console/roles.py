@@ -33,6 +33,7 @@ class PageKey(StrEnum):
     TOKENS = "tokens"
     AUDIT = "audit"
     NOTIFICATIONS = "notifications"
+    ADMIN = "admin"
     ACCOUNT = "account"
 
 
@@ -48,6 +49,8 @@ class Action(StrEnum):
     MANAGE_TOKENS = "manage_tokens"
     READ_AUDIT = "read_audit"
     MANAGE_NOTIFICATIONS = "manage_notifications"
+    MANAGE_MACHINES = "manage_machines"
+    """Register machines, edit them, send them planograms."""
 
 
 PAGE_ORDER: Final[tuple[PageKey, ...]] = tuple(PageKey)
@@ -74,7 +77,7 @@ ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
 }
 
 PURPOSE: Final[Mapping[Role, str]] = {
-    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, tokens, the audit trail",
+    Role.ADMIN: "everything: fleet, alerts, restock, hotspots, machines, tokens, the audit trail",
     Role.OUTREACH: "fleet, machine alerts (acknowledge, resolve), restock plans and visits",
     Role.HEALTH: "hotspots, dispense trends and area alerts (acknowledge, resolve), the fleet "
                  "read-only",

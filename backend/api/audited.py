@@ -13,6 +13,7 @@ AUDITED_WRITES: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ("alert.acknowledge",),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ("alert.resolve",),
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): ("restock_visit.record",),
+    ("PATCH", "/api/v1/machines/{machine_id}"): ("machine.update",),
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ("machine.public_listing",),
     ("PUT", "/api/v1/machines/{machine_id}/tags"): ("machine.tags",),
     ("POST", "/api/v1/machines/{machine_id}/commands"): ("command.send",),

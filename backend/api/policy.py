@@ -45,6 +45,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("POST", "/api/v1/tokens/{name}/revoke"): ADMIN,
     ("GET", "/api/v1/machines"): FLEET_READ,
     ("GET", "/api/v1/machines/{machine_id}"): FLEET_READ,
+    ("PATCH", "/api/v1/machines/{machine_id}"): ADMIN,
     ("POST", "/api/v1/machines/{machine_id}/restock-visits"): FLEET_WRITE,
     ("GET", "/api/v1/machines/{machine_id}/forecast"): FLEET_READ,
     ("PATCH", "/api/v1/machines/{machine_id}/public-listing"): ADMIN,

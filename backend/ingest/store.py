@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.alerts.book import AlertBook
 from backend.alerts.rules import machine_alert_spec
+from backend.commands.planogram import apply_confirmed_planogram
 from backend.commands.store import record_result
 from backend.dbutil import insert_ignore
 from backend.ingest.bulk import insert_new
@@ -303,8 +304,12 @@ class BatchWriter:
         # A command delivered twice is answered twice; the first answer stays.
         insert_ignore(session, CommandResultRecord, [row])
         # The command the backend sent (if it did) is settled in the same transaction.
-        record_result(session=session, machine_id=machine.id, command_id=res.command_id,
-                      ok=res.ok, at=received)
+        settled = record_result(session=session, machine_id=machine.id,
+                                command_id=res.command_id, ok=res.ok, at=received)
+        if settled and res.ok:
+            # A confirmed planogram becomes the books' (before this batch's stock is applied).
+            apply_confirmed_planogram(session=session, machine_id=machine.id,
+                                      command_id=res.command_id, now=received)
 
 
 LIVENESS_CHANNELS = frozenset({Channel.EVENTS, Channel.TELEMETRY, Channel.CMD_RESULT})

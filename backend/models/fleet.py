@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
+from annotated_types import Interval
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, String, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
@@ -113,6 +114,21 @@ class MachineListingUpdate(SQLModel):
     public_name: Annotated[_PublicText, StringConstraints(max_length=120)] | None = None
     opening_hours: Annotated[_PublicText, StringConstraints(max_length=200)] | None = None
     in_service: bool | None = None
+
+
+class MachineUpdate(SQLModel):
+    """A change to a machine's name, site or place; fields left unset stay as they are.
+
+    ``"site": null`` clears the site; name, latitude and longitude cannot be cleared.
+    What the machine itself must know (planogram, par, thresholds) goes as a command.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    name: Annotated[_PublicText, StringConstraints(max_length=120)] | None = None
+    site: Annotated[_PublicText, StringConstraints(max_length=120)] | None = None
+    lat: Annotated[float, Interval(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Interval(ge=-180, le=180)] | None = None
 
 
 class SlotBase(SQLModel):

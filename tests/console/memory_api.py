@@ -10,11 +10,13 @@ from console.api_models import (
     AlertStatus,
     AreaCollection,
     AuditRecord,
+    DeviceCredential,
     Discrepancy,
     DispenseStats,
     HotspotCollection,
     HotspotSeries,
     Identity,
+    MachineCommand,
     MachineDetail,
     MachinePublic,
     Page,
@@ -102,6 +104,10 @@ class MemoryApi:
         self.history_from = date(2000, 1, 1)
         """``dispense_stats`` returns no series for ranges ending before this day."""
         self.stats_queries: list[dict[str, Any]] = []
+        self.sent_commands: list[MachineCommand] = []
+        """Commands as the API stores them, oldest first; tests settle them with ``answer``."""
+        self.machine_edits: list[tuple[str, dict[str, Any]]] = []
+        self.devices: list[dict[str, Any]] = []
 
     def connect(self, token: str) -> MemoryApi:
         """Act as a client that sends ``token`` (what ``session.make_client`` returns)."""
@@ -207,6 +213,65 @@ class MemoryApi:
             self.lose_visit_answers -= 1
             raise ApiUnavailableError("cannot reach the API at http://memory: read timed out")
         return recorded
+
+    def register_device(self, device: dict[str, Any]) -> DeviceCredential:
+        self._check()
+        if any(m["id"] == device["machine_id"] for m in self.machines):
+            raise ApiError(f"machine {device['machine_id']!r} already has a credential",
+                           status_code=409)
+        self.devices.append(device)
+        self.machines.append({"id": device["machine_id"], "name": device["name"],
+                              "lat": device["lat"], "lon": device["lon"],
+                              "site": device.get("site"), "status": "unknown",
+                              "health": "ok", "slots": [], "open_alerts": 0})
+        password = f"pw-{len(self.devices)}"
+        return DeviceCredential(
+            machine_id=device["machine_id"], mqtt_username=device["machine_id"],
+            mqtt_password=password,
+            agent_config=f'machine_id = "{device["machine_id"]}"\nmqtt_password = "{password}"\n')
+
+    def update_machine(self, machine_id: str, changes: dict[str, Any]) -> MachinePublic:
+        self._check()
+        for item in self.machines:
+            if item["id"] == machine_id:
+                item.update(changes)
+                self.machine_edits.append((machine_id, changes))
+                return MachinePublic.model_validate(item)
+        raise NotFoundError(f"machine {machine_id!r} not found", status_code=404)
+
+    def send_command(self, machine_id: str, command: dict[str, Any]) -> MachineCommand:
+        self._check()
+        if not any(m["id"] == machine_id for m in self.machines):
+            raise NotFoundError(f"machine {machine_id!r} not found", status_code=404)
+        now = datetime.now(UTC)
+        command_id = f"cmd-{len(self.sent_commands) + 1}"
+        sent = MachineCommand.model_validate({
+            "command_id": command_id, "machine_id": machine_id, "kind": command["kind"],
+            "state": "pending", "payload": {**command, "command_id": command_id},
+            "created_by": self._identity().name, "created_at": now, "send_count": 1})
+        self.sent_commands.append(sent)
+        return sent
+
+    def answer(self, command_id: str, *, ok: bool, error: str | None = None) -> None:
+        """Settle a command as the machine's answer would (a planogram then becomes the books)."""
+        for n, command in enumerate(self.sent_commands):
+            if command.command_id == command_id:
+                result = {"ok": ok, "error": error, "received_at": datetime.now(UTC)}
+                self.sent_commands[n] = MachineCommand.model_validate({
+                    **command.model_dump(), "state": "done" if ok else "failed",
+                    "result": result})
+                if ok and command.kind == "planogram":
+                    for item in self.machines:
+                        if item["id"] == command.machine_id:
+                            item["slots"] = [
+                                {**cfg, "count": next((s["count"] for s in item["slots"]
+                                                       if s["slot"] == cfg["slot"]), 0)}
+                                for cfg in command.payload["slots"]]
+
+    def commands(self, machine_id: str, *, limit: int = 20) -> Page[MachineCommand]:
+        self._check()
+        rows = [c for c in reversed(self.sent_commands) if c.machine_id == machine_id][:limit]
+        return Page[MachineCommand](data=rows, count=len(rows))
 
     def hotspots(self, *, include_resolved: bool = False) -> HotspotCollection:
         self._check()

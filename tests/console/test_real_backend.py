@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 from backend import crud
@@ -22,11 +23,14 @@ from backend.app import create_app
 from backend.auth.tokens import create_token
 from backend.config import Settings
 from backend.db import make_engine, migrate, session_scope
-from backend.models import AlertType, Severity
+from backend.ingest.parse import Message
+from backend.ingest.store import BatchWriter
+from backend.models import AlertType, Severity, utcnow
 from console import navigation, session
 from console.api_models import AlertStatus, Health
 from console.client import ApiClient, ApiError, ForbiddenError, NotFoundError, UnauthorizedError
 from console.roles import PageKey
+from firmware_agent.wire import payloads
 from simulators.fleet_plan import plan_fleet
 from tests.console.test_pages import APP, RUN_TIMEOUT_S
 from tests.http_server import serve_http
@@ -41,6 +45,7 @@ than the console's 5 s, and a timed-out sign-in leaves the page at "Sign in"."""
 class RealBackend:
     url: str
     tokens: dict[str, str]
+    database_url: str
     """role -> token; the outreach one is named ``outreach-north``, the others ``test-<role>``."""
 
     @property
@@ -84,7 +89,7 @@ def backend_api(tmp_path: Path) -> Iterator[RealBackend]:
     app = create_app(Settings(database_url=url), engine=engine)
     try:
         with serve_http(app) as base_url:
-            yield RealBackend(base_url, tokens)
+            yield RealBackend(base_url, tokens, url)
     finally:
         engine.dispose()
 
@@ -345,3 +350,37 @@ def test_a_bad_route_is_reported_and_outreach_has_no_notifications_page(
     assert "http" in at.error[0].value
     outreach = _console(backend_api, monkeypatch, "outreach")
     assert PageKey.NOTIFICATIONS not in _listed_pages(outreach)
+
+
+def test_an_admins_planogram_is_pending_until_the_machine_answers_then_adopted(
+    backend_api: RealBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "make_client",
+                        lambda t: ApiClient(backend_api.url, token=t, timeout_s=HTTP_TIMEOUT_S))
+    monkeypatch.setattr(session, "preset_token", lambda: backend_api.tokens["admin"])
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S).run()
+    at.switch_page(str(navigation.PAGE_SPECS[PageKey.ADMIN].file)).run()
+    at.selectbox(key="admin_machine").set_value("phl-002").run()
+    with ApiClient(backend_api.url, token=backend_api.tokens["admin"]) as admin:
+        slot = admin.machine("phl-002").slots[0]
+        new_par = (slot.par or slot.capacity or 2) - 1
+        at.number_input(key=f"admin_pg_phl-002_{slot.slot}_par").set_value(new_par)
+        at.button(key="FormSubmitter:admin_planogram_phl-002-Send planogram to the machine"
+                  ).click().run()
+        assert not at.error, [e.value for e in at.error]
+        assert any(s.value == "Commands (1 pending)" for s in at.subheader)
+        [command] = admin.commands("phl-002").data
+        assert admin.machine("phl-002").slots[0].par == slot.par  # not before the answer
+        # The machine's answer, through the ingest writer as a worker stores it.
+        engine = make_engine(backend_api.database_url)
+        answer = payloads.CommandResult(command_id=command.command_id, ok=True)
+        try:
+            with Session(engine) as db:
+                BatchWriter(default_low_threshold=2).write(db, [Message(
+                    "nx/v1/machines/phl-002/cmd/result", answer.to_bytes(), utcnow())], utcnow())
+                db.commit()
+        finally:
+            engine.dispose()
+        at.run()
+        assert any(s.value == "Commands (0 pending)" for s in at.subheader)
+        assert admin.machine("phl-002").slots[0].par == new_par

@@ -14,7 +14,7 @@ from console.roles import Action, PageKey, Role
         (
             Role.ADMIN,
             ["fleet_map", "alerts", "hotspots", "trends", "restock", "machine", "tokens", "audit",
-             "notifications", "account"],
+             "notifications", "admin", "account"],
         ),
         (Role.OUTREACH, ["fleet_map", "alerts", "restock", "machine", "account"]),
         (Role.HEALTH, ["fleet_map", "alerts", "hotspots", "trends", "machine", "account"]),

@@ -30,6 +30,8 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.AUDIT: [("GET", "/api/v1/audit")],
     PageKey.NOTIFICATIONS: [("GET", "/api/v1/notification-routes"),
                             ("GET", "/api/v1/notifications")],
+    PageKey.ADMIN: [("GET", "/api/v1/machines"),
+                    ("GET", "/api/v1/machines/{machine_id}/commands")],
     PageKey.ACCOUNT: [("GET", "/api/v1/auth/me")],
 }
 """What each page must be able to read to draw itself."""
@@ -44,11 +46,18 @@ PAGE_PURPOSE_ROUTE: dict[PageKey, tuple[str, str]] = {
     PageKey.TOKENS: ("POST", "/api/v1/tokens"),
     PageKey.AUDIT: ("GET", "/api/v1/audit"),
     PageKey.NOTIFICATIONS: ("POST", "/api/v1/notification-routes"),
+    PageKey.ADMIN: ("PATCH", "/api/v1/machines/{machine_id}"),
     PageKey.ACCOUNT: ("GET", "/api/v1/auth/me"),
 }
 """The route a page exists for: a role that may call it should see the page."""
 
 ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
+    Action.MANAGE_MACHINES: [
+        ("POST", "/api/v1/devices"),
+        ("PATCH", "/api/v1/machines/{machine_id}"),
+        ("POST", "/api/v1/machines/{machine_id}/commands"),
+        ("GET", "/api/v1/machines/{machine_id}/commands"),
+    ],
     Action.RECORD_VISIT: [("POST", "/api/v1/visits")],
     # The fleet map's dispense heat comes from the (suppressed) export.
     Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots"),

@@ -1,4 +1,4 @@
-"""Machines: the fleet snapshot, one machine's detail, recording a restock visit."""
+"""Machines: the fleet snapshot, one machine's detail and edits, recording a restock visit."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from backend.api.snapshot import (
     SnapshotUnavailableError,
 )
 from backend.machine_state import MachineStatus, machine_health
-from backend.models import Machine
+from backend.models import Machine, MachineUpdate
 from backend.public.cache import accepts_gzip, etag_matches
 from backend.stock import OverCapacityError, effective_low_threshold
 
@@ -152,6 +152,33 @@ def get_machine(
         boot_id=machine.boot_id,
         recent_events=[EventPublic.model_validate(e) for e in events],
     )
+
+
+@router.patch("/{machine_id}", response_model=MachinePublic,
+              responses=problem_responses(404, 422))
+def update_machine(
+    machine_id: MachineId,
+    body: MachineUpdate,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request_id: RequestIdDep,
+) -> MachinePublic:
+    """Change a machine's name, site or location (fields sent only); audited.
+
+    404 for a machine the caller cannot see; 422 for a bad field or a null name
+    or coordinate. A planogram, par or threshold change goes to the machine as a
+    ``planogram`` command (``POST /machines/{id}/commands``) instead.
+    """
+    try:
+        machine = crud.update_machine(session=session, machine_id=machine_id, changes=body,
+                                      actor=principal.name, request_id=request_id,
+                                      principal=principal)
+    except crud.NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return _public(session, [machine], settings.default_low_threshold)[0]
 
 
 @router.post(
