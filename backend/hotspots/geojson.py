@@ -51,8 +51,7 @@ def hotspot_feature(
     # The named areas the machines stand in (alerts from before areas existed: none).
     properties["areas"] = details.get("areas") or []
     observed = details.get("observed")
-    small = (k is not None and isinstance(observed, int) and not isinstance(observed, bool)
-             and 0 < observed < k)
+    small = small_observed(details, k)
     if small:
         properties["observed"] = None
     properties["observed_small"] = small
@@ -82,3 +81,27 @@ def feature_collection(
     features = [f for f in (hotspot_feature(a, k=k, replicates=replicates) for a in alerts)
                 if f is not None]
     return {"type": "FeatureCollection", "features": features}
+
+
+def small_observed(details: dict[str, Any], k: int | None) -> bool:
+    """Say whether an area alert's observed count is from 1 to k-1 (never for k None)."""
+    observed = details.get("observed")
+    return (k is not None and isinstance(observed, int) and not isinstance(observed, bool)
+            and 0 < observed < k)
+
+
+def suppressed_alert_view(alert_type: str, message: str, details: dict[str, Any],
+                          k: int | None) -> tuple[str, dict[str, Any]]:
+    """Return an area alert's message and details as a non-admin may see them.
+
+    An overdose alert whose observed count is under ``k`` gets its count nulled
+    and its message, which states it, replaced by the summary that says ``<k``.
+    """
+    if alert_type != "overdose_hotspot" or not small_observed(details, k):
+        return message, details
+    shown = {**details, "observed": None, "observed_small": True}
+    summary = cluster_summary(
+        observed=None, expected=_number(details.get("expected")), start=details.get("start"),
+        end=details.get("end"), machines=len(details.get("machines") or []),
+        areas=[a for a in details.get("areas") or [] if isinstance(a, str)], k=k)
+    return summary, shown

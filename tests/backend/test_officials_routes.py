@@ -130,6 +130,17 @@ def test_hotspots_say_how_rare_and_hide_small_counts_but_from_admin(
     raw = {f["properties"]["centre_machine"]: f["properties"] for f in admin["features"]}
     assert raw["m-b"]["observed"] == 4
     assert raw["m-b"]["suppression_k"] is None
+    # The alert list says the same: no count under k in the message or the details.
+    alerts = _get(base_url, "/alerts", auth_headers("health"), type="overdose_hotspot").json()
+    by_subject = {a["subject"]: a for a in alerts["data"]}
+    assert by_subject["area:m-b"]["details"]["observed"] is None
+    assert by_subject["area:m-b"]["message"].startswith("<5 naloxone dispenses")
+    assert by_subject["area:m-a"]["message"].startswith("Naloxone dispense cluster")
+    acked = httpx.post(f"{base_url}/api/v1/alerts/{by_subject['area:m-b']['id']}/acknowledge",
+                       headers=auth_headers("health"), json={}, timeout=20).json()
+    assert acked["details"]["observed"] is None
+    raw_alerts = _get(base_url, "/alerts", auth_headers("admin"), type="overdose_hotspot").json()
+    assert {a["subject"]: a["details"]["observed"] for a in raw_alerts["data"]}["area:m-b"] == 4
 
 
 def test_hotspot_series_counts_the_cluster_against_the_scan_expectation(

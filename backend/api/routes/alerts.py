@@ -7,18 +7,38 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from backend import crud
-from backend.api.deps import PrincipalDep, RequestIdDep, SessionDep, WriteSessionDep
+from backend.api.deps import (
+    PrincipalDep,
+    RequestIdDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
 from backend.api.problems import problem_responses
 from backend.api.schemas import AlertsPage, MachineId, Offset, RowId
-from backend.models import AlertPublic, AlertStatus, AlertType
+from backend.auth.principal import Principal, Role
+from backend.config import Settings
+from backend.hotspots.geojson import suppressed_alert_view
+from backend.models import Alert, AlertPublic, AlertStatus, AlertType
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+def _public(alert: Alert, principal: Principal, settings: Settings) -> AlertPublic:
+    """Return an alert as the caller may see it: small overdose counts hidden but from admin."""
+    public = AlertPublic.model_validate(alert, from_attributes=True)
+    k = None if principal.role is Role.ADMIN else settings.stats_suppression_k
+    message, details = suppressed_alert_view(public.type, public.message, public.details or {}, k)
+    if details is public.details:
+        return public
+    return public.model_copy(update={"message": message, "details": details})
 
 
 @router.get("", response_model=AlertsPage)
 def list_alerts(
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
     type_: Annotated[AlertType | None, Query(alias="type")] = None,
     machine_id: Annotated[MachineId | None, Query()] = None,
@@ -36,7 +56,7 @@ def list_alerts(
         principal=principal,
     )
     return AlertsPage(
-        data=[AlertPublic.model_validate(a, from_attributes=True) for a in alerts], count=total
+        data=[_public(a, principal, settings) for a in alerts], count=total
     )
 
 
@@ -45,7 +65,8 @@ def list_alerts(
     "/{alert_id}/acknowledge", response_model=AlertPublic, responses=problem_responses(404, 409)
 )
 def acknowledge(
-    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep,
+    settings: SettingsDep,
 ) -> AlertPublic:
     """Acknowledge an open alert as the caller."""
     try:
@@ -57,12 +78,13 @@ def acknowledge(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except crud.InvalidTransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return AlertPublic.model_validate(alert, from_attributes=True)
+    return _public(alert, principal, settings)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic, responses=problem_responses(404))
 def resolve(
-    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep
+    alert_id: RowId, session: WriteSessionDep, principal: PrincipalDep, request_id: RequestIdDep,
+    settings: SettingsDep,
 ) -> AlertPublic:
     """Resolve an alert as the caller."""
     try:
@@ -72,4 +94,4 @@ def resolve(
         )
     except crud.NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return AlertPublic.model_validate(alert, from_attributes=True)
+    return _public(alert, principal, settings)
