@@ -295,6 +295,15 @@ class RestockPlan(_ApiModel):
     served: int = 0
 
 
+class IssuedPlan(_ApiModel):
+    """A plan as issued (``POST /api/v1/restock/plans``): its stops are the next planned visits."""
+
+    id: int
+    issued_at: datetime
+    issued_by: str
+    plan: RestockPlan
+
+
 class VisitRecorded(_ApiModel):
     """A visit as ``POST /api/v1/visits`` answers (also for a replayed retry)."""
 

@@ -23,6 +23,7 @@ from console.api_models import (
     HotspotCollection,
     HotspotSeries,
     Identity,
+    IssuedPlan,
     MachineCommand,
     MachineDetail,
     MachinePublic,
@@ -229,6 +230,27 @@ class ApiClient:
         body = self._request("GET", f"{API_PREFIX}/restock/plan", params,
                              timeout_s=PLAN_TIMEOUT_S)
         return self._parse(RestockPlan, body, "restock plan")
+
+    def issue_restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = None,
+        shift_hours: float = 8.0,
+        vans: int = 1,
+    ) -> IssuedPlan:
+        """Plan a shift and issue it: its stops become the machines' next planned visits."""
+        body: dict[str, Any] = {"depot": depot, "shift_hours": shift_hours, "vans": vans}
+        if shift_start is not None:
+            body["shift_start"] = shift_start.isoformat()
+        raw = self._request("POST", f"{API_PREFIX}/restock/plans", body=body,
+                            timeout_s=PLAN_TIMEOUT_S)
+        return self._parse(IssuedPlan, raw, "issued plan")
+
+    def issued_plan(self, plan_id: int) -> IssuedPlan:
+        """Return an issued plan by its id (what a van crew opens from a shared link)."""
+        raw = self._request("GET", f"{API_PREFIX}/restock/plans/{plan_id}")
+        return self._parse(IssuedPlan, raw, "issued plan")
 
     def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:
         """Record a visit (``POST /api/v1/visits``); a retry with the same key records it once."""

@@ -29,6 +29,7 @@ from console.api_models import (
     HotspotCollection,
     HotspotSeries,
     Identity,
+    IssuedPlan,
     MachineCommand,
     MachineDetail,
     MachinePublic,
@@ -111,6 +112,21 @@ class ConsoleApi(Protocol):
         vans: int = ...,
     ) -> RestockPlan:
         """Return the vans' routes for one shift."""
+        ...
+
+    def issue_restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = ...,
+        shift_hours: float = ...,
+        vans: int = ...,
+    ) -> IssuedPlan:
+        """Plan a shift and issue it."""
+        ...
+
+    def issued_plan(self, plan_id: int) -> IssuedPlan:
+        """Return an issued plan."""
         ...
 
     def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:

@@ -23,6 +23,8 @@ from console.settings import DEPOT_PATTERN, get_settings
 
 REQUEST_KEY = "restock_request"
 PLAN_KEY = "restock_plan"
+ISSUED_KEY = "restock_issued"
+"""(id, by, at) of the issued plan on show; absent while the plan is a preview."""
 MAP_HEIGHT_PX = 340
 
 st.title("Restock")
@@ -57,6 +59,18 @@ if request is None:
         st.stop()
     st.session_state[REQUEST_KEY] = request
 
+# A shared link (restock?plan=ID) opens the plan a lead issued, as issued.
+wanted = str(st.query_params.get("plan", ""))
+shown = st.session_state.get(ISSUED_KEY)
+if wanted.isdigit() and (shown is None or str(shown[0]) != wanted):
+    try:
+        issued = api.issued_plan(int(wanted))
+    except ApiError as exc:
+        session.report(exc, f"Cannot open issued plan #{wanted}")
+    else:
+        st.session_state[PLAN_KEY] = issued.plan
+        st.session_state[ISSUED_KEY] = (issued.id, issued.issued_by, issued.issued_at)
+
 plan: RestockPlan | None = st.session_state.get(PLAN_KEY)
 with st.expander("Shift: depot, start, vans", expanded=plan is None), st.form("restock_shift"):
     depot = st.text_input("Depot (LAT,LON)", value=request["depot"], max_chars=64,
@@ -73,6 +87,8 @@ if replan:
     request = {"depot": depot.strip(), "date": day, "time": leaves, "hours": float(hours),
                "vans": int(vans)}
     st.session_state[REQUEST_KEY] = request
+    st.session_state.pop(ISSUED_KEY, None)
+    st.query_params.pop("plan", None)
     plan = None
 
 if plan is None:
@@ -89,6 +105,29 @@ if plan is None:
         session.report(exc, "Cannot plan the shift")
         st.stop()
     st.session_state[PLAN_KEY] = plan
+
+issued_as = st.session_state.get(ISSUED_KEY)
+if issued_as is not None:
+    plan_id, by, at = issued_as
+    st.caption(f"Issued plan #{plan_id} by {by} at {restock_view.clock(at, zone)}; "
+               f"crews open it at this page's address with ?plan={plan_id}.")
+elif session.may(Action.RECORD_VISIT):
+    st.caption("A preview: the machines' next planned visits change only when it is issued.")
+    if st.button("Issue this plan", key="restock_issue"):
+        start = datetime.combine(request["date"], request["time"], tzinfo=zone)
+        try:
+            with st.spinner("Issuing the plan…"):
+                issued = api.issue_restock_plan(depot=request["depot"], shift_start=start,
+                                                shift_hours=request["hours"],
+                                                vans=request["vans"])
+        except ApiError as exc:
+            session.report(exc, "The plan was not issued")
+        else:
+            # The issued plan is planned afresh: show it, not the preview.
+            st.session_state[PLAN_KEY] = issued.plan
+            st.session_state[ISSUED_KEY] = (issued.id, issued.issued_by, issued.issued_at)
+            st.query_params["plan"] = str(issued.id)
+            st.rerun()
 
 routes = [van for van in plan.vans if van.stops]
 if not routes:

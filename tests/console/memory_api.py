@@ -16,6 +16,7 @@ from console.api_models import (
     HotspotCollection,
     HotspotSeries,
     Identity,
+    IssuedPlan,
     MachineCommand,
     MachineDetail,
     MachinePublic,
@@ -95,6 +96,7 @@ class MemoryApi:
         ], left_out=[{"machine_id": "test-004", "urgency": "critical", "items": 16,
                       "reason": "offline: its stock cannot be confirmed"}])
         self.plan_requests: list[dict[str, Any]] = []
+        self.issued: list[IssuedPlan] = []
         self.visit_posts: list[tuple[str, dict[str, Any]]] = []
         """Every POST /api/v1/visits as sent: (Idempotency-Key, body)."""
         self.recorded_visits: dict[str, tuple[dict[str, Any], VisitRecorded]] = {}
@@ -193,6 +195,28 @@ class MemoryApi:
         self.plan_requests.append({"depot": depot, "shift_start": shift_start,
                                    "shift_hours": shift_hours, "vans": vans})
         return RestockPlan.model_validate(self.plan)
+
+    def issue_restock_plan(
+        self,
+        *,
+        depot: str,
+        shift_start: datetime | None = None,
+        shift_hours: float = 8.0,
+        vans: int = 1,
+    ) -> IssuedPlan:
+        plan = self.restock_plan(depot=depot, shift_start=shift_start, shift_hours=shift_hours,
+                                 vans=vans)
+        issued = IssuedPlan(id=len(self.issued) + 1, issued_at=datetime.now(UTC),
+                            issued_by=self._identity().name, plan=plan)
+        self.issued.append(issued)
+        return issued
+
+    def issued_plan(self, plan_id: int) -> IssuedPlan:
+        self._check()
+        for issued in self.issued:
+            if issued.id == plan_id:
+                return issued
+        raise NotFoundError(f"no restock plan {plan_id}", status_code=404)
 
     def record_visit(self, visit: dict[str, Any], *, idempotency_key: str) -> VisitRecorded:
         self._check()

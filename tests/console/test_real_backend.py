@@ -222,6 +222,9 @@ def test_outreach_plans_the_shift_and_records_a_visit_once_through_the_real_api(
     stops = [e.label for e in at.expander if e.label[:1].isdigit()]
     assert stops[0].startswith("1 · ")
     assert any("Critical" in label for label in stops), stops
+    at.button(key="restock_issue").click().run()  # the team follows it: issue it
+    assert not at.error, [e.value for e in at.error]
+    assert "Issued plan #1 by outreach-north" in at.caption[0].value
     with ApiClient(backend_api.url, token=backend_api.token) as client:
         empty = next(s for s in client.machine("phl-001").slots if s.count == 0)
     form = f"visit_phl-001_{empty.slot}"

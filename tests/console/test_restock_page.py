@@ -75,7 +75,7 @@ def test_ticks_survive_reruns_and_a_van_switch_without_replanning(api: MemoryApi
     at.checkbox(key="restock_tick_test-002").check().run()
     assert "2 · Machine test-002 · 14:40 · Urgent" not in _titles(at)
     assert "✅ 2 · Machine test-002 · 14:40 · Urgent" in _titles(at)
-    assert "1 of 2 stops done" in at.caption[0].value
+    assert "1 of 2 stops done" in [c.value for c in at.caption]
     at.radio(key="restock_van").set_value(2).run()
     assert "✅" not in "".join(_titles(at))
     at.radio(key="restock_van").set_value(1).run()
@@ -162,3 +162,26 @@ def test_a_failing_planner_is_reported(api: MemoryApi) -> None:
     at = _open()
     assert "Cannot" in at.error[0].value
     assert not at.exception
+
+
+def test_an_issued_plan_is_shared_by_its_address(api: MemoryApi) -> None:
+    lead = _open()
+    assert "A preview" in lead.caption[0].value
+    lead.button(key="restock_issue").click().run()
+    assert not lead.error, [e.value for e in lead.error]
+    [issued] = api.issued
+    assert issued.issued_by == "test-outreach"
+    assert f"Issued plan #{issued.id} by test-outreach" in lead.caption[0].value
+    assert lead.query_params["plan"] == str(issued.id)
+    asked = len(api.plan_requests)
+    # A van crew opens the shared address on another phone: the issued plan, not a new one.
+    crew = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    crew.run()
+    crew.switch_page(PAGE)
+    crew.query_params["plan"] = str(issued.id)
+    crew.run()
+    assert not crew.exception, crew.exception
+    assert f"Issued plan #{issued.id}" in crew.caption[0].value
+    assert len(api.plan_requests) == asked
+    assert "1 · Machine test-003 · 14:10 · Critical" in _titles(crew)
+    assert all(b.key != "restock_issue" for b in crew.button)

@@ -21,7 +21,8 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.HOTSPOTS: [("GET", "/api/v1/hotspots"), ("GET", "/api/v1/hotspots/{alert_id}/series"),
                        ("GET", "/api/v1/machines"), ("GET", "/api/v1/areas")],
     PageKey.TRENDS: [("GET", "/api/v1/stats/dispenses")],
-    PageKey.RESTOCK: [("GET", "/api/v1/machines"), ("GET", "/api/v1/restock/plan")],
+    PageKey.RESTOCK: [("GET", "/api/v1/machines"), ("GET", "/api/v1/restock/plan"),
+                      ("GET", "/api/v1/restock/plans/{plan_id}")],
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}"),
                       ("GET", "/api/v1/machines/{machine_id}/temperatures"),
                       ("GET", "/api/v1/machines/{machine_id}/stock-history"),
@@ -58,7 +59,8 @@ ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
         ("POST", "/api/v1/machines/{machine_id}/commands"),
         ("GET", "/api/v1/machines/{machine_id}/commands"),
     ],
-    Action.RECORD_VISIT: [("POST", "/api/v1/visits")],
+    # Whoever records visits may also issue the plan the team follows.
+    Action.RECORD_VISIT: [("POST", "/api/v1/visits"), ("POST", "/api/v1/restock/plans")],
     # The fleet map's dispense heat comes from the (suppressed) export.
     Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots"),
                            ("GET", "/api/v1/exports/dispenses.geojson")],
