@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from console.api_models import (
     AlertPublic,
@@ -43,12 +43,24 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_PAGES = 1_000
+KEEPALIVE_S = 2.0
+"""Well under uvicorn's keep-alive timeout (5 s), whose timer may fire late on a busy server."""
 """Stop paging after this many pages: a backend that never ends a list is a bug, not a fleet."""
 PLAN_TIMEOUT_S = 60.0
 """The restock plan runs a solver with a time budget (NX_RESTOCK_SOLVER_SECONDS) after the
 forecast: it may take far longer than a read, and a worker would rather wait than retry."""
 
 _M = TypeVar("_M", bound=BaseModel)
+
+
+class FleetChanges(BaseModel):
+    """What changed in the fleet since a cursor (``GET /machines?since=``, ``full`` false)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    data: list[MachinePublic]
+    removed: list[str] = Field(default_factory=list)
+    cursor: str
 
 
 class ApiError(RuntimeError):
@@ -108,8 +120,15 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
+        # The fleet as last read, and where to ask for changes from (``all_machines``).
+        self._fleet: dict[str, MachinePublic] | None = None
+        self._fleet_cursor: str | None = None
+        self._fleet_etag: str | None = None
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
+            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport,
+            # Let go of an idle connection before uvicorn does (5 s): a poll reusing one
+            # just as the server closes it fails with "disconnected without a response".
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
         )
 
     @classmethod
@@ -126,7 +145,7 @@ class ApiClient:
 
     # -- transport -----------------------------------------------------------------------
 
-    def _request(
+    def _exchange(
         self,
         method: str,
         path: str,
@@ -135,12 +154,22 @@ class ApiClient:
         *,
         headers: dict[str, str] | None = None,
         timeout_s: float | None = None,
-    ) -> Any:
+    ) -> httpx.Response:
+        """Send a request; turn transport failures and error statuses into ``ApiError``s."""
         extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
-            response = self._http.request(
-                method, path, params=params, json=body, headers=headers, **extra
-            )
+            try:
+                response = self._http.request(
+                    method, path, params=params, json=body, headers=headers, **extra
+                )
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # The server closed a kept-alive connection as this reused it: a GET is
+                # safe to send once more, on a new connection.
+                response = self._http.request(
+                    method, path, params=params, json=body, headers=headers, **extra
+                )
         except httpx.HTTPError as exc:
             raise ApiUnavailableError(f"cannot reach the API at {self.base_url}: {exc}") from exc
         if response.status_code == 401:
@@ -157,12 +186,42 @@ class ApiClient:
                 f"{method} {path} failed with {response.status_code}: {_detail(response)}",
                 status_code=response.status_code,
             )
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response, method: str, path: str) -> Any:
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError as exc:
             raise ApiError(f"{method} {path} returned something that is not JSON") from exc
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        response = self._exchange(method, path, params, body, headers=headers,
+                                  timeout_s=timeout_s)
+        return self._json(response, method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[httpx.Response, Any]:
+        """Like ``_request``, with the response too (its status and headers); 304 has no body."""
+        response = self._exchange(method, path, params, headers=headers)
+        return response, self._json(response, method, path)
 
     @staticmethod
     def _parse(model: type[_M], body: Any, what: str) -> _M:
@@ -183,14 +242,50 @@ class ApiClient:
         return self._parse(Page[MachinePublic], body, "machine list")
 
     def all_machines(self) -> list[MachinePublic]:
-        """Return every machine, following pages until the count is reached."""
+        """Return every machine.
+
+        The first call follows pages until the count is reached; later calls
+        ask only for what changed since the last answer (``since`` its cursor,
+        ``If-None-Match`` its ETag: 304 when nothing changed), when the API
+        gives cursors, and page through again when it answers with a listing.
+        """
+        fleet, since = self._fleet, self._fleet_cursor
+        if fleet is not None and since and self._fleet_changes(fleet, since):
+            return sorted(fleet.values(), key=lambda m: m.id)
         machines: list[MachinePublic] = []
+        cursor = etag = None
         for _ in range(MAX_PAGES):
-            page = self.list_machines(offset=len(machines))
+            params = {"limit": self.page_size, "offset": len(machines)}
+            response, body = self._send("GET", f"{API_PREFIX}/machines", params)
+            page = self._parse(Page[MachinePublic], body, "machine list")
+            if cursor is None and isinstance(body, dict):
+                # The first page's state: changes after it are asked for next time,
+                # which covers any that happened while the later pages were read.
+                cursor, etag = body.get("cursor"), response.headers.get("etag")
             machines.extend(page.data)
             if not page.data or len(machines) >= page.count:
+                self._fleet = {m.id: m for m in machines}
+                self._fleet_cursor = cursor if isinstance(cursor, str) else None
+                self._fleet_etag = etag
                 return machines
         raise ApiError(f"the machine list did not end after {MAX_PAGES} pages")
+
+    def _fleet_changes(self, fleet: dict[str, MachinePublic], since: str) -> bool:
+        """Apply to ``fleet`` what changed since ``since``; False: a whole listing is needed."""
+        headers = {"If-None-Match": self._fleet_etag} if self._fleet_etag else None
+        response, body = self._send("GET", f"{API_PREFIX}/machines", {"since": since},
+                                    headers=headers)
+        if response.status_code == 304:
+            return True
+        if not isinstance(body, dict) or body.get("full") is not False:
+            return False
+        delta = self._parse(FleetChanges, body, "machine changes")
+        for machine in delta.data:
+            fleet[machine.id] = machine
+        for gone in delta.removed:
+            fleet.pop(gone, None)
+        self._fleet_cursor, self._fleet_etag = delta.cursor, response.headers.get("etag")
+        return True
 
     def machine(self, machine_id: str) -> MachineDetail:
         """Return one machine with its recent events; raise ``NotFoundError`` if unknown."""
