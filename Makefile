@@ -28,8 +28,14 @@ mosquitto:
 demo: $(STAMP) mosquitto
 	$(BIN)/nx-sim demo
 
+# Test files run side by side in TEST_WORKERS processes (pytest-xdist; a file's tests
+# stay together, so its module fixtures are made once). Most tests wait on brokers,
+# databases and child processes rather than compute, so more workers than cores pay.
+# --tb=native: CPython 3.11's AST state can break pytest's own traceback rendering of a
+# failure into an INTERNALERROR that ends the run (python/cpython#106905).
+TEST_WORKERS ?= 4
 test: $(STAMP) mosquitto
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --tb=native
 
 # Random seed each run (NX_FUZZ_EXAMPLES examples per test, default 2000); a failure
 # prints the seed and a @reproduce_failure blob: keep it as an @example (README).

@@ -26,6 +26,23 @@ settings.register_profile(
 # --hypothesis-profile on the command line is applied later and wins over this.
 settings.load_profile(os.environ.get("NX_HYPOTHESIS_PROFILE", "ci"))
 
+SLOW_FILES_FIRST = (
+    "tests/backend/test_schemathesis.py",
+    "tests/backend/test_replicas.py",
+    "tests/console/test_browser.py",
+    "tests/backend/test_commands_processes.py",
+    "tests/sim/test_demo.py",
+    "tests/e2e/test_spine.py",
+)
+"""The longest test files (``--durations``), started first: with several workers (make
+test) the run then does not end with the others idle while one of these goes on alone."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 BACKEND_USER = "nx-backend"
 BACKEND_PASSWORD = "backend-test-password"
 TEST_MACHINES = {f"test-{n:03d}": f"machine-pw-{n:03d}" for n in range(1, 11)}
