@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from backend.dbutil import insert_ignore
-from backend.ingest.bulk import insert_new
+from backend.ingest.bulk import SQLITE_ROWS_PER_STATEMENT, insert_new, sqlite_chunk_sizes
 from backend.models import DispenseEvent
 from tests.backend.conftest import register
 
@@ -55,3 +55,28 @@ def test_insert_new_stores_values_as_a_values_insert_does(engine: Engine) -> Non
     assert raw[0][1:3] == raw[1][1:3]
     assert [bool(r[3]) for r in raw] == [False, True]
     assert count == 2
+
+
+def test_sqlite_statements_come_in_few_sizes() -> None:
+    # Each size is a prepared statement the writer keeps: few sizes, none too big.
+    sizes_seen: set[int] = set()
+    for total in range(0, 1001):
+        sizes = sqlite_chunk_sizes(total)
+        assert sum(sizes) == total
+        assert all(0 < s <= SQLITE_ROWS_PER_STATEMENT for s in sizes)
+        assert len(sizes) <= total // SQLITE_ROWS_PER_STATEMENT + 7
+        sizes_seen.update(sizes)
+    assert sizes_seen == {100, 64, 32, 16, 8, 4, 2, 1}
+
+
+def test_insert_new_stores_every_row_of_an_odd_sized_batch(engine: Engine) -> None:
+    with Session(engine) as session:
+        register(session, "bulk-001")
+        at = datetime(2026, 11, 24, tzinfo=UTC)
+        rows = [_row(1) | {"seq": s, "device_time": at + timedelta(seconds=s)}
+                for s in range(1, 228)]
+        inserted = insert_new(session, DispenseEvent, rows, KEY)
+        session.commit()
+        seqs = session.execute(text("SELECT seq FROM dispense_event ORDER BY seq")).scalars().all()
+    assert len(inserted) == 227
+    assert list(seqs) == list(range(1, 228))
