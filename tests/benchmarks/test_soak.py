@@ -62,6 +62,7 @@ crossing (the agent publishes only crossings, so the reading alternates 20 and 3
 SLOTS = {n: (f"product-{n}", 2500, 2500) for n in range(1, 5)}
 TIMEOUT_S = 3000.0
 PUBLISH_WINDOW = 50
+STOP_S = 180.0
 
 
 def _update_results(part: str, figures: dict[str, Any]) -> None:
@@ -182,18 +183,24 @@ def test_agent_soak(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
 # --- the ingest worker --------------------------------------------------------------------
 
 
-def _handled(metrics_url: str) -> int:
-    """Messages the worker finished with: stored, duplicates, dead letters (kept or not)."""
+def _counters(metrics_url: str) -> dict[str, int]:
+    """The worker's message counters (stored, duplicates, dead letters kept or dropped)."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=5) as answer:  # noqa: S310 - loopback
             text = answer.read().decode()
     except OSError:
-        return 0
-    total = 0.0
+        return {}
+    found: dict[str, int] = {}
     for name in ("messages_committed", "duplicates", "dead_letters", "dead_letters_dropped"):
-        found = re.search(rf"^nx_ingest_{name}_total (\S+)$", text, re.MULTILINE)
-        total += float(found.group(1)) if found else 0.0
-    return int(total)
+        match = re.search(rf"^nx_ingest_{name}_total (\S+)$", text, re.MULTILINE)
+        found[name] = int(float(match.group(1))) if match else 0
+    return found
+
+
+def _distinct(counters: dict[str, int]) -> int:
+    """Messages the worker finished with, each once: a redelivered duplicate is not counted."""
+    return (counters.get("messages_committed", 0) + counters.get("dead_letters", 0)
+            + counters.get("dead_letters_dropped", 0))
 
 
 def _role(pid: int, worker: int) -> str:
@@ -253,10 +260,12 @@ def test_ingest_soak(tmp_path: Path) -> None:
                  str(INGEST_MACHINES), str(per_machine), str(PUBLISH_WINDOW)],
                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
             deadline = started + TIMEOUT_S
+            counters: dict[str, int] = {}
             while handled < total:
                 assert time.monotonic() < deadline, f"ingest handled {handled} of {total}"
                 assert ingest.process.poll() is None, "".join(ingest.lines[-20:])
-                handled = _handled(metrics_url)
+                counters = _counters(metrics_url) or counters
+                handled = _distinct(counters)
                 time.sleep(SAMPLE_S)  # ok: polling the worker's counters with a deadline
             elapsed = time.monotonic() - started
             sampler.stop()
@@ -265,18 +274,25 @@ def test_ingest_soak(tmp_path: Path) -> None:
             assert not published["errors"], published["errors"][:3]
             per_pid = {_role(pid, ingest.process.pid): _soak.growth_of(readings, total)
                        for pid, readings in sampler.per_pid.items()}
+            # The figures are kept before the worker stops: a slow stop must not lose them.
+            figures: dict[str, Any] = {
+                "messages": total, "machines": INGEST_MACHINES, "seconds": round(elapsed, 1),
+                "per_s": round(total / elapsed, 1),
+                "processes": "worker + writer child + multiprocessing resource tracker, summed",
+                **_soak.growth(sampler.samples, total), "curve": _soak.curve(sampler.samples),
+                "rss_per_process_mb": per_pid, "counters": counters}
+            _update_results("ingest", figures)
+            _report("ingest", "messages", figures)
         finally:
             if publisher is not None and publisher.poll() is None:
                 publisher.kill()
                 publisher.wait(30)
-            ingest.terminate()
-    assert handled == total, (handled, total)
-    figures: dict[str, Any] = {"messages": total, "machines": INGEST_MACHINES,
-                               "seconds": round(elapsed, 1), "per_s": round(total / elapsed, 1),
-                               "processes": "worker + writer child, summed",
-                               **_soak.growth(sampler.samples, total),
-                               "curve": _soak.curve(sampler.samples),
-                               "rss_per_process_mb": per_pid}
-    _update_results("ingest", figures)
-    _report("ingest", "messages", figures)
+            if ingest.process.poll() is None:
+                # On a loaded machine the writer's last batch and the broker's goodbye
+                # took over the helper's 30 s once; the stop itself is not measured here.
+                ingest.process.terminate()
+                ingest.process.wait(STOP_S)
+            ingest.terminate()  # reaps the log and checks nothing was logged at ERROR
+    # Each message once (a redelivery after a reconnect is a counted duplicate, not a row).
+    assert handled == total, (handled, total, counters)
     _check(figures)
