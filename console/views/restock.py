@@ -23,8 +23,8 @@ from console.settings import DEPOT_PATTERN, get_settings
 
 REQUEST_KEY = "restock_request"
 PLAN_KEY = "restock_plan"
-ISSUED_KEY = "restock_issued"
-"""(id, by, at) of the issued plan on show; absent while the plan is a preview."""
+ISSUED_KEY = "restock_issued"  # (id, by, at) of the issued plan shown; absent for a preview
+# No bare string literals below: Streamlit's "magic" would draw them on the page.
 MAP_HEIGHT_PX = 340
 
 st.title("Restock")
@@ -72,7 +72,8 @@ if wanted.isdigit() and (shown is None or str(shown[0]) != wanted):
         st.session_state[ISSUED_KEY] = (issued.id, issued.issued_by, issued.issued_at)
 
 plan: RestockPlan | None = st.session_state.get(PLAN_KEY)
-with st.expander("Shift: depot, start, vans", expanded=plan is None), st.form("restock_shift"):
+# Folded: on a phone the route and the stops come first.
+with st.expander("Shift: depot, start, vans"), st.form("restock_shift"):
     depot = st.text_input("Depot (LAT,LON)", value=request["depot"], max_chars=64,
                           key="restock_depot")
     day = st.date_input("Shift date", value=request["date"], key="restock_date")
