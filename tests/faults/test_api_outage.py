@@ -69,7 +69,7 @@ def _is_outage_problem(response: httpx.Response) -> None:
 
 
 def test_reads_and_writes_answer_503_while_the_database_is_away(client: httpx.Client) -> None:
-    _is_outage_problem(client.get("/api/v1/machines"))
+    _is_outage_problem(client.get("/api/v1/machines/test-001"))
     _is_outage_problem(client.get("/api/v1/alerts"))
     _is_outage_problem(client.post("/api/v1/visits", json={
         "machine_id": "test-001", "slots": [{"slot": 1, "count_after": 3}]}))
