@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -134,12 +135,15 @@ def demo(
         while not stopping.wait(STATUS_EVERY_S):
             if runner.fleet is not None:
                 stats = runner.fleet.stats
+                team = runner.team.stats if runner.team is not None else None
                 log.info(
-                    "fleet: %d dispensed, %d refused, %d refills, simulated time %s",
+                    "fleet: %d dispensed, %d refused, %d refills, simulated time %s%s",
                     stats.dispensed,
                     sum(stats.refused.values()),
                     stats.refills,
                     runner.fleet.now().strftime("%a %H:%M"),
+                    f"; outreach team: {team.plans} plans, {team.visits} visits"
+                    if team is not None else "",
                 )
     except _Interrupted:
         log.info("stopped while starting")
@@ -149,6 +153,40 @@ def demo(
     finally:
         stopping.set()
         runner.stop()
+
+
+class EvalPolicy(StrEnum):
+    """The restock policies ``restock-eval`` compares (simulators/restock_policies.py)."""
+
+    PLAN = "plan"
+    WEEKLY = "weekly"
+    WHEN_EMPTY = "when-empty"
+
+
+@app.command("restock-eval")
+def restock_eval(
+    policy: Annotated[list[EvalPolicy] | None, typer.Option(
+        help="policy to play; repeat for several (default: plan and weekly)")] = None,
+    days: Annotated[int, typer.Option(min=1, max=365, help="simulated days")] = 28,
+    machines: Annotated[int, typer.Option(min=1, max=500, help="simulated machines")] = 60,
+    vans: Annotated[int, typer.Option(min=1, max=50, help="vans on the road")] = 1,
+    per_day: Annotated[float, typer.Option(
+        min=0.1, max=100, help="mean visitors per machine a day")] = 6.0,
+    seed: Annotated[list[int] | None, typer.Option(
+        help="seed of the city; repeat for several (figures add up)")] = None,
+    out: Annotated[Path, typer.Option(help="where to write the figures as JSON")
+                   ] = Path("bench-results/restock_eval.json"),
+) -> None:
+    """Play the simulated city under restock policies with the backend's forecast and planner."""
+    # SciPy, OR-Tools and the backend's planner load only for this command.
+    from simulators.restock_eval import evaluate, summary, write
+
+    names = [p.value for p in policy or (EvalPolicy.PLAN, EvalPolicy.WEEKLY)]
+    result = evaluate(names, machines=machines, days=days, vans=vans, seeds=seed or [1],
+                      per_day=per_day)
+    write(result, out)
+    typer.echo(summary(result))
+    typer.echo(f"written to {out}")
 
 
 def main() -> None:

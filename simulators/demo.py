@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from sqlmodel import Session
 
 from backend import crud
@@ -37,6 +38,7 @@ from simulators.fleet import Fleet, FleetSettings
 from simulators.fleet_plan import MachineSpec, plan_fleet
 from simulators.neighbourhood_cells import AREAS_FILE, demo_areas
 from simulators.notify_sinks import MailSink, WebhookInbox
+from simulators.outreach_team import OutreachTeam, TeamSettings
 from simulators.planogram import push_planograms
 from simulators.processes import Child, entry_point
 from simulators.scenario import Scenario, ScenarioError, load_scenario
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 
 API_START_S = 90.0
 CONSOLE_START_S = 120.0
+TEAM_HTTP_TIMEOUT_S = 60.0
+"""A plan over the fleet takes a second or two; the backend may be busy replaying history."""
 """Start-up deadlines: generous, a laptop may be importing pandas for the first time."""
 
 
@@ -79,6 +83,8 @@ class Demo:
     fleet: Fleet | None = None
     inbox: WebhookInbox | None = None
     mail: MailSink | None = None
+    team: OutreachTeam | None = None
+    team_client: httpx.Client | None = None
 
     def start(self) -> DemoUrls:
         """Start every part in dependency order; on failure stop what started and re-raise."""
@@ -120,6 +126,8 @@ class Demo:
             api_url, workdir, tokens[console_role] if console_role else None
         )
         self._start_fleet(broker, passwords, backend_password, scenario, workdir)
+        if cfg.outreach_team:
+            self._start_team(api_url, tokens[Role.OUTREACH])
         if cfg.hotspots:
             self.hotspot_job = Child(
                 "hotspot-job",
@@ -274,7 +282,9 @@ class Demo:
             FleetSettings(
                 speed=cfg.speed,
                 seed=cfg.seed,
-                restock_after=timedelta(hours=cfg.restock_after_h),
+                # The team follows the plan; without it the fleet refills empty machines.
+                restock_after=None if cfg.outreach_team else timedelta(
+                    hours=cfg.restock_after_h),
                 history=timedelta(days=cfg.history_days),
             ),
             scenario=scenario,
@@ -292,6 +302,18 @@ class Demo:
         )
         fleet.start()
 
+    def _start_team(self, api_url: str, token: str) -> None:
+        """Start the outreach team: it plans through the API as the outreach role."""
+        if self.fleet is None:
+            return
+        depot = (sum(s.lat for s in self.specs) / len(self.specs),
+                 sum(s.lon for s in self.specs) / len(self.specs))
+        self.team_client = httpx.Client(base_url=api_url, timeout=TEAM_HTTP_TIMEOUT_S,
+                                        headers={"Authorization": f"Bearer {token}"})
+        self.team = OutreachTeam(self.fleet, self.team_client, TeamSettings(
+            depot=depot, shift_every=timedelta(hours=self.config.team_shift_every_h)))
+        self.team.start()
+
     def child_pids(self) -> list[int]:
         """Return the pids of the processes the demo started."""
         pids = [c.pid for c in (self.backend, self.console, self.hotspot_job) if c is not None]
@@ -302,10 +324,16 @@ class Demo:
     def stop(self) -> None:
         """Stop everything, the most dependent part first; safe to call twice."""
         started = time.monotonic()
-        parts = (self.console, self.hotspot_job, self.fleet, self.backend, self.broker,
-                 self.inbox, self.mail)
+        parts = (self.console, self.hotspot_job, self.team, self.fleet, self.backend,
+                 self.broker, self.inbox, self.mail)
         if all(part is None for part in parts):
             return
+        if self.team is not None:
+            self.team.stop()
+            self.team = None
+        if self.team_client is not None:
+            self.team_client.close()
+            self.team_client = None
         if self.console is not None:
             self.console.stop()
             self.console = None

@@ -36,6 +36,10 @@ class DemoConfig:
     offline_timeout_s: float = 60.0
     """The backend calls a machine offline after this long without a heartbeat."""
     restock_after_h: float = 6.0
+    """Only without the outreach team: the fleet refills a machine after a slot sat empty."""
+    outreach_team: bool = True
+    """The simulated team issues the backend's plan every simulated day and follows it."""
+    team_shift_every_h: float = 24.0
     mean_per_day: float = 6.0
     history_days: float = 7.0
     """Simulated days replayed before the live run: the hotspot scan's baseline."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,8 +35,9 @@ class FleetSettings:
     """Simulated seconds per real second: 360 turns a real minute into six hours."""
     tick_s: float = 0.5
     """Real seconds between demand steps."""
-    restock_after: timedelta = timedelta(hours=6)
-    """Simulated time a slot stays empty before the outreach team refills the machine."""
+    restock_after: timedelta | None = timedelta(hours=6)
+    """Simulated time a slot stays empty before the outreach team refills the machine;
+    None: the fleet refills nothing itself (a team following the plan restocks it)."""
     seed: int = 2026
     start: datetime | None = None
     """Simulated time when the live run begins (scenario hour 0); now when unset."""
@@ -82,7 +83,7 @@ class Fleet:
         if scenario is not None and check_targets:
             scenario.check_targets(specs)
         self.stats = FleetStats()
-        self.policy = RestockPolicy(delay=settings.restock_after)
+        self.policy = RestockPolicy(delay=settings.restock_after or timedelta(0))
         self._factory = machine_factory
         self._rng = np.random.default_rng(settings.seed)
         self._machines: dict[str, Machine] = {}
@@ -196,8 +197,9 @@ class Fleet:
             for machine_id, count in zip(ids, visitors, strict=True):
                 if count and not self._stop.is_set():
                     vends += self._serve(machine_id, count, end)
-            for machine_id in self.policy.due(end):
-                self._refill(machine_id)
+            if self.settings.restock_after is not None:
+                for machine_id in self.policy.due(end):
+                    self._refill(machine_id)
             return vends
 
     def _hours(self, when: datetime) -> float:
@@ -284,6 +286,20 @@ class Fleet:
         self.policy.visited(machine_id)
         self.stats.refills += 1
         log.debug("outreach visit refilled %s", machine_id)
+
+    def restock(self, machine_id: str, counts: Mapping[int, int]) -> None:
+        """Set slots of one machine to the given counts: an outreach worker's visit."""
+        with self._lock:
+            machine = self._machines[machine_id]
+            for slot, count in sorted(counts.items()):
+                machine.restock(slot, count)
+                self._counts[(machine_id, slot)] = count
+            self.policy.visited(machine_id)
+            self.stats.refills += 1
+
+    def capacity(self, machine_id: str) -> dict[int, int]:
+        """Return each slot's capacity, slot -> items."""
+        return {s.slot: s.capacity for s in self.specs[machine_id].slots}
 
     def stock(self, machine_id: str) -> dict[int, int]:
         """Return the fleet's own view of a machine's stock, slot -> count."""

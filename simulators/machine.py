@@ -28,6 +28,10 @@ class Machine(Protocol):
         """Fill every slot."""
         ...
 
+    def restock(self, slot: int, count: int) -> None:
+        """Set one slot to ``count`` items, as a worker loading it does."""
+        ...
+
     def set_temperature(self, celsius: float) -> None:
         """Make the cabinet read ``celsius``."""
         ...

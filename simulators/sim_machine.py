@@ -113,6 +113,10 @@ class SimMachine:
         for slot in self.spec.slots:
             controller.restock(slot.slot, slot.capacity)
 
+    def restock(self, slot: int, count: int) -> None:
+        """Set one slot to ``count`` items (service mode), as a worker loading it does."""
+        self._controller().restock(slot, count)
+
     def set_temperature(self, celsius: float) -> None:
         """Make the cabinet read ``celsius``."""
         self._controller().set_temperature(celsius)

@@ -116,6 +116,20 @@ def test_demo_runs_and_a_stop_signal_ends_every_child(tmp_path: Path, stop_by: s
             return sum(1 for key, n in now.items() if n < first.get(key, n)) >= 3
 
         wait_until(stock_moved, START_S, "dispenses to lower the stock in the API")
+
+        def team_followed_the_plan() -> bool:
+            # The simulated team issues the backend's plan and records its visits
+            # through the API with the outreach token, as a phone would.
+            assert demo.poll() is None, out.read_text()
+            done = {}
+            for action in ("restock_plan.issue", "visit.record"):
+                answer = httpx.get(f"{api}/api/v1/audit", timeout=5, headers=bearer_admin,
+                                   params={"action": action, "actor": "demo-outreach"})
+                done[action] = len(answer.json()["data"]) if answer.status_code == 200 else 0
+            return done["restock_plan.issue"] >= 1 and done["visit.record"] >= 1
+
+        bearer_admin = {"Authorization": f"Bearer {token}"}
+        wait_until(team_followed_the_plan, START_S, "the outreach team to follow a plan")
         text = out.read_text()
         assert f"http://127.0.0.1:{console_port}" in text
         assert f"{api}/docs" in text

@@ -50,6 +50,9 @@ class CountingMachine:
         self.counts = {s.slot: s.capacity for s in self.spec.slots}
         self.refills += 1
 
+    def restock(self, slot: int, count: int) -> None:
+        self.counts[slot] = count
+
     def set_temperature(self, celsius: float) -> None:
         self.temperatures.append(celsius)
 
