@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 SHELF_DAYS = 730
 """Expiry of the lots the team loads: two years after the visit."""
 POLL_S = 0.2
-"""Real seconds between looks at the simulated clock."""
+"""Real seconds between looks at the simulated clock; at most one visit is made per look,
+so a fast simulated clock does not turn into a burst of writes on the backend."""
+VISIT_EVERY_S = 1.0
+"""Real seconds between two visits at least: each visit resolves alerts, and the demo's
+webhook inbox and mail sink live in the same process as the team."""
+START_DELAY_S = 10.0
+"""Real seconds the team waits before its first plan: the backend is still taking in the
+history the fleet has just replayed."""
 HTTP_TIMEOUT_S = 30.0
 
 
@@ -55,6 +62,8 @@ class TeamSettings:
     vans: int = 1
     shift_hours: float = 8.0
     shift_every: timedelta = timedelta(hours=24)
+    start_delay_s: float = START_DELAY_S
+    visit_every_s: float = VISIT_EVERY_S
 
 
 @dataclass
@@ -137,6 +146,8 @@ class OutreachTeam:
             self._thread = None
 
     def _run(self) -> None:
+        if self._stop.wait(self.settings.start_delay_s):
+            return
         while not self._stop.wait(POLL_S):
             try:
                 self.tick(self.fleet.now())
@@ -150,9 +161,10 @@ class OutreachTeam:
         if self._next_shift is None or now >= self._next_shift:
             self._next_shift = now + self.settings.shift_every
             self._issue(now)
-        while self._pending and datetime.fromisoformat(self._pending[0]["arrival"]) <= now:
+        if self._pending and datetime.fromisoformat(self._pending[0]["arrival"]) <= now:
             stop = self._pending.pop(0)
             self._visit(stop, now)
+            self._stop.wait(self.settings.visit_every_s)
 
     def _issue(self, now: datetime) -> None:
         lat, lon = self.settings.depot

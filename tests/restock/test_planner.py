@@ -262,3 +262,20 @@ def test_shift_start_is_utc_and_bounded() -> None:
     assert shift_start_of(datetime(2026, 12, 3, 8)) == START
     with pytest.raises(ValueError, match="between 2000 and 2100"):
         shift_start_of(datetime(1, 1, 1, tzinfo=UTC))
+
+
+def test_a_routine_stop_far_from_anything_pressing_is_not_routed() -> None:
+    # One item below par is worth 1.5 km there and back; this one is 4 km away.
+    far = _stop("routine-far", Point(40.735, -73.98), Urgency.ROUTINE, 1)
+    near = _stop("routine-near", Point(40.7535, -73.98), Urgency.ROUTINE, 1)
+    stops = [far, near]
+    plan = solve(_shift(hours=4), stops, _matrix(stops))
+    assert [s.machine_id for s in plan.vans[0].stops] == ["routine-near"]
+    [left] = plan.left_out
+    assert left.machine_id == "routine-far"
+    assert left.reason.startswith("routine: ")
+    # Next to a critical stop it is on the way.
+    critical = _stop("critical", Point(40.7352, -73.98), Urgency.CRITICAL, 5)
+    stops = [far, critical]
+    plan = solve(_shift(hours=4), stops, _matrix(stops))
+    assert {s.machine_id for s in plan.vans[0].stops} == {"routine-far", "critical"}

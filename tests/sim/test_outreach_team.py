@@ -73,7 +73,7 @@ def test_the_team_issues_a_plan_each_shift_and_visits_stops_as_the_clock_reaches
 
     fleet = _Fleet()
     client = httpx.Client(base_url="http://backend", transport=httpx.MockTransport(answer))
-    team = OutreachTeam(fleet, client, TeamSettings(depot=(39.95, -75.16)))
+    team = OutreachTeam(fleet, client, TeamSettings(depot=(39.95, -75.16), visit_every_s=0))
     team.tick(T0)
     [issued] = requests
     assert json.loads(issued.content) == {"depot": "39.95000,-75.16000",
@@ -85,7 +85,7 @@ def test_the_team_issues_a_plan_each_shift_and_visits_stops_as_the_clock_reaches
     assert requests[1].headers["Idempotency-Key"]
     assert fleet.restocked == [("m-1", {1: 10})]
     team.tick(T0 + timedelta(hours=1))
-    assert fleet.restocked[-1] == ("m-2", {1: 10})
+    assert fleet.restocked[-1] == ("m-2", {1: 10})  # one visit per look at the clock
     assert requests[2].headers["Idempotency-Key"] != requests[1].headers["Idempotency-Key"]
     assert (team.stats.plans, team.stats.visits, team.stats.last_plan_id) == (1, 2, 7)
     team.tick(T0 + timedelta(hours=24))  # the next shift: a new plan

@@ -136,7 +136,8 @@ def _issued(record: RestockPlanRecord) -> IssuedPlan:
 )
 def issue_restock_plan(
     body: PlanRequest,
-    session: WriteSessionDep,
+    session: SessionDep,
+    write: WriteSessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     forecast_settings: ForecastSettingsDep,
@@ -148,19 +149,23 @@ def issue_restock_plan(
     that shift. The forecast's predicted_stockout alert then asks whether a
     machine runs out before its planned visit (docs/restock.md).
     """
+    # Planned on a read session: on SQLite the write lock is taken only to store the
+    # plan, not for the second the forecast and the solver take (ingest and token
+    # bookkeeping would wait for it).
     plan = _plan(session, settings, forecast_settings, principal, depot=body.depot,
                  shift_start=body.shift_start, shift_hours=body.shift_hours, vans=body.vans,
                  van_capacity=body.van_capacity)
-    record = issue_plan(session, plan, by=principal.name)
-    record_audit(session, actor=principal.name, action="restock_plan.issue",
+    session.rollback()
+    record = issue_plan(write, plan, by=principal.name)
+    record_audit(write, actor=principal.name, action="restock_plan.issue",
                  object_type="restock_plan", object_id=record.id or 0,
                  after={"shift_start": plan.shift_start.isoformat(),
                         "shift_end": plan.shift_end.isoformat(), "vans": len(plan.vans),
                         "stops": [[s.machine_id for s in v.stops] for v in plan.vans],
                         "distance_km": plan.distance_km},
                  request_id=request_id)
-    session.commit()
-    session.refresh(record)
+    write.commit()
+    write.refresh(record)
     return _issued(record)
 
 
