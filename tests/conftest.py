@@ -28,8 +28,12 @@ settings.load_profile(os.environ.get("NX_HYPOTHESIS_PROFILE", "ci"))
 
 SLOW_FILES_FIRST = (
     "tests/backend/test_schemathesis.py",
+    "tests/faults/test_ingest_link.py",
+    "tests/faults/test_agent_link.py",
     "tests/backend/test_replicas.py",
     "tests/console/test_browser.py",
+    "tests/faults/test_postgres_faults.py",
+    "tests/backend/test_backup_restore.py",
     "tests/backend/test_commands_processes.py",
     "tests/sim/test_demo.py",
     "tests/e2e/test_spine.py",
