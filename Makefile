@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test fuzz bench lint mosquitto clean help
+.PHONY: demo test fuzz bench lint mosquitto chromium clean help
 
 help:
 	@echo "make demo   - run broker, backend, a simulated fleet and the console"
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 mosquitto:
 	@bash broker_config/ensure-mosquitto.sh
 
+# Debian's chromium for the browser test (tests/browser); it skips, saying why, where apt cannot.
+chromium:
+	@bash tests/browser/ensure-chromium.sh
+
 demo: $(STAMP) mosquitto
 	$(BIN)/nx-sim demo
 
@@ -34,7 +38,7 @@ demo: $(STAMP) mosquitto
 # --tb=native: CPython 3.11's AST state can break pytest's own traceback rendering of a
 # failure into an INTERNALERROR that ends the run (python/cpython#106905).
 TEST_WORKERS ?= 4
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --tb=native
 
 # Random seed each run (NX_FUZZ_EXAMPLES examples per test, default 2000); a failure

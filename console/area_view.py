@@ -16,7 +16,7 @@ from console.api_models import AreaCollection
 RGBA = tuple[int, int, int, int]
 Ring = list[list[float]]
 
-OUTLINE_COLOUR: RGBA = (55, 65, 95, 230)
+OUTLINE_COLOUR: RGBA = (55, 65, 95, 255)
 """Dark slate: readable on a blank canvas and on a light basemap alike."""
 NAME_COLOUR: RGBA = (40, 45, 60, 255)
 
@@ -143,9 +143,12 @@ def heat_legend(k: int | None) -> str:
 
 
 def labelled(names: Sequence[dict[str, Any]], totals: dict[str, str]) -> list[dict[str, Any]]:
-    """Return the name rows with a ``label``: the name, and under it the published total."""
+    """Return the name rows with a ``label``: the name, and under it the published total.
+
+    A total of 0 is left out: a city of zeros would bury the names that matter.
+    """
     return [
-        {**row, "label": f"{row['name']}\n{totals[row['name']]}" if row["name"] in totals
-         else row["name"]}
+        {**row, "label": f"{row['name']}\n{totals[row['name']]}"
+         if totals.get(row["name"], "0") != "0" else row["name"]}
         for row in names
     ]

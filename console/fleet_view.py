@@ -115,8 +115,9 @@ def view_centre(points: Sequence[dict[str, Any]]) -> ViewCentre:
     lats = [float(p["lat"]) for p in points]
     lons = [float(p["lon"]) for p in points]
     span = max(max(lats) - min(lats), max(lons) - min(lons), 0.005)
-    # Web-mercator zoom z shows about 360 / 2**z degrees across; leave a margin.
-    zoom = max(2.0, min(15.0, math.log2(360.0 / (span * 1.6)) - 1.0))
+    # deck.gl's world is 512 px wide at zoom 0, so a map about 512 px wide shows
+    # 360 / 2**z degrees across at zoom z; leave a margin.
+    zoom = max(2.0, min(15.0, math.log2(360.0 / (span * 1.6))))
     return ViewCentre((max(lats) + min(lats)) / 2, (max(lons) + min(lons)) / 2, round(zoom, 2))
 
 
@@ -153,8 +154,6 @@ def alert_rows(
 ) -> list[dict[str, Any]]:
     """Return table rows for alerts, most severe first and newest first within a severity."""
     names = machine_names or {}
-    ordered = sorted(alerts, key=lambda a: a.opened_at.timestamp(), reverse=True)
-    ordered.sort(key=lambda a: SEVERITY_ORDER.get(a.severity.lower(), len(SEVERITY_ORDER)))
     return [
         {
             "id": alert.id,
@@ -165,8 +164,15 @@ def alert_rows(
             "opened": _when(alert.opened_at),
             "message": alert.message,
         }
-        for alert in ordered
+        for alert in urgent_first(alerts)
     ]
+
+
+def urgent_first(alerts: Iterable[AlertPublic]) -> list[AlertPublic]:
+    """Return alerts most severe first and newest first within a severity."""
+    ordered = sorted(alerts, key=lambda a: a.opened_at.timestamp(), reverse=True)
+    ordered.sort(key=lambda a: SEVERITY_ORDER.get(a.severity.lower(), len(SEVERITY_ORDER)))
+    return ordered
 
 
 def slot_rows(machine: MachinePublic) -> list[dict[str, Any]]:
@@ -194,6 +200,14 @@ def alert_label(alert: AlertPublic, machine_names: dict[str, str] | None = None)
     names = machine_names or {}
     where = names.get(alert.machine_id or "", alert.machine_id or alert.subject)
     return f"#{alert.id} {alert.severity} {alert.type.replace('_', ' ')} at {where}"
+
+
+def alert_card(alert: AlertPublic, machine_names: dict[str, str] | None = None) -> str:
+    """Return one alert as a short markdown card for a phone: what, where, when, status."""
+    return (
+        f"**{alert_label(alert, machine_names)}**  \n"
+        f"{alert.status.value} · opened {_when(alert.opened_at)}  \n{alert.message}"
+    )
 
 
 def alert_types(alerts: Iterable[AlertPublic]) -> list[str]:

@@ -25,8 +25,7 @@ TOOLTIP = {
     "html": "<b>{name}</b><br/>{site}<br/>{health_label} · {stock}<br/>open alerts: {open_alerts}",
 }
 # Signed-distance-field glyphs with a white halo: text stays readable over any shade.
-TEXT_HALO = {"font_settings": {"sdf": True}, "outline_width": 3,
-             "outline_color": [255, 255, 255, 255]}
+TEXT_HALO: dict[str, Any] = {}
 LABEL_TEXT = [30, 30, 30, 255]
 
 
@@ -49,11 +48,15 @@ def heat_layer(rows: Sequence[dict[str, Any]]) -> pdk.Layer:
 
 
 def outline_layer(rows: Sequence[dict[str, Any]]) -> pdk.Layer:
-    """Return the area borders as lines."""
+    """Return the area borders as unfilled polygons.
+
+    Not a PathLayer: a closed ring repeats its first point, and the zero-length
+    last segment's joint can blow up to cover the whole canvas (seen in chromium).
+    """
     return pdk.Layer(
-        "PathLayer", data=list(rows), id="area-outlines", get_path="path",
-        get_color=list(OUTLINE_COLOUR), width_min_pixels=1.5, get_width=2,
-        width_units="pixels", pickable=False,
+        "PolygonLayer", data=list(rows), id="area-outlines", get_polygon="path",
+        get_line_color=list(OUTLINE_COLOUR), line_width_min_pixels=2, get_line_width=2,
+        filled=False, stroked=True, pickable=False,
     )
 
 
@@ -119,7 +122,7 @@ def fleet_deck(
     centre: ViewCentre,
     layers: MapLayers | None = None,
 ) -> pdk.Deck:
-    """Return a deck: heat, area outlines, hotspots, machines, then all the words on top."""
+    """Return a deck: heat, area outlines, hotspots, the words, then the machines on top."""
     extra = layers or MapLayers()
     drawn: list[pdk.Layer] = []
     if extra.heat:
@@ -129,10 +132,11 @@ def fleet_deck(
     # Hotspots under the machines, so the machines inside them stay visible and pickable.
     if extra.hotspots:
         drawn.append(hotspot_layer(extra.hotspots))
-    drawn.append(machine_layer(points))
     if extra.area_names:
         drawn.append(area_name_layer(extra.area_names))
     drawn.append(state_text_layer(points))
+    # The dots last: a label running into a neighbour's dot must not hide its colour.
+    drawn.append(machine_layer(points))
     view = pdk.ViewState(latitude=centre.lat, longitude=centre.lon, zoom=centre.zoom, pitch=0)
     # Carto's light basemap needs no API token; offline, the area layer stands in for it.
     return pdk.Deck(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console import fleet_view, session
+from console import fleet_view, responsive, session
 from console.api_models import AlertStatus
 from console.client import ApiError
 
 ALL = "all"
+PHONE_CARDS = 50
+"""Alerts shown as cards on a phone; the filters narrow a longer list."""
 
 st.title("Alerts")
 api = session.api()
@@ -46,7 +48,13 @@ st.caption(f"{len(alerts)} of {page.count} alerts")
 if not alerts:
     st.info("No alerts match.")
     st.stop()
-st.dataframe(fleet_view.alert_rows(alerts, names), hide_index=True, key="alerts_table")
+wide, narrow = responsive.wide_and_narrow("alerts")
+wide.dataframe(fleet_view.alert_rows(alerts, names), hide_index=True, key="alerts_table")
+# Phones: one card per alert, nothing off-screen.
+for alert in fleet_view.urgent_first(alerts)[:PHONE_CARDS]:
+    narrow.container(border=True).markdown(fleet_view.alert_card(alert, names))
+if len(alerts) > PHONE_CARDS:
+    narrow.caption(f"The first {PHONE_CARDS}; filter to see others.")
 
 # Only alerts this role may act on get buttons (the API refuses the others anyway).
 actionable = [

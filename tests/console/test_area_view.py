@@ -57,4 +57,5 @@ def test_heat_and_hotspot_colours_are_never_a_machine_state_colour() -> None:
 
 def test_labels_put_the_published_total_under_the_name() -> None:
     names = [{"name": "A", "lon": 0.0, "lat": 0.0}, {"name": "B", "lon": 1.0, "lat": 1.0}]
-    assert [row["label"] for row in area_view.labelled(names, {"A": "<5"})] == ["A\n<5", "B"]
+    labels = area_view.labelled(names, {"A": "<5", "B": "0"})
+    assert [row["label"] for row in labels] == ["A\n<5", "B"]

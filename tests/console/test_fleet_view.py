@@ -125,7 +125,7 @@ def test_deck_draws_hotspots_under_the_machines() -> None:
     points = fleet_view.machine_points([_machine("a")])
     circles = [{"lat": 39.95, "lon": -75.16, "radius_m": 800.0, "label": "x"}]
     deck = fleet_deck(points, fleet_view.view_centre(points), MapLayers(hotspots=circles))
-    assert [layer.id for layer in deck.layers] == ["hotspots", "machines", "machine-states"]
+    assert [layer.id for layer in deck.layers] == ["hotspots", "machine-states", "machines"]
 
 
 def test_event_rows_flatten_the_backend_event_shape() -> None:

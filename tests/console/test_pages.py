@@ -70,8 +70,8 @@ def test_fleet_map_draws_areas_dispense_heat_and_states_in_words(memory_api: Mem
     at = _run()
     layers = _deck_layers(at)
     # Bottom to top: heat, outlines, hotspots, machines, then the words.
-    assert list(layers) == ["heat", "area-outlines", "hotspots", "machines", "area-names",
-                            "machine-states"]
+    assert list(layers) == ["heat", "area-outlines", "hotspots", "area-names",
+                            "machine-states", "machines"]
     assert [row["name"] for row in layers["area-outlines"]["data"]] == ["Kensington", "Fairhill"]
     labels = {row["name"]: row["label"] for row in layers["area-names"]["data"]}
     # The totals as the backend published them: "<5" stays "<5", never a number.
@@ -107,7 +107,7 @@ def test_fleet_map_still_draws_machines_when_the_areas_fail(memory_api: MemoryAp
     memory_api.area_failure = "areas route failed with 500"
     at = _run()
     assert "Area outlines unavailable" in at.warning[0].value
-    assert list(_deck_layers(at)) == ["hotspots", "machines", "machine-states"]
+    assert list(_deck_layers(at)) == ["hotspots", "machine-states", "machines"]
 
 
 def test_fleet_map_still_draws_when_hotspots_fail(memory_api: MemoryApi) -> None:

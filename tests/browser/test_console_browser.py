@@ -1,0 +1,173 @@
+"""The console in a real browser: the demo, headless chromium, every page, what a person sees.
+
+One demo and one browser serve the whole module. Every page of the
+navigation (console/navigation.py PAGE_SPECS) is visited, so a page added
+there is visited too; what to check on it beyond "renders without an error"
+goes in PAGE_CHECKS with one line. Screenshots of every page land in
+var/test-artifacts/browser/ (docs/for-officials.md uses some of them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.browser.console_page import missing_chromium
+
+if (reason := missing_chromium()) is not None:
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from console import fleet_view
+from console.api_models import Health, MachinePublic
+from console.area_view import OUTLINE_COLOUR
+from console.map_deck import MARKER_MAX_PX, MARKER_MIN_PX, MARKER_RADIUS_M
+from console.navigation import PAGE_SPECS
+from tests.browser import console_page as ui
+from tests.browser.demo_run import DemoRun, running_demo
+from tests.waiting import wait_until
+
+DESKTOP = (1400, 1000)
+PHONE = (390, 844)
+PHONE_PAGES = ("restock", "alerts")
+"""Pages an outreach worker opens on a phone in the van (by PageKey)."""
+MAP_DRAWN_S = 60.0
+"""SwiftShader draws WebGL on the CPU, which two shared cores make slow."""
+
+pytestmark = pytest.mark.timeout(900)
+"""The demo and a CPU-drawn WebGL map on two cores shared with other suites: minutes, not s."""
+
+Check = Callable[[Page, DemoRun], None]
+expect.set_options(timeout=ui.STEP_MS)
+
+
+def check_fleet_map(page: Page, demo: DemoRun) -> None:
+    """The map canvas shows one dot per machine and the area outlines; an alert row is listed."""
+    machines = demo.machines()
+    points = fleet_view.machine_points(
+        MachinePublic.model_validate(m) for m in machines)
+    centre = fleet_view.view_centre(points)
+    radius = ui.marker_radius_px(centre.zoom, centre.lat, MARKER_RADIUS_M, MARKER_MIN_PX,
+                                 MARKER_MAX_PX)
+    wanted = ui.expected_markers([(p["lat"], p["lon"]) for p in points], centre.zoom, radius)
+    canvas = '[data-testid="stDeckGlJsonChart"]'
+    marker_colours = [fleet_view.HEALTH_COLOURS[h] for h in Health]
+    seen: list[int] = []
+
+    def dots_drawn() -> bool:
+        seen.append(ui.count_dots(ui.element_png(page, canvas), marker_colours))
+        return seen[-1] == wanted
+
+    try:
+        wait_until(dots_drawn, MAP_DRAWN_S, f"{wanted} machine markers on the map")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; counted {seen[-5:]}") from None
+    # Without basemap tiles (this browser reaches loopback only) the areas say where things are.
+    assert ui.colour_pixels(ui.element_png(page, canvas), OUTLINE_COLOUR) > 300
+    open_alerts = demo.get("/api/v1/alerts", status="open")["count"]
+    expect(page.get_by_role("heading", name=f"Open alerts ({open_alerts})")).to_be_visible()
+    assert open_alerts > 0, "the demo opened no alert: nothing to see in the alert list"
+    assert ui.grid_rows(page, 0), "the open alerts table shows no row"
+
+
+def check_alerts(page: Page, demo: DemoRun) -> None:
+    """The alert list shows rows: a table on a desk, one card per alert on a phone."""
+    expect(page.get_by_text(re.compile(r"^\d+ of \d+ alerts$"))).to_be_visible()
+    if ui.is_narrow(page):
+        expect(page.locator(".st-key-alerts-narrow").get_by_text(re.compile(r"^#\d+ ")).first
+               ).to_be_visible()
+        return
+    rows = ui.grid_rows(page, 0)
+    assert rows, "the alerts table shows no row"
+    assert rows[0][1] in {"critical", "high", "warning", "medium", "info"}, rows
+
+
+def check_restock(page: Page, demo: DemoRun) -> None:
+    """The shift's route: a van's stops and how far it got (or that nobody needs a visit)."""
+    expect(page.get_by_text(re.compile(r"^\d+ of \d+ stops done$|No machine needs a visit"))
+           ).to_be_visible()
+
+
+def check_machine(page: Page, demo: DemoRun) -> None:
+    """One machine's state tiles and slots."""
+    expect(page.get_by_test_id("stMetricLabel").filter(has_text="State")).to_be_visible()
+    assert ui.grid_rows(page, 0), "the slots table shows no row"
+
+
+def check_tokens(page: Page, demo: DemoRun) -> None:
+    expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
+    assert any("demo-health" in " ".join(row) for row in ui.grid_rows(page, 0))
+
+
+def check_account(page: Page, demo: DemoRun) -> None:
+    expect(page.get_by_test_id("stMain").get_by_text("demo-admin").first).to_be_visible()
+
+
+PAGE_CHECKS: dict[str, Check] = {
+    "fleet_map": check_fleet_map,
+    "alerts": check_alerts,
+    "restock": check_restock,
+    "machine": check_machine,
+    "tokens": check_tokens,
+    "account": check_account,
+}
+"""Per page (keyed by its PageKey value), what a person must see besides no error."""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    with running_demo(tmp_path_factory.mktemp("browser-demo")) as run:
+        yield run
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = ui.launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_every_page_renders_what_a_person_needs(demo: DemoRun, browser: Browser) -> None:
+    context = ui.offline_context(browser, *DESKTOP)
+    try:
+        page = context.new_page()
+        ui.sign_in(page, demo.console, demo.tokens["admin"])
+        ui.screenshot(page, "sign-in-done")
+        failures: dict[str, str] = {}
+        for key, spec in PAGE_SPECS.items():  # admin sees every page
+            ui.open_page(page, spec.title)
+            check = PAGE_CHECKS.get(key.value)
+            try:
+                if check is not None:
+                    check(page, demo)
+                shown = ui.problems(page)
+                assert not shown, f"error boxes: {shown}"
+            except AssertionError as exc:
+                failures[spec.title] = str(exc).splitlines()[0]
+            finally:
+                ui.screenshot(page, spec.url_path)
+        assert not failures, failures
+    finally:
+        context.close()
+
+
+def test_phone_pages_fit_the_screen(demo: DemoRun, browser: Browser) -> None:
+    context = ui.offline_context(browser, *PHONE)
+    try:
+        page = context.new_page()
+        ui.sign_in(page, demo.console, demo.tokens["outreach"])
+        for key in PHONE_PAGES:
+            spec = next(s for k, s in PAGE_SPECS.items() if k.value == key)
+            ui.open_page(page, spec.title)
+            PAGE_CHECKS[key](page, demo)
+            ui.screenshot(page, f"phone-{spec.url_path}")
+            assert not ui.problems(page)
+            assert not ui.sideways(page), f"{spec.title} at 390 px: {ui.sideways(page)}"
+    finally:
+        context.close()
