@@ -9,8 +9,9 @@ from console.api_models import AlertStatus
 from console.client import ApiError
 
 ALL = "all"
+# Alerts shown as cards on a phone; the filters narrow a longer list. (A comment, not a
+# docstring: Streamlit's magic would print a bare string on the page.)
 PHONE_CARDS = 50
-"""Alerts shown as cards on a phone; the filters narrow a longer list."""
 
 st.title("Alerts")
 api = session.api()

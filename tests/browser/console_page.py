@@ -70,19 +70,6 @@ def offline_context(browser: Browser, width: int, height: int) -> BrowserContext
     return context
 
 
-def wait_for_run(page: Page) -> None:
-    """Wait until the page has a title and no element still waits for its first draw.
-
-    Not for an idle status widget: live tiles re-run every few seconds, and on
-    two busy cores a page may never look idle. The checks wait for what they read.
-    """
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stSkeleton"]')
-                 && document.querySelector('[data-testid="stMain"] h1')""",
-        timeout=STEP_MS,
-    )
-
-
 def sign_in(page: Page, console: str, token: str) -> None:
     """Open the console and sign in with ``token`` on its sign-in page."""
     page.goto(console)
@@ -104,8 +91,9 @@ def open_page(page: Page, title: str) -> None:
     if narrow and sidebar.get_attribute("aria-expanded") != "true":
         page.locator(SIDEBAR_OPENER).first.click()  # a phone-sized window folds it away
     link.click()
+    # Only the title: live tiles re-run every few seconds and on two busy cores a page may
+    # never look idle; each check waits for what it reads.
     page.get_by_role("heading", name=title, level=1).wait_for()
-    wait_for_run(page)
     if narrow:
         collapse = page.locator('[data-testid="stSidebarCollapseButton"] button')
         if collapse.is_visible():
@@ -166,6 +154,19 @@ def element_png(page: Page, selector: str) -> bytes:
     box = page.locator(selector).first.bounding_box()
     assert box is not None, f"{selector} is not shown"
     return page.screenshot(clip=box)
+
+
+def chart_marks(page: Page, index: int = 0) -> int:
+    """Return how many coloured pixels a Vega-Lite (Altair) chart draws: its marks, not its axes.
+
+    Axes, grid and labels are grey; a chart with data draws coloured bars, lines or areas.
+    """
+    selector = '[data-testid="stVegaLiteChart"]'
+    page.locator(selector).nth(index).wait_for()
+    image = np.asarray(Image.open(io.BytesIO(element_png(page, selector))).convert("RGB"))
+    rgb = image.astype(np.int16)
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)  # 0 for white, black and greys
+    return int((spread > 40).sum())
 
 
 def screenshot(page: Page, name: str) -> Path:

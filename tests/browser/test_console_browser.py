@@ -20,6 +20,7 @@ if (reason := missing_chromium()) is not None:
     pytest.skip(reason, allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from console import fleet_view
 from console.api_models import Health, MachinePublic
@@ -34,7 +35,8 @@ DESKTOP = (1400, 1000)
 PHONE = (390, 844)
 PHONE_PAGES = ("restock", "alerts")
 """Pages an outreach worker opens on a phone in the van (by PageKey)."""
-MAP_DRAWN_S = 60.0
+MAP_DRAWN_S = 180.0
+HOTSPOT_SCAN_S = 90.0
 """SwiftShader draws WebGL on the CPU, which two shared cores make slow."""
 
 pytestmark = pytest.mark.timeout(900)
@@ -58,7 +60,10 @@ def check_fleet_map(page: Page, demo: DemoRun) -> None:
     seen: list[int] = []
 
     def dots_drawn() -> bool:
-        seen.append(ui.count_dots(ui.element_png(page, canvas), marker_colours))
+        try:
+            seen.append(ui.count_dots(ui.element_png(page, canvas), marker_colours))
+        except PlaywrightTimeoutError:  # a starved browser; the deadline below still holds
+            return False
         return seen[-1] == wanted
 
     try:
@@ -67,9 +72,9 @@ def check_fleet_map(page: Page, demo: DemoRun) -> None:
         raise AssertionError(f"{exc}; counted {seen[-5:]}") from None
     # Without basemap tiles (this browser reaches loopback only) the areas say where things are.
     assert ui.colour_pixels(ui.element_png(page, canvas), OUTLINE_COLOUR) > 300
-    open_alerts = demo.get("/api/v1/alerts", status="open")["count"]
-    expect(page.get_by_role("heading", name=f"Open alerts ({open_alerts})")).to_be_visible()
-    assert open_alerts > 0, "the demo opened no alert: nothing to see in the alert list"
+    # Any count above 0: alerts open and close while we look.
+    expect(page.get_by_role("heading", name=re.compile(r"^Open alerts \([1-9]\d*\)$"))
+           ).to_be_visible()
     assert ui.grid_rows(page, 0), "the open alerts table shows no row"
 
 
@@ -91,6 +96,31 @@ def check_restock(page: Page, demo: DemoRun) -> None:
            ).to_be_visible()
 
 
+def check_hotspots(page: Page, demo: DemoRun) -> None:
+    """A cluster in plain words ("about once in N days") and its chart with data.
+
+    The demo's surge is found by a scan every 30 s on its own clock; when none has
+    been found yet the page must say so, as the API does.
+    """
+    def found() -> bool:
+        return bool(demo.get("/api/v1/hotspots", include_resolved="true")["features"])
+
+    try:
+        wait_until(found, HOTSPOT_SCAN_S, "the demo's hotspot scan to find its surge")
+    except AssertionError:
+        expect(page.get_by_text("No dispense clusters")).to_be_visible()
+        return
+    ui.open_page(page, "Hotspots")  # again: the first visit may have come before the scan
+    sentence = re.compile(r"would arise by chance (about|less often than) once in")
+    expect(page.get_by_test_id("stAlertContentInfo").filter(has_text=sentence)).to_be_visible()
+    assert ui.chart_marks(page) > 0, "the cluster's chart draws no data"
+
+
+def check_trends(page: Page, demo: DemoRun) -> None:
+    """Dispenses over time: a chart with data."""
+    assert ui.chart_marks(page) > 0, "the trends chart draws no data"
+
+
 def check_machine(page: Page, demo: DemoRun) -> None:
     """One machine's state tiles and slots."""
     expect(page.get_by_test_id("stMetricLabel").filter(has_text="State")).to_be_visible()
@@ -109,6 +139,8 @@ def check_account(page: Page, demo: DemoRun) -> None:
 PAGE_CHECKS: dict[str, Check] = {
     "fleet_map": check_fleet_map,
     "alerts": check_alerts,
+    "hotspots": check_hotspots,
+    "trends": check_trends,
     "restock": check_restock,
     "machine": check_machine,
     "tokens": check_tokens,

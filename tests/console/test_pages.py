@@ -191,3 +191,15 @@ def test_a_machine_picked_on_the_map_links_to_its_detail_page(memory_api: Memory
     assert len(links) == 1
     assert links[0].proto.label == "Open Machine test-003"
     assert links[0].proto.query_string == "machine=test-003"
+
+
+def test_alerts_page_gives_phones_one_card_per_alert_most_severe_first(
+    memory_api: MemoryApi,
+) -> None:
+    at = _run("views/alerts.py")
+    cards = [m.value for m in at.markdown if m.value.startswith("**#")]
+    assert len(cards) == 2  # the open ones, as in the table
+    assert cards[0].startswith("**#2 high empty slot at Machine test-003**")
+    assert "open · opened 2026-11-24 10:00:00" in cards[0]
+    # No stray text: Streamlit's magic prints a bare module-level string on the page.
+    assert not [m.value for m in at.markdown if "shown as cards" in m.value]
