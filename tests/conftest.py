@@ -31,7 +31,7 @@ SLOW_FILES_FIRST = (
     "tests/faults/test_ingest_link.py",
     "tests/faults/test_agent_link.py",
     "tests/backend/test_replicas.py",
-    "tests/console/test_browser.py",
+    "tests/browser/test_console_browser.py",
     "tests/faults/test_postgres_faults.py",
     "tests/backend/test_backup_restore.py",
     "tests/backend/test_commands_processes.py",
