@@ -9,8 +9,7 @@ import streamlit as st
 from console import charts, session, trends_view
 from console.client import ApiError
 
-MOST_LINES = 8
-"""Lines drawn at most; the table below lists every area or product."""
+MOST_LINES = 8  # lines drawn at most; the table below lists every area or product
 
 st.title("Trends")
 st.caption(

@@ -111,7 +111,12 @@ def check_hotspots(page: Page, demo: DemoRun) -> None:
         expect(page.get_by_text("No dispense clusters")).to_be_visible()
         return
     ui.open_page(page, "Hotspots")  # again: the first visit may have come before the scan
-    sentence = re.compile(r"would arise by chance (about|less often than) once in")
+    # The page shows one cluster's plain-words explanation, as the API words it: "about
+    # once in N days" for a scan cluster, what the surge rule means for a surge one.
+    explanations = [f["properties"]["explanation"] for f in
+                    demo.get("/api/v1/hotspots", include_resolved="true")["features"]]
+    assert all(explanations), "a cluster without its plain-words explanation"
+    sentence = re.compile("|".join(re.escape(text) for text in explanations))
     expect(page.get_by_test_id("stAlertContentInfo").filter(has_text=sentence)).to_be_visible()
     assert ui.chart_marks(page) > 0, "the cluster's chart draws no data"
 
