@@ -48,7 +48,8 @@ def test_the_largest_offset_reaches_the_database(client: httpx.Client, session: 
     for path in ("/api/v1/machines", "/api/v1/alerts"):
         page = client.get(path, params={"offset": INT64_MAX})
         assert page.status_code == 200, page.text
-        assert page.json() == {"data": [], "count": 1}
+        body = page.json()
+        assert (body["data"], body["count"]) == ([], 1)
 
 
 @pytest.mark.parametrize("alert_id", [2**31, 2**63, HUGE, 0, -1])

@@ -178,7 +178,8 @@ def test_a_console_signed_in_as_health_offers_no_machine_writes_and_the_api_refu
     assert not at.error
     assert any(s.value == "Hotspots (1)" for s in at.subheader)  # health reads hotspots
     assert _listed_pages(at) == {
-        PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.ACCOUNT
+        PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.HOTSPOTS, PageKey.TRENDS,
+        PageKey.ACCOUNT,
     }  # fmt: skip
     at.switch_page(str(navigation.PAGE_SPECS[PageKey.ALERTS].file)).run()
     assert not at.error

@@ -112,7 +112,8 @@ def test_a_good_token_signs_in_and_sign_out_forgets_it(
         ("admin", set(PageKey)),
         ("outreach", {PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.RESTOCK, PageKey.MACHINE,
                       PageKey.ACCOUNT}),
-        ("health", {PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.ACCOUNT}),
+        ("health", {PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE, PageKey.HOTSPOTS,
+                    PageKey.TRENDS, PageKey.ACCOUNT}),
         ("provisioning", {PageKey.ACCOUNT}),
     ],
 )  # fmt: skip
@@ -205,7 +206,7 @@ def test_single_sign_on_hands_its_access_token_to_the_api(api: MemoryApi) -> Non
     assert at.title[0].value == "Fleet map"
     assert api.connected == [ROLE_TOKENS["health"]]
     assert _listed_pages(at) == {PageKey.FLEET_MAP, PageKey.ALERTS, PageKey.MACHINE,
-                                 PageKey.ACCOUNT}  # fmt: skip
+                                 PageKey.HOTSPOTS, PageKey.TRENDS, PageKey.ACCOUNT}  # fmt: skip
 
 
 def test_single_sign_on_without_an_exposed_access_token_explains_the_setting(
