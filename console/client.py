@@ -319,9 +319,7 @@ class ApiClient:
         vans: int = 1,
     ) -> RestockPlan:
         """Return the vans' routes for one shift from ``depot`` (``LAT,LON``)."""
-        params: dict[str, Any] = {"depot": depot, "shift_hours": shift_hours, "vans": vans}
-        if shift_start is not None:
-            params["shift_start"] = shift_start.isoformat()
+        params = _shift_fields(depot, shift_start, shift_hours, vans)
         body = self._request("GET", f"{API_PREFIX}/restock/plan", params,
                              timeout_s=PLAN_TIMEOUT_S)
         return self._parse(RestockPlan, body, "restock plan")
@@ -335,9 +333,7 @@ class ApiClient:
         vans: int = 1,
     ) -> IssuedPlan:
         """Plan a shift and issue it: its stops become the machines' next planned visits."""
-        body: dict[str, Any] = {"depot": depot, "shift_hours": shift_hours, "vans": vans}
-        if shift_start is not None:
-            body["shift_start"] = shift_start.isoformat()
+        body = _shift_fields(depot, shift_start, shift_hours, vans)
         raw = self._request("POST", f"{API_PREFIX}/restock/plans", body=body,
                             timeout_s=PLAN_TIMEOUT_S)
         return self._parse(IssuedPlan, raw, "issued plan")
@@ -586,3 +582,12 @@ class ApiClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _shift_fields(depot: str, shift_start: datetime | None, shift_hours: float,
+                  vans: int) -> dict[str, Any]:
+    """The shift as the plan routes take it: query parameters to preview, a body to issue."""
+    fields: dict[str, Any] = {"depot": depot, "shift_hours": shift_hours, "vans": vans}
+    if shift_start is not None:
+        fields["shift_start"] = shift_start.isoformat()
+    return fields
