@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+from playwright.sync_api import Error as PlaywrightError
 from scipy import ndimage
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -173,7 +174,15 @@ def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot as a test artefact; return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=path, full_page=True)
+    try:
+        page.screenshot(path=path, full_page=True)
+    except PlaywrightError as error:
+        # While Streamlit reruns, the document can measure zero high for a moment and
+        # Chromium refuses a full-page clip of it; the visible screen still says what
+        # the page showed, which is all an artefact is for.
+        if "Clipped area" not in error.message:
+            raise
+        page.screenshot(path=path)
     return path
 
 
