@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console import session
+from tests.console.apptest import open_page, sign_in
 from tests.console.fake_api import FakeState
-from tests.console.memory_api import ROLE_TOKENS, MemoryApi
-from tests.console.test_pages import APP, RUN_TIMEOUT_S
+from tests.console.memory_api import MemoryApi
 
 PAGE = "views/admin.py"
 SEND = "FormSubmitter:admin_planogram_test-001-Send planogram to the machine"
@@ -17,19 +16,13 @@ SEND = "FormSubmitter:admin_planogram_test-001-Send planogram to the machine"
 @pytest.fixture
 def api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
     """An in-memory API with the fake fleet, signed in as admin."""
-    memory = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
-    monkeypatch.setattr(session, "make_client", memory.connect)
-    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["admin"])
-    return memory
+    return sign_in(monkeypatch,
+                   MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots),
+                   "admin")
 
 
 def _open() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE)
 
 
 def _lines(at: AppTest) -> str:

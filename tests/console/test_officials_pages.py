@@ -17,15 +17,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import console
-from console import hotspot_view, machine_view, session, trends_view
+from console import hotspot_view, machine_view, trends_view
 from console.api_models import (
     AreaCollection,
     DispenseStats,
     HotspotFeature,
     TemperatureHistory,
 )
+from tests.console.apptest import open_page, sign_in
 from tests.console.fake_api import FakeState
-from tests.console.memory_api import ROLE_TOKENS, MemoryApi
+from tests.console.memory_api import MemoryApi
 
 APP = str(Path(console.__file__).parent / "app.py")
 RUN_TIMEOUT_S = 60
@@ -65,18 +66,10 @@ def api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
                        [_feature(9, observed=14),
                         _feature(4, observed=None, status="resolved", end="2026-11-10")])
     memory.area_features = [_square("Kensington", -75.2), _square("Fishtown", -75.1)]
-    monkeypatch.setattr(session, "make_client", memory.connect)
-    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["health"])
-    return memory
+    return sign_in(monkeypatch, memory, "health")
 
 
-def _run(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+_run = open_page
 
 
 def _vega(at: AppTest) -> list[Any]:

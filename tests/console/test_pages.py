@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import console
 from console import area_view, session
 from console.client import ApiClient
+from tests.console.apptest import APP, RUN_TIMEOUT_S, open_page, sign_in
 from tests.console.fake_api import FakeState
 from tests.console.memory_api import ROLE_TOKENS, MemoryApi
-
-APP = str(Path(console.__file__).parent / "app.py")
-RUN_TIMEOUT_S = 60  # two shared cores: the first run imports pandas and pydeck
 
 
 @pytest.fixture
@@ -24,19 +20,10 @@ def memory_api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> Memory
     """Pages get an in-memory API holding the fake fleet, signed in as admin by a preset token."""
     api = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
     api.area_features, api.area_totals = fake_state.areas, fake_state.area_totals
-    monkeypatch.setattr(session, "make_client", api.connect)
-    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["admin"])
-    return api
+    return sign_in(monkeypatch, api, "admin")
 
 
-def _run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    at.run()
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, at.exception
-    return at
+_run = open_page
 
 
 def _metrics(at: AppTest) -> dict[str, str]:

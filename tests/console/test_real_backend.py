@@ -32,7 +32,7 @@ from console.client import ApiClient, ApiError, ForbiddenError, NotFoundError, U
 from console.roles import PageKey
 from firmware_agent.wire import payloads
 from simulators.fleet_plan import plan_fleet
-from tests.console.test_pages import APP, RUN_TIMEOUT_S
+from tests.console.apptest import APP, RUN_TIMEOUT_S
 from tests.http_server import serve_http
 
 AREA_SUBJECT = "area:Kensington"

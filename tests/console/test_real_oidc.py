@@ -21,7 +21,7 @@ from backend.db import migrate
 from console import session
 from console.client import ApiClient
 from tests.backend.test_oidc import AUDIENCE, ROLE_MAP, Issuer, issuer
-from tests.console.test_pages import APP, RUN_TIMEOUT_S
+from tests.console.apptest import APP, RUN_TIMEOUT_S
 from tests.http_server import serve_http
 
 __all__ = ["issuer"]  # the local provider fixture, shared with the backend's OIDC tests

@@ -7,10 +7,9 @@ from datetime import date
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console import session
+from tests.console.apptest import APP, RUN_TIMEOUT_S, open_page, sign_in
 from tests.console.fake_api import FakeState
-from tests.console.memory_api import ROLE_TOKENS, MemoryApi
-from tests.console.test_pages import APP, RUN_TIMEOUT_S
+from tests.console.memory_api import MemoryApi
 
 PAGE = "views/restock.py"
 SUBMIT = "FormSubmitter:visit_test-003-Record visit"
@@ -19,19 +18,13 @@ SUBMIT = "FormSubmitter:visit_test-003-Record visit"
 @pytest.fixture
 def api(fake_state: FakeState, monkeypatch: pytest.MonkeyPatch) -> MemoryApi:
     """An in-memory API with the fake fleet and a two-van plan, signed in as outreach."""
-    memory = MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots)
-    monkeypatch.setattr(session, "make_client", memory.connect)
-    monkeypatch.setattr(session, "preset_token", lambda: ROLE_TOKENS["outreach"])
-    return memory
+    return sign_in(monkeypatch,
+                   MemoryApi(fake_state.machines, fake_state.alerts, fake_state.hotspots),
+                   "outreach")
 
 
 def _open() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE)
 
 
 def _titles(at: AppTest) -> list[str]:

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from console import navigation, session
 from console.api_models import AuditRecord
 from console.roles import PageKey
+from tests.console.apptest import APP, RUN_TIMEOUT_S
 from tests.console.fake_api import FakeState, alert_json
 from tests.console.memory_api import ROLE_TOKENS, MemoryApi
-from tests.console.test_pages import APP, RUN_TIMEOUT_S
 
 AREA_ALERT = {
     **alert_json(7, alert_type="overdose_hotspot", severity="critical"),
