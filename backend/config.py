@@ -197,6 +197,11 @@ class Settings(BaseSettings):
     notify_smtp_password: SecretStr | None = None
     notify_smtp_from: str = "naloxnet@localhost"
     notify_smtp_ca_file: Path | None = None
+    # The weekly situation report goes to routes listing report.weekly at this hour
+    # (local, in the statistics' time zone) on the Monday after the week; the job
+    # looks every NX_REPORT_WEEKLY_CHECK_S, so a process down on Monday sends it later.
+    report_weekly_hour: int = Field(default=7, ge=0, le=23)
+    report_weekly_check_s: float = Field(default=900.0, gt=0)
 
     # Provisioning (used by ``nx-backend device ...``).
     broker_password_file: Path | None = None

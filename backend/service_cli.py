@@ -48,12 +48,12 @@ def _service_jobs(
 ) -> Coordinator | None:
     """Start competing for the hotspot scan, forecast and notification jobs, as asked."""
     from backend.jobs import Coordinator, make_locks
-    from backend.jobs.catalog import forecast_job, hotspot_job, notify_job
+    from backend.jobs.catalog import forecast_job, hotspot_job, notify_job, weekly_report_job
 
     settings = get_settings()
     jobs = ([hotspot_job(engine)] if hotspots else []) + (
         [forecast_job(engine)] if forecast else []) + (
-        [notify_job(engine, settings)] if notify else [])
+        [notify_job(engine, settings), weekly_report_job(settings)] if notify else [])
     if not jobs:
         return None
     coordinator = Coordinator(engine, make_locks(settings.database_url), jobs=jobs,

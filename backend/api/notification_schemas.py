@@ -19,6 +19,9 @@ EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 ChannelName = Literal["webhook", "email", "apprise"]
 SeverityName = Literal["info", "warning", "critical"]
 Weekday = Annotated[int, Field(ge=0, le=6, description="0 = Monday")]
+# What a route may list in alert_types: alert types, and the weekly situation report
+# (backend/report/send.py), which only routes listing it get.
+RouteSubject = AlertType | Literal["report.weekly"]
 
 
 def check_rules(rules: dict[str, Any]) -> None:
@@ -59,7 +62,9 @@ def check_target(channel: str, target: str) -> None:
 class RouteRules(BaseModel):
     """What a route takes (empty lists: everything)."""
 
-    alert_types: list[AlertType] = Field(default_factory=list, max_length=50)
+    alert_types: list[RouteSubject] = Field(
+        default_factory=list, max_length=50,
+        description="Alert types (none: every type) and report.weekly for the weekly report")
     min_severity: SeverityName = Severity.INFO.value
     areas: list[str] = Field(default_factory=list, max_length=100)
     polygon: dict[str, Any] | None = Field(
@@ -102,7 +107,7 @@ class RouteUpdate(BaseModel):
 
     target: str | None = Field(default=None, min_length=1, max_length=1000)
     secret: str | None = Field(default=None, min_length=16, max_length=200)
-    alert_types: list[AlertType] | None = Field(default=None, max_length=50)
+    alert_types: list[RouteSubject] | None = Field(default=None, max_length=50)
     min_severity: SeverityName | None = None
     areas: list[str] | None = Field(default=None, max_length=100)
     polygon: dict[str, Any] | None = None

@@ -23,6 +23,7 @@ HOTSPOT_SCAN = "hotspot-scan"
 FORECAST = "stock-forecast"
 LOT_CHECK = "lot-check"
 NOTIFY_ESCALATION = "notify-escalation"
+WEEKLY_REPORT = "weekly-report"
 RETAINED_READER = "retained-reader"
 """The role of reading the retained status and stock topics (one ingest worker at a time)."""
 
@@ -87,3 +88,16 @@ def notify_job(engine: Engine, settings: Settings) -> Job:
         return escalated, digests
 
     return Job(NOTIFY_ESCALATION, settings.notify_jobs_interval_s, run=escalate)
+
+
+def weekly_report_job(settings: Settings) -> Job:
+    """Return the job that sends each week's situation report to the routes that take it."""
+    from backend.report.send import send_due_report
+
+    def send(session: Session, now: datetime) -> None:
+        # In the claim's transaction: the period's claim and the queued rows commit together.
+        sent = send_due_report(session, settings, now=now)
+        if sent:
+            log.info("weekly report queued for %d routes", sent)
+
+    return Job(WEEKLY_REPORT, settings.report_weekly_check_s, work=send)

@@ -1,4 +1,4 @@
-"""``nx-backend report weekly``: the weekly situation report as one HTML file."""
+"""``nx-backend report weekly``: the weekly situation report as one HTML file, written or sent."""
 
 from __future__ import annotations
 
@@ -24,32 +24,44 @@ def _day(text: str) -> dt.date:
 @app.command("weekly")
 def weekly_command(
     end: Annotated[str, typer.Option(help="Last day of the week reported (YYYY-MM-DD)")],
-    out: Annotated[Path, typer.Option(help="HTML file to write")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write")] = None,
+    send: Annotated[bool, typer.Option(
+        "--send", help="Queue it for every notification route listing report.weekly")] = False,
     weeks: Annotated[int, typer.Option(min=2, max=104, help="Weeks of trend")] = 8,
 ) -> None:
-    """Write the week ending END: map, trends, clusters in plain words, empty machines."""
+    """Write (--out) or send (--send) the week ending END: map, trends, clusters, empty machines."""
     from backend.config import get_settings
     from backend.db import check_schema, make_engine, session_scope
     from backend.models.types import utcnow
-    from backend.report.html import render
-    from backend.report.weekly import weekly_report
-    from backend.stats.city import hotspot_settings
+    from backend.report.send import build, queue_report, report_routes
 
+    if out is None and not send:
+        raise typer.BadParameter("say --out FILE, --send or both", param_hint="--out/--send")
     last = _day(end)
     settings = get_settings()
     engine = make_engine(settings.database_url)
+    now = utcnow()
     try:
         check_schema(engine)
         with session_scope(engine) as session:
-            report = weekly_report(session, end=last, weeks=weeks,
-                                   k=settings.stats_suppression_k,
-                                   hotspots=hotspot_settings(settings))
+            report, page = build(session, settings, end=last, now=now, weeks=weeks)
+            routes = report_routes(session) if send else []
+            queued = queue_report(session, routes, report, page, now=now)
     finally:
         engine.dispose()
-    try:
-        out.write_text(render(report, generated_at=utcnow()), encoding="utf-8")
-    except OSError as exc:
-        typer.echo(f"error: cannot write {out}: {exc}", err=True)
-        raise typer.Exit(code=2) from None
-    typer.echo(f"{out}: week {report.start} to {report.end}, {len(report.hotspots)} clusters, "
-               f"{len(report.empty)} machines out of naloxone")
+    if out is not None:
+        try:
+            out.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"error: cannot write {out}: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        typer.echo(f"{out}: week {report.start} to {report.end}, {len(report.hotspots)} "
+                   f"clusters, {len(report.empty)} machines out of naloxone")
+    if send:
+        if not queued:
+            typer.echo("error: no enabled notification route lists report.weekly; nothing sent",
+                       err=True)
+            raise typer.Exit(code=1)
+        names = ", ".join(r.name for r in routes)
+        typer.echo(f"week {report.start} to {report.end} queued for {queued} routes ({names}); "
+                   "the dispatcher of nx-backend serve or nx-backend notify delivers it")

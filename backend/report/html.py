@@ -98,6 +98,11 @@ def _empty_table(report: WeeklyReport) -> str:
             f"<th>slots</th></tr>{rows}</table>")
 
 
+def report_title(report: WeeklyReport) -> str:
+    """Return the report's title, as its page and a mail's subject say it."""
+    return f"Naloxone situation report, {report.start:%d %B} – {report.end:%d %B %Y}"
+
+
 def render(report: WeeklyReport, *, generated_at: dt.datetime) -> str:
     """Return the report as a complete HTML document."""
     hotspots = "".join(_hotspot(f) for f in report.hotspots) or (
@@ -105,7 +110,7 @@ def render(report: WeeklyReport, *, generated_at: dt.datetime) -> str:
     history = ("" if report.last_year is not None else
                "<p class='note'>No dispenses are recorded for the same weeks a year earlier: "
                "no comparison yet.</p>")
-    title = f"Naloxone situation report, {report.start:%d %B} – {report.end:%d %B %Y}"
+    title = report_title(report)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -10,7 +10,8 @@ from console.roles import Action
 
 ALERT_TYPES = ["low_stock", "empty_slot", "machine_offline", "delivery_gap",
                "temperature_excursion", "door_open", "vend_failure", "overdose_hotspot",
-               "dead_letter_flood", "notification_failed"]
+               "dead_letter_flood", "notification_failed",
+               "report.weekly"]  # not an alert: the weekly situation report, only if chosen
 STATES = ["", "pending", "delivering", "delivered", "failed", "held", "digested", "cancelled"]
 _FLASH_KEY = "notify_flash"
 
@@ -31,7 +32,8 @@ with st.form("create_route", clear_on_submit=True):
         help="webhook: https URL · email: addresses, comma-separated · apprise: a service URL")
     cols = st.columns([3, 1, 2, 2])
     types = cols[0].multiselect("Alert types", ALERT_TYPES, key="route_types",
-                                help="none chosen: every type")
+                                help="none chosen: every alert type; report.weekly "
+                                     "(the weekly report) only when chosen")
     severity = cols[1].selectbox("Minimum severity", ["info", "warning", "critical"],
                                  key="route_severity")
     areas_text = cols[2].text_input("Areas", key="route_areas", help="comma-separated; empty: all")

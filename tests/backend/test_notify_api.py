@@ -226,3 +226,13 @@ def test_a_route_keeps_its_machine_tags_and_refuses_bad_ones(client: httpx.Clien
     for body in ({"machine_tags": ["Not A Tag"]}, {"machine_tags": None}):
         assert client.patch(path, json=body).status_code == 422, body
     assert client.patch(path, json={"machine_tags": []}).json()["machine_tags"] == []
+
+
+def test_a_route_takes_the_weekly_report_by_listing_report_weekly(client: httpx.Client) -> None:
+    route = _create(client, name="mayor", channel="email", target="mayor@city.example",
+                    secret=None, alert_types=["report.weekly"])
+    assert route["alert_types"] == ["report.weekly"]
+    refused = client.post("/api/v1/notification-routes", json={
+        "name": "other", "channel": "email", "target": "a@city.example",
+        "alert_types": ["report.monthly"]})
+    assert refused.status_code == 422

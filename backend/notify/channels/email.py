@@ -38,6 +38,13 @@ def build_email(sender: str, destination: Destination, message: Message) -> Emai
     mail["Message-ID"] = make_msgid(idstring=message.delivery_id, domain="naloxnet.invalid")
     mail.set_content(plain_text(message.payload))
     mail.add_alternative(html_text(message.payload), subtype="html")
+    report = message.payload.get("report")
+    page = message.payload.get("html")
+    if isinstance(report, dict) and isinstance(page, str):
+        # Many mail clients drop inline SVG and styles: the page is attached as well,
+        # to be opened in a browser, printed or forwarded whole.
+        mail.add_attachment(page, subtype="html", charset="utf-8",
+                            filename=str(report.get("filename") or "report.html"))
     return mail
 
 
