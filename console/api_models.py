@@ -379,6 +379,18 @@ class DispenseSeries(_ApiModel):
     total: int | None = None
 
 
+class StatsToday(_ApiModel):
+    """The day periods ending "today" end on (``GET /api/v1/stats/today``).
+
+    Under the backend's data clock (replays, the accelerated demo) it is the
+    newest dispense's day, not the wall clock's.
+    """
+
+    today: date
+    timezone: str = "UTC"
+    clock: str = "wall"
+
+
 class DispenseStats(_ApiModel):
     """Dispenses per bucket and group (``GET /api/v1/stats/dispenses``)."""
 

@@ -31,6 +31,7 @@ from console.api_models import (
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StatsToday,
     StockHistory,
     TemperatureHistory,
     TokenCreated,
@@ -537,6 +538,11 @@ class ApiClient:
             params["product"] = products
         body = self._request("GET", f"{API_PREFIX}/stats/dispenses", params)
         return self._parse(DispenseStats, body, "dispense statistics")
+
+    def stats_today(self) -> StatsToday:
+        """Return the day the backend's statistics count "today" as (its clock, not ours)."""
+        body = self._request("GET", f"{API_PREFIX}/stats/today")
+        return self._parse(StatsToday, body, "statistics day")
 
     # -- machine history -----------------------------------------------------------------
 

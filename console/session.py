@@ -37,6 +37,7 @@ from console.api_models import (
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StatsToday,
     StockHistory,
     TemperatureHistory,
     TokenCreated,
@@ -187,6 +188,10 @@ class ConsoleApi(Protocol):
 
     def dispenses_by_area(self, first: date, last: date) -> AreaCollection:
         """Return dispenses per area, small counts suppressed by the backend."""
+        ...
+
+    def stats_today(self) -> StatsToday:
+        """Return the day the backend's statistics end "today" on."""
         ...
 
     def acknowledge_alert(self, alert_id: int | str) -> None:
@@ -380,6 +385,20 @@ def api() -> ConsoleApi:
     if client is None:
         raise RuntimeError("no API client: the session is not signed in")
     return client
+
+
+def statistics_day(api: ConsoleApi) -> date:
+    """Return the last day of periods ending "today": the backend's, not this machine's.
+
+    Under the backend's data clock (a replay, the accelerated demo) that is the
+    newest dispense's day, weeks away from the wall clock's. A backend that
+    cannot say (an older one) leaves the wall clock's day.
+    """
+    try:
+        return api.stats_today().today
+    except ApiError as exc:
+        log.info("statistics day unavailable (%s); counting to today", exc)
+        return date.today()
 
 
 def report(exc: ApiError, what: str) -> None:

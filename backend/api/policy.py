@@ -75,6 +75,8 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/api/v1/hotspots/{alert_id}/series"): HOTSPOTS,
     # Dispense counts are the overdose proxy: health's, not outreach's (docs/hotspots.md).
     ("GET", "/api/v1/stats/dispenses"): HOTSPOTS,
+    # The day statistics end on: under the data clock, the newest dispense's day.
+    ("GET", "/api/v1/stats/today"): HOTSPOTS,
     ("GET", "/api/v1/exports/dispenses.csv"): HOTSPOTS,
     ("GET", "/api/v1/exports/dispenses.geojson"): HOTSPOTS,
     ("GET", "/api/v1/exports/satscan.cas"): HOTSPOTS,

@@ -33,3 +33,12 @@ class DispenseStats(BaseModel):
     series: list[DispenseSeries]
     totals: list[int | None]
     total: int | None
+
+
+class StatsToday(BaseModel):
+    """The city's day that periods ending "today" end on (GET /api/v1/stats/today)."""
+
+    today: dt.date
+    timezone: str
+    clock: str = Field(description='"wall", or "data": the day of the newest dispense '
+                                   "(replays and the accelerated demo), as the hotspot scan")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,17 @@ def area_layers(api: session.ConsoleApi, hotspots: list[dict[str, Any]], heat_da
     totals: dict[str, str] = {}
     legend = None
     if heat_days is not None:
-        today = date.today()
+        # The backend's day, not this machine's: the demo's clock runs weeks ahead.
+        last = session.statistics_day(api)
+        first = last - timedelta(days=heat_days - 1)
         try:
-            counts = api.dispenses_by_area(today - timedelta(days=heat_days - 1), today)
+            counts = api.dispenses_by_area(first, last)
         except ApiError as exc:
             st.warning(f"Dispense heat unavailable: {exc}")
         else:
             heat, totals = area_view.heat_rows(counts), area_view.heat_labels(counts)
-            legend = area_view.heat_legend(counts.suppression_k)
+            legend = (f"Dispenses {first:%d %b} – {last:%d %b %Y}. "
+                      + area_view.heat_legend(counts.suppression_k))
     layers = MapLayers(outlines=outlines, area_names=area_view.labelled(names, totals),
                        heat=heat, hotspots=hotspots)
     return layers, legend
@@ -94,7 +97,7 @@ def live_fleet() -> None:
             st.page_link(
                 MACHINE_PAGE,
                 label=f"Open {names.get(machine_id, machine_id)}",
-                icon="🔎",
+                icon=":material/search:",
                 query_params={"machine": machine_id},
             )
     with alerts_col:

@@ -22,10 +22,12 @@ api = session.api()
 controls = st.columns(4)
 weeks = controls[0].selectbox("Weeks", [8, 13, 26, 52], index=1, key="trends_weeks")
 group = controls[1].radio("By", ["area", "product"], horizontal=True, key="trends_group")
-until = controls[2].date_input("Up to", value=date.today(), key="trends_until")
+# The backend's day, not this machine's: under its data clock (the demo) weeks ahead.
+today = session.statistics_day(api)
+until = controls[2].date_input("Up to", value=today, key="trends_until")
 compare = controls[3].toggle("Same weeks a year earlier", value=True, key="trends_compare")
 
-first, last = trends_view.period(int(weeks), until if isinstance(until, date) else date.today())
+first, last = trends_view.period(int(weeks), until if isinstance(until, date) else today)
 try:
     stats = api.dispense_stats(first=first, last=last, bucket="week", group=str(group))
 except ApiError as exc:

@@ -284,3 +284,21 @@ def test_areas_route_gives_outlines_and_names_by_scope_without_counts(
     assert [f["properties"]["name"] for f in limited["features"]] == ["South"]
     assert areas(auth_headers("provisioning")).status_code == 403
     assert areas({}).status_code == 401
+
+
+def test_stats_today_follows_the_data_clock_as_the_hotspot_scan_does(
+    base_url: str, auth_headers: AuthHeaders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{base_url}/api/v1/stats/today"
+    health = auth_headers("health")
+    before = dt.datetime.now(ZONE).date().isoformat()
+    wall = httpx.get(url, headers=health, timeout=10).json()
+    after = dt.datetime.now(ZONE).date().isoformat()
+    assert wall["today"] in {before, after}
+    assert (wall["timezone"], wall["clock"]) == ("America/New_York", "wall")
+    # A replay or the accelerated demo: its newest successful dispense is "today"
+    # (00:30 on 11 March in New York; the jammed vends of the 10th do not count).
+    monkeypatch.setenv("NX_HOTSPOT_CLOCK", "data")
+    data = httpx.get(url, headers=health, timeout=10).json()
+    assert data == {"today": "2026-03-11", "timezone": "America/New_York", "clock": "data"}
+    assert httpx.get(url, headers=auth_headers("outreach"), timeout=10).status_code == 403

@@ -23,6 +23,7 @@ from console.api_models import (
     Page,
     RestockPlan,
     RestockVisitPublic,
+    StatsToday,
     StockHistory,
     TemperatureHistory,
     TokenCreated,
@@ -68,6 +69,9 @@ class MemoryApi:
         """Set: the areas and the dispense export fail with this message."""
         self.heat_ranges: list[tuple[date, date]] = []
         """The (first, last) days the dispense heat was asked for."""
+        self.stats_day: date | None = None
+        """The backend's statistics day (its data clock); None: it answers 404, as an
+        older backend without the route would."""
         self.hotspot_calls = 0
         self.actions: list[tuple[str, int | str]] = []
         self.failure: str | None = None
@@ -315,6 +319,12 @@ class MemoryApi:
         return AreaCollection.model_validate(
             {"type": "FeatureCollection", "features": self.area_features}
         )
+
+    def stats_today(self) -> StatsToday:
+        self._check()
+        if self.stats_day is None:
+            raise NotFoundError("Not Found", status_code=404)
+        return StatsToday(today=self.stats_day, timezone="America/New_York", clock="data")
 
     def dispenses_by_area(self, first: date, last: date) -> AreaCollection:
         self._check()

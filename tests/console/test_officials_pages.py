@@ -150,6 +150,16 @@ def test_trends_page_charts_weeks_and_compares_with_a_year_earlier(api: MemoryAp
     assert not at.error
 
 
+def test_trends_page_counts_up_to_the_backends_day(api: MemoryApi) -> None:
+    api.stats_day = date(2027, 3, 3)  # a Wednesday, months ahead of the wall clock
+    at = _run("views/trends.py")
+    assert at.date_input(key="trends_until").value == date(2027, 3, 3)
+    # 13 weeks to the Sunday ending that week.
+    assert (api.stats_queries[0]["from"], api.stats_queries[0]["to"]) == (
+        date(2026, 12, 7), date(2027, 3, 7))
+    assert not at.exception
+
+
 def test_trends_page_without_last_years_data_says_there_is_nothing_to_compare(
     api: MemoryApi
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -74,6 +75,21 @@ def test_fleet_map_draws_areas_dispense_heat_and_states_in_words(memory_api: Mem
     at.radio(key="heat_days").set_value("7 days").run()
     first, last = memory_api.heat_ranges[-1]
     assert (last - first).days == 6
+    assert not at.exception
+
+
+def test_fleet_map_heat_counts_to_the_backends_day_not_the_wall_clocks(
+    memory_api: MemoryApi
+) -> None:
+    # The accelerated demo: the backend's data clock is months ahead of this machine's.
+    memory_api.stats_day = date(2027, 3, 1)
+    at = _run()
+    assert memory_api.heat_ranges[-1] == (date(2027, 2, 2), date(2027, 3, 1))
+    assert any(c.value.startswith("Dispenses 02 Feb – 01 Mar 2027.") for c in at.caption)
+    # A backend that cannot say (404) leaves this machine's day.
+    memory_api.stats_day = None
+    at = _run()
+    assert memory_api.heat_ranges[-1][1] in {date.today(), date.today() - timedelta(days=1)}
     assert not at.exception
 
 

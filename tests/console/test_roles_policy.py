@@ -20,7 +20,7 @@ ROUTES_READ_BY_PAGE: dict[PageKey, list[tuple[str, str]]] = {
     PageKey.ALERTS: [("GET", "/api/v1/alerts"), ("GET", "/api/v1/machines")],
     PageKey.HOTSPOTS: [("GET", "/api/v1/hotspots"), ("GET", "/api/v1/hotspots/{alert_id}/series"),
                        ("GET", "/api/v1/machines"), ("GET", "/api/v1/areas")],
-    PageKey.TRENDS: [("GET", "/api/v1/stats/dispenses")],
+    PageKey.TRENDS: [("GET", "/api/v1/stats/dispenses"), ("GET", "/api/v1/stats/today")],
     PageKey.RESTOCK: [("GET", "/api/v1/machines"), ("GET", "/api/v1/restock/plan"),
                       ("GET", "/api/v1/restock/plans/{plan_id}")],
     PageKey.MACHINE: [("GET", "/api/v1/machines"), ("GET", "/api/v1/machines/{machine_id}"),
@@ -61,9 +61,10 @@ ROUTES_OF_ACTION: dict[Action, list[tuple[str, str]]] = {
     ],
     # Whoever records visits may also issue the plan the team follows.
     Action.RECORD_VISIT: [("POST", "/api/v1/visits"), ("POST", "/api/v1/restock/plans")],
-    # The fleet map's dispense heat comes from the (suppressed) export.
+    # The fleet map's dispense heat comes from the (suppressed) export, to the API's day.
     Action.VIEW_HOTSPOTS: [("GET", "/api/v1/hotspots"),
-                           ("GET", "/api/v1/exports/dispenses.geojson")],
+                           ("GET", "/api/v1/exports/dispenses.geojson"),
+                           ("GET", "/api/v1/stats/today")],
     Action.MANAGE_TOKENS: [
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),

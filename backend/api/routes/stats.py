@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from backend.api.deps import PrincipalDep, SessionDep, SettingsDep
 from backend.api.problems import problem_responses
-from backend.api.stats_schemas import DispenseSeries, DispenseStats
+from backend.api.stats_schemas import DispenseSeries, DispenseStats, StatsToday
 from backend.auth.principal import Role
-from backend.stats.city import city_zone
+from backend.stats.city import city_zone, hotspot_settings, stats_today
 from backend.stats.dispenses import Bucket, Group, check_range, count_dispenses
 from backend.stats.table import publish
 
@@ -50,3 +50,15 @@ def dispense_stats(
                 for i, key in enumerate(table.groups)],
         totals=shown.col_totals, total=shown.total,
     )
+
+
+@router.get("/today", response_model=StatsToday)
+def today(session: SessionDep, settings: SettingsDep) -> StatsToday:
+    """Say which day "the last 28 days" ends on: today, or the newest dispense's day.
+
+    The console's heat layer and trends count up to it, so an accelerated demo or
+    a replay shows its own weeks rather than the empty ones of the wall clock.
+    """
+    hotspots = hotspot_settings(settings)
+    return StatsToday(today=stats_today(session, settings), timezone=hotspots.timezone,
+                      clock=hotspots.clock)
