@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -26,6 +27,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S,
                message: str = "condition") -> None:
     """Poll ``predicate`` until it is true, or fail after ``timeout`` seconds."""
     shared_wait_until(predicate, timeout, what=message)
+
+
+def wait_saved(data_dir: Path, payload: bytes) -> None:
+    """Wait until the broker's store in ``data_dir`` holds ``payload``.
+
+    Mosquitto 2.0 sends a PUBACK while handling the PUBLISH and saves its store at the
+    end of that loop iteration, so a kill -9 in between can lose the last message
+    acknowledged (broker_config/mosquitto.conf says so). What it promises is that
+    nothing it saved is lost: a test of that waits for the save, then kills.
+    """
+    store = data_dir / "mosquitto.db"
+    wait_until(lambda: store.exists() and payload in store.read_bytes(),
+               message="the broker saving the last acknowledged message")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from backend.models import Alert, AlertType
 from backend.provisioning.broker_monitor import BrokerMonitor, DropReport
 from backend.provisioning.drop_alert import BROKER_SUBJECT, make_drop_alert_handler
 from simulators.broker import MosquittoBroker
-from tests.broker.helpers import Probe, wait_until
+from tests.broker.helpers import Probe, wait_saved, wait_until
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 
 USERS = {BACKEND_USER: BACKEND_PASSWORD, **TEST_MACHINES}
@@ -61,14 +61,7 @@ def test_acknowledged_messages_survive_kill_9(broker: MosquittoBroker) -> None:
     count = 300
     _register_then_go_offline(broker)
     _publish_acknowledged(broker, count)
-    # Mosquitto 2.0 sends a PUBACK while handling the PUBLISH and saves its store at the
-    # end of that loop iteration, so a kill -9 in between can lose the last message acked.
-    # What it promises is that nothing it saved is lost: wait for the save that follows
-    # the last PUBACK, then kill.
-    last = f"{count - 1:06d}".encode()
-    store = broker.data_dir / "mosquitto.db"
-    wait_until(lambda: store.exists() and last in store.read_bytes(),
-               message="the broker saving the last acknowledged message")
+    wait_saved(broker.data_dir, f"{count - 1:06d}".encode())
     broker.kill()  # SIGKILL: no chance to save on the way out
     broker.start()
     ingest = _ingest(broker)

@@ -11,7 +11,7 @@ import pytest
 
 from backend.provisioning import ca_store
 from tests.broker.cli_runner import nx_backend
-from tests.broker.helpers import Probe, TlsFiles, wait_until
+from tests.broker.helpers import Probe, TlsFiles, wait_saved, wait_until
 from tests.broker.production import ProductionBroker, start_production_broker
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 
@@ -184,9 +184,10 @@ def test_production_store_keeps_acknowledged_messages_across_kill_9(
                     tls=_machine_tls(prod, "test-006"))
     assert not machine.connect().is_failure
     codes = machine.publish_many("nx/v1/machines/test-006/events",
-                                 [str(n).encode() for n in range(count)])
+                                 [f"{n:06d}".encode() for n in range(count)])
     machine.close()
     assert not any(code.is_failure for code in codes)
+    wait_saved(prod.broker.data_dir, f"{count - 1:06d}".encode())
     prod.broker.kill()
     prod.broker.start()
     ingest = Probe(*login, client_id="nx-ingest-prod", clean_start=False,
