@@ -30,9 +30,16 @@ from backend.lots.fefo import LotKey
 from backend.lots.store import replace_reasons
 from backend.restock.distances import from_coordinates
 from backend.restock.forecast_input import extras_from_outlooks, next_visit_deadlines
-from backend.restock.lots_input import combined
+from backend.restock.lots_input import combined, replace_by
 from backend.restock.model import Point, Shift, Stop, Urgency
-from backend.restock.needs import MachineState, ServiceTime, SlotState, stop_for, stops_for
+from backend.restock.needs import (
+    Horizon,
+    MachineState,
+    ServiceTime,
+    SlotState,
+    stop_for,
+    stops_for,
+)
 from backend.restock.plan import NO_EXTRA, SlotExtra
 from backend.restock.routing import solve
 from backend.stock import effective_low_threshold
@@ -82,6 +89,7 @@ class Team:
                 capacity=s.capacity, par=s.par,
                 low_threshold=effective_low_threshold(s.low_threshold, self.low),
                 replace=extra.replace, replace_lots=extra.replace_lots,
+                replace_by=extra.replace_by,
                 stockout_before_next_shift=extra.stockout_before_next_shift, due=extra.due))
         return MachineState(mid, machine.spec.name, Point(machine.spec.lat, machine.spec.lon),
                             tuple(slots))
@@ -155,15 +163,19 @@ class PlanPolicy:
         lots: dict[tuple[str, int], SlotExtra] = {}
         for mid, machine in city.machines.items():
             for s in machine.slots.values():
-                named = [(k, q) for k, q in s.lots.lots
-                         if self._reasons(city, machine, k, s.loaded_at.get(k, START), shift)]
+                named = [(k, q, why) for k, q in s.lots.lots
+                         if (why := self._reasons(city, machine, k, s.loaded_at.get(k, START),
+                                                  shift))]
                 if named:
-                    lots[(mid, s.slot)] = SlotExtra(replace=sum(q for _, q in named),
-                                                    replace_lots=tuple(k.lot_number
-                                                                       for k, _ in named))
+                    lots[(mid, s.slot)] = SlotExtra(
+                        replace=sum(q for _, q, _ in named),
+                        replace_lots=tuple(k.lot_number for k, _, _ in named),
+                        replace_by=min(replace_by(why, k.expiry, shift) for k, _, why in named))
         extras = combined(forecast, lots)
         stops = stops_for([self.team.state(m, extras) for m in city.machines.values()],
-                          default_par=None, service=self.team.service)
+                          default_par=None, service=self.team.service,
+                          horizon=Horizon.after(
+                              shift, shift + timedelta(hours=self.forecast.horizon_h)))
         city.figures.planning_seconds += time.perf_counter() - started
         return self.team.route(city, stops, shift)
 

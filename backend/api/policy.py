@@ -54,6 +54,7 @@ POLICY: Final[Mapping[tuple[str, str], Allowed]] = {
     ("GET", "/api/v1/restock/plan"): FLEET_WRITE,
     # Issuing a plan schedules visits (the forecast's deadlines): the outreach lead's call.
     ("POST", "/api/v1/restock/plans"): FLEET_WRITE,
+    ("GET", "/api/v1/restock/plans"): FLEET_WRITE,
     ("GET", "/api/v1/restock/plans/{plan_id}"): FLEET_WRITE,
     ("POST", "/api/v1/machines/{machine_id}/commands"): ADMIN,
     ("GET", "/api/v1/machines/{machine_id}/commands"): ADMIN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -52,12 +52,14 @@ def plan(
     try:
         check_schema(engine)
         with Session(engine) as session:
+            forecast = ForecastSettings()
             extras = combined(
                 forecast_extras(session, shift_start=start, shift_hours=shift_hours,
-                                settings=ForecastSettings()),
+                                settings=forecast),
                 lot_extras(session, settings=settings))
             result = plan_shift(session, settings, depot=point, start=start, hours=shift_hours,
-                                vans=vans, van_capacity=van_capacity, extras=extras)
+                                vans=vans, van_capacity=van_capacity, extras=extras,
+                                next_shift=start + timedelta(hours=forecast.horizon_h))
     except (SchemaOutOfDateError, MatrixFileError) as exc:
         raise _fail(str(exc), code=2) from None
     except SQLAlchemyError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from sqlmodel import Session, col, select
 
@@ -33,8 +33,17 @@ def lot_extras(
             key = (machine_id, lot.slot)
             before = out.get(key, NO_EXTRA)
             out[key] = SlotExtra(replace=before.replace + lot.quantity,
-                                 replace_lots=(*before.replace_lots, lot.lot_number))
+                                 replace_lots=(*before.replace_lots, lot.lot_number),
+                                 replace_by=_earliest(before.replace_by, replace_by(
+                                     state.replace_because, lot.expiry, now)))
     return out
+
+
+def replace_by(reasons: tuple[str, ...], expiry: date, now: datetime) -> datetime:
+    """Return when a lot must be out: at its expiry if it is only expiring, else now."""
+    if set(reasons) == {"expiring"}:
+        return max(now, datetime.combine(expiry, time(), tzinfo=UTC))
+    return now
 
 
 def combined(*parts: Mapping[tuple[str, int], SlotExtra]) -> dict[tuple[str, int], SlotExtra]:
@@ -48,6 +57,7 @@ def combined(*parts: Mapping[tuple[str, int], SlotExtra]) -> dict[tuple[str, int
                                             or extra.stockout_before_next_shift),
                 replace=before.replace + extra.replace,
                 replace_lots=(*before.replace_lots, *extra.replace_lots),
+                replace_by=_earliest(before.replace_by, extra.replace_by),
                 due=_earliest(before.due, extra.due))
     return out
 

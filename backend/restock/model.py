@@ -71,6 +71,8 @@ class Stop:
     service_s: int
     # Reach the machine by then if the shift allows: naloxone may run out at that time.
     due: datetime | None = None
+    # Naloxone in it must come out before the next shift (expired, heat-exposed, expiring).
+    swap_now: bool = False
 
     @property
     def items(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -27,7 +27,7 @@ from backend.restock.distances import (
     read_matrix_file,
 )
 from backend.restock.model import LeftOut, Matrix, Plan, Point, Shift, Stop
-from backend.restock.needs import MachineState, ServiceTime, SlotState, stops_for
+from backend.restock.needs import Horizon, MachineState, ServiceTime, SlotState, stops_for
 from backend.restock.routing import left_out_order, solve
 from backend.stock import effective_low_threshold
 
@@ -41,6 +41,8 @@ class SlotExtra:
     stockout_before_next_shift: bool = False
     replace: int = 0
     replace_lots: tuple[str, ...] = ()
+    # When the doses to replace must be out (now: expired or heat-exposed; else expiry).
+    replace_by: datetime | None = None
     # When the forecast says the slot may run out during the shift (reach it before).
     due: datetime | None = None
 
@@ -75,6 +77,7 @@ def machine_states(
                 count=s.count, capacity=s.capacity, par=s.par,
                 low_threshold=effective_low_threshold(s.low_threshold, default_threshold),
                 replace=extra.replace, replace_lots=extra.replace_lots,
+                replace_by=extra.replace_by,
                 stockout_before_next_shift=extra.stockout_before_next_shift, due=extra.due))
         states.append(MachineState(m.id, m.name, Point(m.lat, m.lon), tuple(own),
                                    frozenset(alerts[m.id])))
@@ -109,14 +112,20 @@ def plan_shift(
     van_capacity: int | None = None,
     principal: Principal | None = None,
     extras: Mapping[tuple[str, int], SlotExtra] | None = None,
+    next_shift: datetime | None = None,
 ) -> Plan:
-    """Plan one shift from the database's current state (raises MatrixFileError)."""
+    """Plan one shift from the database's current state (raises MatrixFileError).
+
+    ``next_shift`` (default 24 h after ``start``, as the forecast's horizon) is when a
+    machine left out could next be visited: naloxone that must be out before it is critical.
+    """
     machines, out_of_service = machine_states(
         session, principal=principal, default_threshold=settings.default_low_threshold,
         extras=extras)
     service = ServiceTime(settings.restock_service_minutes,
                           settings.restock_service_minutes_per_item)
-    stops = stops_for(machines, default_par=settings.default_par, service=service)
+    stops = stops_for(machines, default_par=settings.default_par, service=service,
+                      horizon=Horizon.after(start, next_shift or start + timedelta(hours=24)))
     routable = [s for s in stops if s.machine_id not in out_of_service]
     skipped = [(s, "out of service") for s in stops if s.machine_id in out_of_service]
     matrix, routable, unknown = _matrix(settings, depot, routable)

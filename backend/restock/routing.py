@@ -3,11 +3,16 @@
 Every stop is optional with a drop penalty by urgency, so the solver leaves
 out the least pressing stops when the shift or the vans cannot take them all.
 The arc cost is distance in metres; a critical stop's penalty is larger than
-any route, an urgent one's larger than any detour, and a routine stop is worth
-a detour of ``ROUTINE_METRES_PER_ITEM`` per item it takes. A stop due during
+any route, an urgent one's larger than any detour. A routine stop (below par,
+nothing pressing) is opportunistic: it is routed only when its naloxone is
+depleted by at least ``ROUTINE_FILL_SHARE`` of par and it lies within
+``ROUTINE_DETOUR_M`` there and back of a pressing stop, and it is worth
+``ROUTINE_METRES_PER_ITEM`` of detour per item it takes. A machine that will
+not run out before the next shift is thus no trip of its own. A stop due during
 the shift (naloxone forecast to run out then, or out already) has a soft upper
-bound on its arrival: each second later costs ``LATE_METRES_PER_SECOND``, so
-the most pressing stops come early in the day.
+bound on its arrival: each second later costs ``LATE_METRES_PER_SECOND``.
+Each van that leaves the depot costs ``VAN_FIXED_METRES``, so a second van
+goes out only for stops the first cannot take.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from backend.restock.model import (
     PlannedStop,
     ProductLoad,
     Shift,
+    SlotLoad,
     Stop,
     Urgency,
     VanRoute,
@@ -36,6 +42,15 @@ from backend.restock.model import (
 log = logging.getLogger(__name__)
 
 ROUTINE_METRES_PER_ITEM = 1_500
+"""What a routine stop's items are worth in detour (``nx-sim restock-eval``, docs/restock.md)."""
+ROUTINE_FILL_SHARE = 0.4
+"""A routine stop is routed only when its naloxone slots miss at least this share of par:
+a top-up of a few doses saves no later trip, it only adds one."""
+ROUTINE_DETOUR_M = 3_000
+"""Farthest a routine stop may lie from a pressing stop (or the depot), there and back."""
+VAN_FIXED_METRES = 10_000
+"""What taking a van out costs in the objective, as metres driven: a second van is used
+when the stops it takes are worth more than that, not to shorten the first van's day."""
 # The search stops at the shift's solver budget, or sooner for a small plan:
 # guided local search only ends at its time limit, and a handful of stops
 # needs milliseconds, not the second that 200 may use.
@@ -47,10 +62,17 @@ CHOOSING_SHARE = 0.7
 FIRST_SOLUTION_SECONDS = 30.0
 """The limit when the budget ran out before any solution: a safety net, not a budget."""
 PENALTY = {Urgency.CRITICAL: 10**11, Urgency.URGENT: 10**9}
-LATE_METRES_PER_SECOND = 2
-"""Cost of reaching a stop after its due time, per second late, in metres: 7.2 km an
-hour. A van would drive a few kilometres more to reach a machine about to run out of
-naloxone an hour earlier, but not across the city."""
+SWAP_NOW_PENALTY = 10**12
+"""Leaving out a stop whose naloxone must come out before the next shift: above any other
+critical stop, since waiting would dispense expired or heat-exposed doses."""
+LATE_METRES_PER_SECOND = 0.1
+"""Cost of reaching a stop after its due time, per second late, in metres: 360 m an hour.
+It orders the day (a machine about to run out comes before one that is not) without
+sending the van back and forth across the city: at 2 m a second (7.2 km an hour) the
+evaluation's vans drove about a quarter more, with no fewer empty hours (docs/restock.md)."""
+COST_PER_METRE = 10
+"""The solver's costs are integers: decimetres, so that lateness can cost less than a
+metre a second."""
 
 
 def _status_name(code: int) -> str:
@@ -61,6 +83,8 @@ def _status_name(code: int) -> str:
 
 def drop_penalty(stop: Stop) -> int:
     """Return what leaving a stop out costs, in the same unit as a metre driven."""
+    if stop.swap_now:
+        return SWAP_NOW_PENALTY
     if stop.urgency in PENALTY:
         return PENALTY[stop.urgency]
     return ROUTINE_METRES_PER_ITEM * max(1, stop.items)
@@ -94,17 +118,34 @@ def _screen(shift: Shift, stops: list[Stop], matrix: Matrix) -> tuple[list[int],
     return keep, out
 
 
-def _not_on_the_way(stop: Stop, node: int, stops: list[Stop], matrix: Matrix) -> str | None:
-    """Say why a routine stop is not worth routing: no pressing stop or depot is near enough.
+def depleted_share(stop: Stop) -> float:
+    """Return the share of par a stop would refill: of its naloxone, or of all slots if more.
 
-    Reaching it from the nearest pressing stop (or the depot) and back must cost no
-    more than its drop penalty. The search alone, with a budget of milliseconds per
-    stop, keeps almost every routine stop its first solution took in (measured with
+    Doses to replace count as missing (they come out).
+    """
+    def share(loads: list[SlotLoad]) -> float:
+        par = sum(x.par for x in loads)
+        return 0.0 if par <= 0 else sum(x.quantity for x in loads) / par
+
+    return max(share([x for x in stop.loads if x.is_naloxone]), share(list(stop.loads)))
+
+
+def _not_on_the_way(stop: Stop, node: int, stops: list[Stop], matrix: Matrix) -> str | None:
+    """Say why a routine stop is not worth routing: too full, or nothing pressing near it.
+
+    It must miss ``ROUTINE_FILL_SHARE`` of its naloxone par, and reaching it from the
+    nearest pressing stop (or the depot) and back must cost no more than its drop
+    penalty nor ``ROUTINE_DETOUR_M``. The search alone, with a budget of milliseconds
+    per stop, keeps almost every routine stop its first solution took in (measured with
     ``nx-sim restock-eval``: a van visiting every machine every day).
     """
+    share = depleted_share(stop)
+    if share < ROUTINE_FILL_SHARE:
+        return (f"routine: {share:.0%} below par, less than the "
+                f"{ROUTINE_FILL_SHARE:.0%} worth a stop before it is pressing")
     anchors = [0, *(k + 1 for k, s in enumerate(stops) if s.urgency is not Urgency.ROUTINE)]
     nearest = min(matrix.distance_m[a][node] + matrix.distance_m[node][a] for a in anchors)
-    if nearest <= drop_penalty(stop):
+    if nearest <= min(drop_penalty(stop), ROUTINE_DETOUR_M):
         return None
     return (f"routine: {nearest / 1000:.1f} km there and back from the nearest pressing stop, "
             f"more than its {stop.items} item(s) are worth")
@@ -138,7 +179,8 @@ def _add_due_times(model: pywrapcp.RoutingModel, manager: pywrapcp.RoutingIndexM
     for node, when in enumerate(due):
         if node and when is not None:
             time_dimension.SetCumulVarSoftUpperBound(
-                manager.NodeToIndex(node), when, LATE_METRES_PER_SECOND)
+                manager.NodeToIndex(node), when,
+                max(1, round(LATE_METRES_PER_SECOND * COST_PER_METRE)))
 
 
 def _first_solution(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
@@ -159,7 +201,7 @@ def _resequence(order: list[int], distance: list[list[int]], elapsed: list[list[
     manager = pywrapcp.RoutingIndexManager(len(local), 1, 0)
     model = pywrapcp.RoutingModel(manager)
     model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(
-        [[distance[a][b] for b in local] for a in local]))
+        [[distance[a][b] * COST_PER_METRE for b in local] for a in local]))
     model.AddDimension(model.RegisterTransitMatrix(
         [[elapsed[a][b] for b in local] for a in local]), 0, horizon, True, "time")
     _add_due_times(model, manager, [due[a] for a in local])
@@ -195,7 +237,8 @@ def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
                    for i, a in enumerate(nodes)]
         manager = pywrapcp.RoutingIndexManager(len(nodes), shift.vans, 0)
         model = pywrapcp.RoutingModel(manager)
-        model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(distance))
+        model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(
+            [[d * COST_PER_METRE for d in row] for row in distance]))
         model.AddDimension(model.RegisterTransitMatrix(elapsed), 0, shift.seconds, True, "time")
         due = [None, *(due_seconds(shift, s) for s in chosen)]
         _add_due_times(model, manager, due)
@@ -203,7 +246,8 @@ def solve(shift: Shift, stops: list[Stop], matrix: Matrix) -> Plan:
         model.AddDimensionWithVehicleCapacity(
             demand, 0, [shift.van_capacity] * shift.vans, True, "load")
         for k, stop in enumerate(chosen, start=1):
-            model.AddDisjunction([manager.NodeToIndex(k)], drop_penalty(stop))
+            model.AddDisjunction([manager.NodeToIndex(k)], drop_penalty(stop) * COST_PER_METRE)
+        model.SetFixedCostOfAllVehicles(VAN_FIXED_METRES * COST_PER_METRE)
         budget = min(shift.solver_seconds, max(MIN_SECONDS, SECONDS_PER_STOP * len(chosen)))
         solution = model.SolveWithParameters(_parameters(budget * CHOOSING_SHARE))
         status = _status_name(model.status())

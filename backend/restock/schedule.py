@@ -64,6 +64,27 @@ def next_planned_visits(
     return out
 
 
+def list_plans(
+    session: Session, *, principal: Principal, limit: int, offset: int
+) -> tuple[list[RestockPlanRecord], int]:
+    """Return issued plans the caller may see, newest first, and how many there are in all.
+
+    A token limited to areas sees a plan only when every machine it visits is in
+    its areas (as ``sees_plan``); a plan without stops is seen by all.
+    """
+    query = select(RestockPlanRecord)
+    if principal.area_limited:
+        visible = select(Machine.id).where(machine_filter(principal))
+        elsewhere = select(PlannedVisit.plan_id).where(
+            col(PlannedVisit.machine_id).not_in(visible))
+        query = query.where(col(RestockPlanRecord.id).not_in(elsewhere))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(RestockPlanRecord.issued_at).desc(),
+                                       col(RestockPlanRecord.id).desc())
+                        .limit(limit).offset(offset)).all()
+    return list(rows), int(total)
+
+
 def plan_machines(session: Session, plan_id: int) -> set[str]:
     """Return the machines an issued plan visits."""
     return set(session.exec(

@@ -49,9 +49,12 @@ def _machine(session: Session, machine_id: str, lat: float, *, naloxone: int, st
 
 def _fleet(session: Session) -> None:
     _machine(session, "test-001", 40.76, naloxone=0, strips=20)  # naloxone out: critical
-    _machine(session, "test-002", 40.74, naloxone=5, strips=20)  # below par only: routine
+    # Half below par, on the way (1.4 km from the depot): a routine top-up.
+    _machine(session, "test-002", 40.74, naloxone=4, strips=20)
     _machine(session, "test-003", 40.77, naloxone=8, strips=20)  # full, but see its lots
-    _machine(session, "test-004", 40.73, naloxone=8, strips=1)  # strips low: urgent
+    _machine(session, "test-004", 40.73, naloxone=8, strips=0)  # strips out: urgent
+    # Strips low but not out, naloxone full: it can wait for a shift that passes by.
+    _machine(session, "test-007", 40.70, naloxone=8, strips=1)
     _machine(session, "test-005", 40.72, naloxone=0, strips=20, in_service=False)
     _machine(session, "test-006", 40.78, naloxone=0, strips=0, area="south")
     # test-003 is full, but 3 of its 8 doses are from an expired lot: swap them.
@@ -103,12 +106,17 @@ def test_plan_orders_stops_loads_to_par_says_who_is_left_out_and_keeps_to_areas(
     # Naloxone to its par of 8; strips (no par) to their capacity of 20.
     assert [(x["slot"], x["product"], x["quantity"]) for x in stops["test-001"]["load"]] == [
         (1, NALOXONE, 8)]
-    assert [(x["slot"], x["quantity"]) for x in stops["test-004"]["load"]] == [(2, 19)]
-    assert stops["test-003"]["urgency"] == "urgent"
+    assert [(x["slot"], x["quantity"]) for x in stops["test-004"]["load"]] == [(2, 20)]
+    # Expired doses must be out before the next shift: critical.
+    assert stops["test-003"]["urgency"] == "critical"
     assert [(x["slot"], x["to_par"], x["replace"], x["replace_lots"], x["quantity"])
             for x in stops["test-003"]["load"]] == [(1, 0, 3, ["EXP-1"], 3)]
-    assert plan["left_out"] == [{"machine_id": "test-005", "urgency": "critical", "items": 8,
-                                 "reason": "out of service"}]
+    assert plan["left_out"][0] == {"machine_id": "test-005", "urgency": "critical", "items": 8,
+                                   "reason": "out of service"}
+    [(far, reason)] = [(o["machine_id"], o["reason"]) for o in plan["left_out"][1:]]
+    assert far == "test-007"
+    assert reason.startswith("routine: ")
+    assert "from the nearest pressing stop" in reason
     start = datetime.fromisoformat(SHIFT["shift_start"])
     for van in plan["vans"]:
         times = [datetime.fromisoformat(s["arrival"]) for s in van["stops"]]
@@ -229,3 +237,23 @@ def test_an_issued_plan_is_stored_audited_and_its_stops_are_the_next_planned_vis
     live = session.exec(select(PlannedVisit.plan_id).where(
         col(PlannedVisit.superseded).is_(False))).all()
     assert set(live) == {second.json()["id"]}
+    # Listed newest first, a page at a time, as the caller may see them.
+    listed = http.get("/api/v1/restock/plans", headers=auth_headers("outreach"))
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["count"] == 2
+    assert [p["id"] for p in listed.json()["data"]] == [second.json()["id"], issued["id"]]
+    assert listed.json()["data"][1] == issued
+    page = http.get("/api/v1/restock/plans", params={"limit": 1, "offset": 1},
+                    headers=auth_headers("admin")).json()
+    assert (page["count"], [p["id"] for p in page["data"]]) == (2, [issued["id"]])
+    # Both visit the south: a token limited to the north sees neither, the south both.
+    north = http.get("/api/v1/restock/plans", headers=auth_headers("outreach", areas=["north"]))
+    assert north.json() == {"data": [], "count": 0}
+    south_only = http.post("/api/v1/restock/plans", json=SHIFT,
+                           headers=auth_headers("outreach", areas=["south"]))
+    assert south_only.status_code == 201
+    south = http.get("/api/v1/restock/plans", headers=auth_headers("outreach", areas=["south"]))
+    assert [p["id"] for p in south.json()["data"]] == [south_only.json()["id"]]
+    assert http.get("/api/v1/restock/plans", headers=auth_headers("health")).status_code == 403
+    assert http.get("/api/v1/restock/plans", params={"limit": 0},
+                    headers=auth_headers("admin")).status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,8 +20,10 @@ from backend.restock.distances import (
     read_matrix_file,
 )
 from backend.restock.inputs import parse_depot, shift_start_of
+from backend.restock.lots_input import replace_by as lot_replace_by
 from backend.restock.model import Matrix, Plan, Point, Shift, SlotLoad, Stop, Urgency
 from backend.restock.needs import (
+    Horizon,
     MachineState,
     ServiceTime,
     SlotState,
@@ -154,6 +156,21 @@ def test_critical_beats_urgent_when_only_one_fits() -> None:
     assert "no time or van room" in plan.left_out[0].reason
 
 
+def test_doses_that_must_come_out_today_beat_an_empty_slot_when_only_one_fits() -> None:
+    # Both critical; one holds naloxone that expires before the next shift.
+    empty = _stop("empty", Point(40.76, -73.98), Urgency.CRITICAL, 5, service_s=1500)
+    expiring = replace(_stop("expiring", Point(40.74, -73.98), Urgency.CRITICAL, 5,
+                             service_s=1500), swap_now=True)
+    for stops in ([empty, expiring], [expiring, empty]):
+        plan = solve(_shift(hours=0.75), stops, _matrix(stops))
+        assert [s.machine_id for s in plan.vans[0].stops] == ["expiring"]
+    horizon = Horizon.after(START, START + timedelta(hours=24))
+    soon = _machine(_slot(10, replace=2, replace_by=START + timedelta(hours=20)))
+    later = _machine(_slot(10, replace=2, replace_by=START + timedelta(days=3)))
+    assert stop_for(soon, default_par=None, service=SERVICE, horizon=horizon).swap_now  # type: ignore[union-attr]
+    assert not stop_for(later, default_par=None, service=SERVICE, horizon=horizon).swap_now  # type: ignore[union-attr]
+
+
 def test_stops_no_van_can_serve_are_left_out_with_the_reason() -> None:
     stops = [_stop("too-big", Point(40.76, -73.98), Urgency.CRITICAL, 500),
              _stop("too-far", Point(42.0, -73.98), Urgency.CRITICAL, 5)]
@@ -188,9 +205,7 @@ def _slot(count: int, *, par: int | None = None, capacity: int = 10, naloxone: b
 
 
 def _machine(*slots: SlotState, alerts: frozenset[str] = frozenset()) -> MachineState:
-    numbered = tuple(SlotState(n, s.product, s.is_naloxone, s.count, s.capacity, s.par,
-                               s.low_threshold, s.replace, s.replace_lots,
-                               s.stockout_before_next_shift) for n, s in enumerate(slots, 1))
+    numbered = tuple(replace(s, slot=n) for n, s in enumerate(slots, 1))
     return MachineState("m-1", "M", DEPOT, numbered, alerts)
 
 
@@ -268,9 +283,11 @@ def test_a_routine_stop_far_from_anything_pressing_is_not_routed() -> None:
     # One item below par is worth 1.5 km there and back; this one is 4 km away.
     far = _stop("routine-far", Point(40.735, -73.98), Urgency.ROUTINE, 1)
     near = _stop("routine-near", Point(40.7535, -73.98), Urgency.ROUTINE, 1)
-    stops = [far, near]
+    # The van goes out for a critical stop by the depot; routine stops alone are no trip.
+    start = _stop("critical-depot", Point(40.7501, -73.98), Urgency.CRITICAL, 5)
+    stops = [far, near, start]
     plan = solve(_shift(hours=4), stops, _matrix(stops))
-    assert [s.machine_id for s in plan.vans[0].stops] == ["routine-near"]
+    assert {s.machine_id for s in plan.vans[0].stops} == {"routine-near", "critical-depot"}
     [left] = plan.left_out
     assert left.machine_id == "routine-far"
     assert left.reason.startswith("routine: ")
@@ -279,3 +296,71 @@ def test_a_routine_stop_far_from_anything_pressing_is_not_routed() -> None:
     stops = [far, critical]
     plan = solve(_shift(hours=4), stops, _matrix(stops))
     assert {s.machine_id for s in plan.vans[0].stops} == {"routine-far", "critical"}
+
+
+def test_a_routine_stop_only_a_little_below_par_is_no_stop_even_on_the_way() -> None:
+    # 2 of 10 missing (20 %) is below the fill share (40 %); 6 of 10 is above it.
+    critical = _stop("critical", Point(40.76, -73.98), Urgency.CRITICAL, 5)
+    topped = replace(_stop("topped", Point(40.7601, -73.98), Urgency.ROUTINE, 2),
+                     loads=(SlotLoad(1, "naloxone-nasal-4mg", True, 8, 10, 2),))
+    depleted = replace(_stop("depleted", Point(40.7602, -73.98), Urgency.ROUTINE, 6),
+                       loads=(SlotLoad(1, "naloxone-nasal-4mg", True, 4, 10, 6),))
+    stops = [critical, topped, depleted]
+    plan = solve(_shift(hours=4), stops, _matrix(stops))
+    assert {s.machine_id for s in plan.vans[0].stops} == {"critical", "depleted"}
+    [left] = plan.left_out
+    assert (left.machine_id, left.reason) == (
+        "topped", "routine: 20% below par, less than the 40% worth a stop before it is pressing")
+
+
+def test_no_van_leaves_the_depot_for_routine_stops_alone() -> None:
+    stops = [_stop(f"routine-{i}", Point(40.751 + i / 1000, -73.98), Urgency.ROUTINE, 1)
+             for i in range(2)]
+    plan = solve(_shift(hours=4, vans=2), stops, _matrix(stops))
+    assert plan.served == 0
+    assert plan.distance_km == 0
+    # One urgent stop takes the van out, and the routine stops beside it come along.
+    urgent = _stop("urgent", Point(40.7515, -73.98), Urgency.URGENT, 1)
+    stops = [*stops, urgent]
+    plan = solve(_shift(hours=4, vans=2), stops, _matrix(stops))
+    assert plan.served == 3
+    assert sum(1 for v in plan.vans if v.stops) == 1
+
+
+def test_with_a_horizon_only_what_cannot_wait_for_the_next_shift_is_pressing() -> None:
+    horizon = Horizon.after(START, START + timedelta(hours=24))
+
+    def urgency(machine: MachineState) -> Urgency | None:
+        stop = stop_for(machine, default_par=None, service=SERVICE, horizon=horizon)
+        return None if stop is None else stop.urgency
+
+    def in_days(days: float) -> datetime:
+        return START + timedelta(days=days)
+
+    assert urgency(_machine(_slot(2))) is Urgency.ROUTINE  # low, but lasts the night
+    assert urgency(_machine(_slot(1, naloxone=False))) is Urgency.ROUTINE
+    assert urgency(_machine(_slot(0, naloxone=False))) is Urgency.URGENT
+    assert urgency(_machine(_slot(0))) is Urgency.CRITICAL
+    assert urgency(_machine(_slot(6, stockout_before_next_shift=True))) is Urgency.CRITICAL
+    assert urgency(_machine(_slot(10), alerts=frozenset({"low_stock"}))) is Urgency.ROUTINE
+    assert urgency(_machine(_slot(10), alerts=frozenset({"expiring_stock"}))) is Urgency.ROUTINE
+    assert urgency(_machine(_slot(10), alerts=frozenset({"heat_exposure"}))) is Urgency.URGENT
+    # Doses to replace: by their date, later than the swap window, within it, before
+    # the next shift; heat-exposed or expired doses must be out now.
+    assert urgency(_machine(_slot(10, replace=3, replace_by=in_days(30)))) is Urgency.ROUTINE
+    assert urgency(_machine(_slot(10, replace=3, replace_by=in_days(5)))) is Urgency.URGENT
+    assert urgency(_machine(_slot(10, replace=3, replace_by=in_days(0.5)))) is Urgency.CRITICAL
+    assert urgency(_machine(_slot(10, replace=3, replace_by=START))) is Urgency.CRITICAL
+    assert urgency(_machine(_slot(10, replace=3))) is Urgency.CRITICAL  # unknown: now
+    later = stop_for(_machine(_slot(10, replace=3, replace_by=in_days(30))), default_par=None,
+                     service=SERVICE, horizon=horizon)
+    assert later is not None
+    assert later.reasons == ("slot 1: 3 dose(s) to replace",)
+
+
+def test_a_lot_is_due_out_at_its_expiry_if_only_expiring_else_now() -> None:
+    now = START
+    assert lot_replace_by(("expiring",), date(2026, 12, 20), now) == datetime(
+        2026, 12, 20, tzinfo=UTC)
+    assert lot_replace_by(("expiring", "heat:storage"), date(2026, 12, 20), now) == now
+    assert lot_replace_by(("expired",), date(2026, 12, 1), now) == now

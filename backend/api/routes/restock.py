@@ -8,7 +8,7 @@ machine's deadline (backend/restock/schedule.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -35,7 +35,7 @@ from backend.restock.inputs import DEPOT_PATTERN, parse_depot, shift_start_of
 from backend.restock.lots_input import combined, lot_extras
 from backend.restock.model import Plan
 from backend.restock.plan import MatrixFileError, plan_shift
-from backend.restock.schedule import issue_plan, sees_plan
+from backend.restock.schedule import issue_plan, list_plans, sees_plan
 
 router = APIRouter(prefix="/restock", tags=["restock"])
 
@@ -60,7 +60,8 @@ def _plan(
                               forecast_extras(session, shift_start=start,
                                               shift_hours=shift_hours,
                                               settings=forecast_settings),
-                              lot_extras(session, settings=settings)))
+                              lot_extras(session, settings=settings)),
+                          next_shift=start + timedelta(hours=forecast_settings.horizon_h))
     except MatrixFileError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
 
@@ -167,6 +168,25 @@ def issue_restock_plan(
     write.commit()
     write.refresh(record)
     return _issued(record)
+
+
+class IssuedPlansPage(BaseModel):
+    """One page of issued plans, newest first, and how many the caller may see in all."""
+
+    data: list[IssuedPlan]
+    count: int
+
+
+@router.get("/plans", response_model=IssuedPlansPage)
+def list_restock_plans(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Plans per page")] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> IssuedPlansPage:
+    """List issued plans, newest first (a token limited to areas: plans wholly in them)."""
+    rows, total = list_plans(session, principal=principal, limit=limit, offset=offset)
+    return IssuedPlansPage(data=[_issued(r) for r in rows], count=total)
 
 
 @router.get("/plans/{plan_id}", response_model=IssuedPlan, responses=problem_responses(404))
