@@ -14,7 +14,7 @@ fetched for only within ``SWAP_WINDOW`` of its date.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from backend.models.alerts import AlertType
@@ -70,6 +70,8 @@ class MachineState:
     at: Point
     slots: tuple[SlotState, ...]
     open_alerts: frozenset[str] = field(default_factory=frozenset)
+    # An issued plan's stop here whose time passed with no visit: overdue.
+    missed_visit: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ def urgency_of(
     next shift; doses to replace are urgent only when they must be out within
     ``SWAP_WINDOW`` (an open ``expiring_stock`` alert alone is routine: the lots say
     when), and critical when naloxone must be out before the next shift (expired,
-    heat-exposed, or expiring by then). Empty slots stay pressing either way.
+    heat-exposed, or expiring by then). Empty slots stay pressing either way, and so
+    does a planned visit that was missed (``missed_visit``): it is overdue.
     """
     reasons: list[str] = []
     later: list[str] = []  # reasons for a visit that can wait for the next shift
@@ -168,6 +171,8 @@ def urgency_of(
     open_alerts = sorted(machine.open_alerts & VISIT_ALERTS)
     reasons.extend(f"open alert: {a}" for a in open_alerts if a not in waiting)
     later.extend(f"open alert: {a}" for a in open_alerts if a in waiting)
+    if machine.missed_visit is not None:
+        reasons.append(f"planned visit at {machine.missed_visit:%Y-%m-%d %H:%M} UTC was missed")
     if AlertType.PREDICTED_STOCKOUT.value in machine.open_alerts:
         critical = True
     if critical:
@@ -187,6 +192,8 @@ def stop_for(
     loads = tuple(
         load for load in (slot_load(s, default_par) for s in machine.slots) if load is not None
     )
+    if not loads and machine.missed_visit is not None:
+        machine = replace(machine, missed_visit=None)  # nothing to bring: nothing overdue
     pressing = urgency_of(machine, horizon=horizon)
     if pressing is None and not loads:
         return None

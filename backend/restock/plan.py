@@ -1,7 +1,8 @@
 """Assemble the planner's inputs from the database and plan a shift: the thin I/O layer.
 
 What it reads today: active machines (within the caller's areas), their slots
-against par, the products that are naloxone, and open alerts. The forecast
+against par, the products that are naloxone, open alerts, and issued plans' stops
+whose time passed with no visit (overdue: ``schedule.missed_planned_visits``). The forecast
 (stock-out before the next shift) and the lots module (doses to replace) plug
 in through ``SlotExtra`` per (machine, slot): see ``extras`` in ``plan_shift``.
 """
@@ -29,6 +30,7 @@ from backend.restock.distances import (
 from backend.restock.model import LeftOut, Matrix, Plan, Point, Shift, Stop
 from backend.restock.needs import Horizon, MachineState, ServiceTime, SlotState, stops_for
 from backend.restock.routing import left_out_order, solve
+from backend.restock.schedule import missed_planned_visits
 from backend.stock import effective_low_threshold
 
 __all__ = ["MatrixFileError", "SlotExtra", "machine_states", "plan_shift"]
@@ -56,6 +58,7 @@ def machine_states(
     principal: Principal | None,
     default_threshold: int,
     extras: Mapping[tuple[str, int], SlotExtra] | None = None,
+    missed: Mapping[str, datetime] | None = None,
 ) -> tuple[list[MachineState], set[str]]:
     """Return the active machines the caller may see, and the ids of those out of service."""
     query = select(Machine).where(col(Machine.active)).order_by(col(Machine.id))
@@ -80,7 +83,7 @@ def machine_states(
                 replace_by=extra.replace_by,
                 stockout_before_next_shift=extra.stockout_before_next_shift, due=extra.due))
         states.append(MachineState(m.id, m.name, Point(m.lat, m.lon), tuple(own),
-                                   frozenset(alerts[m.id])))
+                                   frozenset(alerts[m.id]), (missed or {}).get(m.id)))
     out_of_service = {m.id for m in machines if not m.in_service}
     return states, out_of_service
 
@@ -121,7 +124,7 @@ def plan_shift(
     """
     machines, out_of_service = machine_states(
         session, principal=principal, default_threshold=settings.default_low_threshold,
-        extras=extras)
+        extras=extras, missed=missed_planned_visits(session, before=start))
     service = ServiceTime(settings.restock_service_minutes,
                           settings.restock_service_minutes_per_item)
     stops = stops_for(machines, default_par=settings.default_par, service=service,

@@ -11,14 +11,14 @@ superseded with an arrival at or after a given time.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from backend.auth.principal import Principal
 from backend.auth.scope import machine_filter
-from backend.models import Machine, PlannedVisit, RestockPlanRecord
+from backend.models import Machine, PlannedVisit, RestockPlanRecord, RestockVisit
 from backend.restock.model import Plan
 
 
@@ -56,12 +56,39 @@ def next_planned_visits(
     )
     if machine_ids is not None:
         query = query.where(col(PlannedVisit.machine_id).in_(list(machine_ids)))
-    out: dict[str, datetime] = {}
-    for machine_id, arrival in session.exec(query).all():
-        if isinstance(arrival, str):  # SQLite's min() may hand back the stored text
-            arrival = datetime.fromisoformat(arrival)
-        out[machine_id] = arrival if arrival.tzinfo else arrival.replace(tzinfo=UTC)
-    return out
+    return {machine_id: _aware(arrival) for machine_id, arrival in session.exec(query).all()}
+
+
+MISSED_LOOKBACK = timedelta(days=7)
+"""How far back a planned stop that nobody made still counts as missed."""
+
+
+def missed_planned_visits(session: Session, *, before: datetime) -> dict[str, datetime]:
+    """Return, per machine, its latest planned arrival before ``before`` that no visit followed.
+
+    A stop counts as made when a visit to its machine was recorded after its plan was
+    issued: both times are the server's, whatever clock the shifts are planned on. Stops
+    superseded by a later plan, or older than ``MISSED_LOOKBACK``, do not count.
+    """
+    made = (select(RestockVisit.id)
+            .where(col(RestockVisit.machine_id) == col(PlannedVisit.machine_id),
+                   col(RestockVisit.visited_at) >= col(RestockPlanRecord.issued_at))
+            .exists())
+    query = (
+        select(PlannedVisit.machine_id, func.max(PlannedVisit.arrival))
+        .join(RestockPlanRecord, col(RestockPlanRecord.id) == col(PlannedVisit.plan_id))
+        .where(col(PlannedVisit.arrival) < before,
+               col(PlannedVisit.arrival) >= before - MISSED_LOOKBACK,
+               col(PlannedVisit.superseded).is_(False), ~made)
+        .group_by(col(PlannedVisit.machine_id))
+    )
+    return {machine_id: _aware(arrival) for machine_id, arrival in session.exec(query).all()}
+
+
+def _aware(arrival: datetime | str) -> datetime:
+    if isinstance(arrival, str):  # SQLite's min() and max() may hand back the stored text
+        arrival = datetime.fromisoformat(arrival)
+    return arrival if arrival.tzinfo else arrival.replace(tzinfo=UTC)
 
 
 def list_plans(

@@ -257,3 +257,33 @@ def test_an_issued_plan_is_stored_audited_and_its_stops_are_the_next_planned_vis
     assert http.get("/api/v1/restock/plans", headers=auth_headers("health")).status_code == 403
     assert http.get("/api/v1/restock/plans", params={"limit": 0},
                     headers=auth_headers("admin")).status_code == 422
+
+
+def test_a_planned_stop_whose_time_passed_without_a_visit_is_overdue_next_shift(
+    http: httpx.Client, session: Session, auth_headers: AuthHeaders
+) -> None:
+    from backend.models import RestockVisit
+
+    _fleet(session)
+    headers = auth_headers("outreach")
+    issued = http.post("/api/v1/restock/plans", json=SHIFT, headers=headers)
+    assert issued.status_code == 201, issued.text
+    stops = {s["machine_id"]: s for v in issued.json()["plan"]["vans"] for s in v["stops"]}
+    assert stops["test-002"]["urgency"] == "routine"
+    tomorrow = {**SHIFT, "shift_start": "2026-12-04T08:00:00Z"}
+    # Nobody came to test-002: tomorrow it is overdue, and urgent.
+    plan = http.get("/api/v1/restock/plan", params=tomorrow, headers=headers).json()
+    later = {s["machine_id"]: s for v in plan["vans"] for s in v["stops"]}
+    arrival = datetime.fromisoformat(stops["test-002"]["arrival"])
+    assert later["test-002"]["urgency"] == "urgent"
+    assert later["test-002"]["reasons"] == [
+        f"planned visit at {arrival:%Y-%m-%d %H:%M} UTC was missed"]
+    # A visit recorded since the plan was issued made the stop: routine again.
+    session.add(RestockVisit(machine_id="test-002", visited_by="test", counts={}))
+    session.commit()
+    plan = http.get("/api/v1/restock/plan", params=tomorrow, headers=headers).json()
+    again = {s["machine_id"]: s for v in plan["vans"] for s in v["stops"]}
+    assert again["test-002"]["urgency"] == "routine"
+    # The same shift planned again: its stops have not passed, nothing is missed.
+    plan = http.get("/api/v1/restock/plan", params=SHIFT, headers=headers).json()
+    assert not any("missed" in r for v in plan["vans"] for s in v["stops"] for r in s["reasons"])

@@ -364,3 +364,15 @@ def test_a_lot_is_due_out_at_its_expiry_if_only_expiring_else_now() -> None:
         2026, 12, 20, tzinfo=UTC)
     assert lot_replace_by(("expiring", "heat:storage"), date(2026, 12, 20), now) == now
     assert lot_replace_by(("expired",), date(2026, 12, 1), now) == now
+
+
+def test_a_missed_planned_visit_is_overdue_unless_the_machine_needs_nothing() -> None:
+    horizon = Horizon.after(START, START + timedelta(hours=24))
+    missed = START - timedelta(hours=20)
+    below = replace(_machine(_slot(7)), missed_visit=missed)
+    stop = stop_for(below, default_par=None, service=SERVICE, horizon=horizon)
+    assert stop is not None
+    assert stop.urgency is Urgency.URGENT
+    assert stop.reasons == ("planned visit at 2026-12-02 12:00 UTC was missed",)
+    full = replace(_machine(_slot(10)), missed_visit=missed)
+    assert stop_for(full, default_par=None, service=SERVICE, horizon=horizon) is None
