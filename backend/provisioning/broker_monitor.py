@@ -79,6 +79,8 @@ class BrokerMonitor:
         self._host, self._port = host, port
         self._on_drop = on_drop
         self._counter = DropCounter()
+        self.last_total: int | None = None
+        """The broker's counter as last read (None until the first reading arrives)."""
         self._reports: queue.Queue[DropReport | None] = queue.Queue()
         self._thread = threading.Thread(target=self._dispatch, name="nx-broker-monitor",
                                         daemon=True)
@@ -123,6 +125,7 @@ class BrokerMonitor:
             if value is None:
                 log.warning("unreadable %s payload %r", message.topic, message.payload[:40])
                 return
+            self.last_total = value
             report = self._counter.observe(value)
             if report is not None:
                 self._reports.put(report)

@@ -8,12 +8,11 @@ publish is acknowledged.
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-import time
+from collections.abc import Iterator
 
-from tests.backend.helpers import PacedPublisher, events_topic, vend
+from tests.backend.helpers import events_topic, vend
+from tests.benchmarks._fleet import Item, print_result, publish_fleet
 
 ACK_TIMEOUT_S = 900.0
 """A broker busy with a 500,000-message backlog answers slowly; an agent would wait too."""
@@ -32,29 +31,14 @@ def burst_password(n: int) -> str:
 def main() -> None:
     """Publish every machine's backlog concurrently."""
     host, port, first, last, events, window = sys.argv[1:7]
-    errors: list[str] = []
 
-    def run(n: int) -> None:
-        machine_id = burst_id(n)
-        try:
-            publisher = PacedPublisher(host, int(port), machine_id, burst_password(n),
-                                       max_inflight=int(window), timeout=ACK_TIMEOUT_S)
-            try:
-                publisher.publish_all((events_topic(machine_id), vend(machine_id, s).to_bytes())
-                                      for s in range(1, int(events) + 1))
-                if publisher.refused:
-                    errors.append(f"{machine_id}: {publisher.refused[:3]}")
-            finally:
-                publisher.close()
-        except Exception as exc:  # reported to the parent as data
-            errors.append(f"{machine_id}: {exc!r}")
+    def backlog(machine_id: str) -> Iterator[Item]:
+        return ((events_topic(machine_id), vend(machine_id, s).to_bytes(), False)
+                for s in range(1, int(events) + 1))
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(int(first), int(last) + 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    print(json.dumps({"finished": time.time(), "errors": errors}), flush=True)
+    machines = [(burst_id(n), burst_password(n)) for n in range(int(first), int(last) + 1)]
+    print_result(publish_fleet(host, int(port), machines, backlog, window=int(window),
+                               ack_timeout=ACK_TIMEOUT_S))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,26 @@
-"""The ingest soak's fleet: machines publishing a day-to-day mix of messages, paced by PUBACKs.
+"""The ingest soak's fleet: machines publishing a day-to-day mix, paced by ingest's progress.
 
-Run as ``python tests/benchmarks/_soak_publisher.py HOST PORT MACHINES PER_MACHINE WINDOW``:
-machines soak-001..soak-MACHINES (password soak-pw-NNN) each publish PER_MACHINE
-messages at QoS 1 with at most WINDOW unacknowledged. In every 100 messages of a
-machine: 93 vends, 2 restocks, a door opened and closed, a heartbeat, a retained stock
-snapshot and a retained status; every 10,000th message is malformed (a dead letter).
-Device time advances 30 s a message, so 100,000 messages are about a month of a busy
-machine. Prints one JSON line when every publish is acknowledged.
+Run as ``python tests/benchmarks/_soak_publisher.py HOST PORT MACHINES PER_MACHINE WINDOW
+METRICS_URL AHEAD``: machines soak-001..soak-MACHINES (password soak-pw-NNN) each publish
+PER_MACHINE messages at QoS 1 with at most WINDOW unacknowledged, and the fleet as a
+whole at most AHEAD messages ahead of what the ingest worker at METRICS_URL has finished
+with (``_ingest_progress.ProgressGate``), so the broker's queue for ingest stays short.
+In every 100 messages of a machine: 93 vends, 2 restocks, a door opened and closed, a
+heartbeat, a retained stock snapshot and a retained status; every 10,000th message is
+malformed (a dead letter). Device time advances 30 s a message, so 100,000 messages are
+about a month of a busy machine. Prints one JSON line when every publish is acknowledged.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from firmware_agent.wire import payloads
 from firmware_agent.wire.topics import Channel, machine_topic
-from tests.backend.helpers import PacedPublisher
+from tests.benchmarks._fleet import Item, print_result, publish_fleet
+from tests.benchmarks._ingest_progress import ProgressGate, metrics_progress
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(seconds=30)
@@ -40,7 +40,7 @@ def soak_password(n: int) -> str:
     return f"soak-pw-{n:03d}"
 
 
-def messages(machine_id: str, total: int) -> Iterator[tuple[str, bytes, bool]]:
+def messages(machine_id: str, total: int) -> Iterator[Item]:
     """Yield (topic, payload, retain) for ``total`` messages of one machine."""
     events = machine_topic(machine_id, Channel.EVENTS)
     ids = {"machine_id": machine_id, "boot_id": 1}
@@ -91,34 +91,18 @@ def messages(machine_id: str, total: int) -> Iterator[tuple[str, bytes, bool]]:
 
 
 def main() -> None:
-    """Publish every machine's messages concurrently."""
-    host, port, machines, per_machine, window = sys.argv[1:6]
-    errors: list[str] = []
-
-    def run(n: int) -> None:
-        machine_id = soak_machine(n)
-        try:
-            publisher = PacedPublisher(host, int(port), machine_id, soak_password(n),
-                                       max_inflight=int(window), timeout=ACK_TIMEOUT_S)
-            try:
-                sent = 0
-                for topic, payload, retain in messages(machine_id, int(per_machine)):
-                    publisher.publish(topic, payload, retain=retain)
-                    sent += 1
-                publisher.wait_acked(sent)
-                if publisher.refused:
-                    errors.append(f"{machine_id}: {publisher.refused[:3]}")
-            finally:
-                publisher.close()
-        except Exception as exc:  # reported to the parent as data
-            errors.append(f"{machine_id}: {exc!r}")
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(1, int(machines) + 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    print(json.dumps({"finished": time.time(), "errors": errors}), flush=True)
+    """Publish every machine's messages concurrently, paced by the worker's progress."""
+    host, port, machines, per_machine, window, metrics_url, ahead = sys.argv[1:8]
+    gate = ProgressGate(metrics_progress(metrics_url), int(ahead),
+                        timeout=ACK_TIMEOUT_S).start()
+    try:
+        fleet = [(soak_machine(n), soak_password(n)) for n in range(1, int(machines) + 1)]
+        errors = publish_fleet(host, int(port), fleet,
+                               lambda machine_id: messages(machine_id, int(per_machine)),
+                               window=int(window), ack_timeout=ACK_TIMEOUT_S, gate=gate)
+    finally:
+        gate.stop()
+    print_result(errors, published=gate.published, gate_waits=gate.waits)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ messages (default 2,000,000) from NX_SOAK_INGEST_MACHINES machines: vends,
 restocks, doors, heartbeats, retained stock and status, and a malformed
 message every 10,000 (dead letters), with maintenance every second.
 
+The fleet is paced by the worker's progress (at most NX_SOAK_INGEST_AHEAD
+messages published and not yet finished with), and the run fails if the
+broker dropped a message: its dropped-message counter
+(``$SYS/broker/publish/messages/dropped``) moved or its log says so.
+
 Each process's resident memory (VmRSS), open fds and threads are sampled
 throughout (tests/benchmarks/_soak.py says how growth is computed). Target:
 RSS growth under 2 MB from the first 10% to the end, and no growth in fds or
@@ -23,12 +28,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -37,11 +40,13 @@ from sqlmodel import Session
 
 from backend import crud
 from backend.db import migrate
+from backend.provisioning.broker_monitor import BrokerMonitor, DropReport
 from simulators.broker import MosquittoBroker, free_port
 from simulators.virtual_controller import VirtualController
 from tests.agent.helpers import Collector
 from tests.backend.procs import IngestProcess
 from tests.benchmarks import _soak
+from tests.benchmarks._ingest_progress import counters, finished
 from tests.benchmarks._soak_publisher import soak_machine, soak_password
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.waiting import wait_until
@@ -52,6 +57,10 @@ PUBLISHER = Path(__file__).resolve().parent / "_soak_publisher.py"
 AGENT_EVENTS = int(os.environ.get("NX_SOAK_AGENT_EVENTS", "1000000"))
 INGEST_MESSAGES = int(os.environ.get("NX_SOAK_INGEST_MESSAGES", "2000000"))
 INGEST_MACHINES = int(os.environ.get("NX_SOAK_INGEST_MACHINES", "20"))
+INGEST_AHEAD = int(os.environ.get("NX_SOAK_INGEST_AHEAD", "20000"))
+"""Messages the fleet may publish beyond what ingest has finished with: a tenth of the
+dev broker's max_queued_messages (200,000), and a few seconds of ingest's work, so the
+worker never waits for the fleet and the broker's queue for it never overflows."""
 RSS_GROWTH_TARGET_MB = 2.0
 SAMPLE_S = 0.5
 AGENT_BACKLOG = 400
@@ -63,6 +72,10 @@ SLOTS = {n: (f"product-{n}", 2500, 2500) for n in range(1, 5)}
 TIMEOUT_S = 3000.0
 PUBLISH_WINDOW = 50
 STOP_S = 180.0
+SYS_INTERVAL_S = 1
+"""The soak broker refreshes its $SYS counters every second (10 s by default)."""
+DROPPED_LINE = "Outgoing messages are being dropped"
+"""Mosquitto's NOTICE when a client's queue is full (src/database.c, db__message_insert)."""
 
 
 def _update_results(part: str, figures: dict[str, Any]) -> None:
@@ -183,26 +196,6 @@ def test_agent_soak(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
 # --- the ingest worker --------------------------------------------------------------------
 
 
-def _counters(metrics_url: str) -> dict[str, int]:
-    """The worker's message counters (stored, duplicates, dead letters kept or dropped)."""
-    try:
-        with urllib.request.urlopen(metrics_url, timeout=5) as answer:  # noqa: S310 - loopback
-            text = answer.read().decode()
-    except OSError:
-        return {}
-    found: dict[str, int] = {}
-    for name in ("messages_committed", "duplicates", "dead_letters", "dead_letters_dropped"):
-        match = re.search(rf"^nx_ingest_{name}_total (\S+)$", text, re.MULTILINE)
-        found[name] = int(float(match.group(1))) if match else 0
-    return found
-
-
-def _distinct(counters: dict[str, int]) -> int:
-    """Messages the worker finished with, each once: a redelivered duplicate is not counted."""
-    return (counters.get("messages_committed", 0) + counters.get("dead_letters", 0)
-            + counters.get("dead_letters_dropped", 0))
-
-
 def _role(pid: int, worker: int) -> str:
     """Name a process of the ingest worker's tree for the report."""
     if pid == worker:
@@ -214,11 +207,17 @@ def _role(pid: int, worker: int) -> str:
     return f"resource_tracker {pid}" if b"resource_tracker" in cmdline else f"writer {pid}"
 
 
-def test_ingest_soak(tmp_path: Path) -> None:
-    per_machine = max(1, INGEST_MESSAGES // INGEST_MACHINES)
-    total = per_machine * INGEST_MACHINES
-    machines = {soak_machine(n): soak_password(n) for n in range(1, INGEST_MACHINES + 1)}
-    url = f"sqlite:///{tmp_path / 'soak.db'}"
+def _broker_drops(broker: MosquittoBroker, monitor: BrokerMonitor,
+                  reports: list[DropReport]) -> list[str]:
+    """What shows the broker dropped messages: its counter's reports and its log's notice."""
+    found = [f"$SYS counter: {r}" for r in reports]
+    found += [line for line in broker.log_tail(1_000_000).splitlines() if DROPPED_LINE in line]
+    if monitor.last_total:
+        found.append(f"$SYS/broker/publish/messages/dropped = {monitor.last_total}")
+    return found
+
+
+def _register_fleet(url: str, machines: dict[str, str]) -> None:
     migrate(url)
     from backend.db import make_engine
 
@@ -231,11 +230,25 @@ def test_ingest_soak(tmp_path: Path) -> None:
                 slots=[{"slot": s, "product": "naloxone-nasal-4mg", "capacity": 500,
                         "count": 500} for s in range(1, 5)])
     engine.dispose()
+
+
+def test_ingest_soak(tmp_path: Path) -> None:
+    per_machine = max(1, INGEST_MESSAGES // INGEST_MACHINES)
+    total = per_machine * INGEST_MACHINES
+    machines = {soak_machine(n): soak_password(n) for n in range(1, INGEST_MACHINES + 1)}
+    url = f"sqlite:///{tmp_path / 'soak.db'}"
+    _register_fleet(url, machines)
     metrics_port = free_port()
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     handled = 0
+    drops: list[DropReport] = []
     with MosquittoBroker({BACKEND_USER: BACKEND_PASSWORD, **machines},
-                         extra_config="autosave_interval 1000") as broker:
+                         extra_config=f"autosave_interval 1000\nsys_interval {SYS_INTERVAL_S}"
+                         ) as broker:
+        monitor = BrokerMonitor(host=broker.host, port=broker.port, username=BACKEND_USER,
+                                password=BACKEND_PASSWORD, on_drop=drops.append,
+                                client_id="soak-drop-monitor")
+        monitor.start()
         ingest = IngestProcess(url, broker, extra_env={
             "NX_INGEST_METRICS_PORT": str(metrics_port),
             "NX_INGEST_MAINTENANCE_INTERVAL_S": "1"})
@@ -246,6 +259,9 @@ def test_ingest_soak(tmp_path: Path) -> None:
                        or ingest.process.poll() is not None, timeout=60,
                        what="both ingest subscriptions")
             assert ingest.process.poll() is None, "".join(ingest.lines)
+            # The counter's first reading (0): without it a drop could go unseen.
+            wait_until(lambda: monitor.last_total is not None, timeout=30,
+                       what="the broker's dropped-message counter")
 
             def pids() -> list[int]:
                 return [ingest.process.pid, *_soak.children(ingest.process.pid)]
@@ -257,21 +273,30 @@ def test_ingest_soak(tmp_path: Path) -> None:
             started = time.monotonic()
             publisher = subprocess.Popen(
                 [sys.executable, str(PUBLISHER), broker.host, str(broker.port),
-                 str(INGEST_MACHINES), str(per_machine), str(PUBLISH_WINDOW)],
+                 str(INGEST_MACHINES), str(per_machine), str(PUBLISH_WINDOW), metrics_url,
+                 str(INGEST_AHEAD)],
                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
             deadline = started + TIMEOUT_S
-            counters: dict[str, int] = {}
+            found: dict[str, int] = {}
             while handled < total:
                 assert time.monotonic() < deadline, f"ingest handled {handled} of {total}"
                 assert ingest.process.poll() is None, "".join(ingest.lines[-20:])
-                counters = _counters(metrics_url) or counters
-                handled = _distinct(counters)
+                # A dropped message never arrives: fail now rather than at the deadline.
+                assert not drops, f"the broker dropped messages: {drops}"
+                found = counters(metrics_url) or found
+                handled = finished(found)
                 time.sleep(SAMPLE_S)  # ok: polling the worker's counters with a deadline
             elapsed = time.monotonic() - started
             sampler.stop()
             out, _ = publisher.communicate(timeout=120)
             published = json.loads(out.strip().splitlines()[-1])
             assert not published["errors"], published["errors"][:3]
+            # The counter is published only when it changes, at most SYS_INTERVAL_S after:
+            # two intervals after the last publish, a drop would have been reported.
+            last_publish = time.monotonic()
+            wait_until(lambda: time.monotonic() - last_publish > 2 * SYS_INTERVAL_S,
+                       timeout=10, what="two $SYS intervals after the last publish")
+            broker_drops = _broker_drops(broker, monitor, drops)
             per_pid = {_role(pid, ingest.process.pid): _soak.growth_of(readings, total)
                        for pid, readings in sampler.per_pid.items()}
             # The figures are kept before the worker stops: a slow stop must not lose them.
@@ -280,10 +305,13 @@ def test_ingest_soak(tmp_path: Path) -> None:
                 "per_s": round(total / elapsed, 1),
                 "processes": "worker + writer child + multiprocessing resource tracker, summed",
                 **_soak.growth(sampler.samples, total), "curve": _soak.curve(sampler.samples),
-                "rss_per_process_mb": per_pid, "counters": counters}
+                "rss_per_process_mb": per_pid, "counters": found,
+                "publish_ahead_max": INGEST_AHEAD, "publisher_held_back": published["gate_waits"],
+                "broker_dropped": monitor.last_total, "broker_drop_evidence": broker_drops[:5]}
             _update_results("ingest", figures)
             _report("ingest", "messages", figures)
         finally:
+            monitor.stop()
             if publisher is not None and publisher.poll() is None:
                 publisher.kill()
                 publisher.wait(30)
@@ -293,6 +321,7 @@ def test_ingest_soak(tmp_path: Path) -> None:
                 ingest.process.terminate()
                 ingest.process.wait(STOP_S)
             ingest.terminate()  # reaps the log and checks nothing was logged at ERROR
+    assert not broker_drops, broker_drops
     # Each message once (a redelivery after a reconnect is a counted duplicate, not a row).
-    assert handled == total, (handled, total, counters)
+    assert handled == total, (handled, total, found)
     _check(figures)
