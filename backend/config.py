@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     ingest_batch_linger_s: float = Field(default=0.005, ge=0)
     ingest_retry_backoff_s: float = Field(default=0.5, gt=0)
     ingest_maintenance_interval_s: float = Field(default=5.0, gt=0)
+    # One worker watches the broker's dropped-message counter and alerts on any
+    # increase (backend/ingest/broker_watch.py); off only for a broker without $SYS.
+    ingest_broker_watch: bool = True
     # Periodic jobs (backend/jobs): how often a standby process tries to take a job
     # whose holder died, and how long the run log is kept.
     jobs_poll_s: float = Field(default=2.0, gt=0)

@@ -21,6 +21,7 @@ class IngestMetrics:
     inbox_depth: Gauge
     inbox_blocked_seconds: Counter
     backpressure_episodes: Counter
+    broker_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -70,6 +71,13 @@ class IngestMetrics:
             backpressure_episodes=Counter(
                 "nx_ingest_backpressure_episodes",
                 "Times the inbox filled up and the worker stopped reading from the broker",
+                registry=registry,
+            ),
+            # Counted by the worker holding the broker-watch role (backend/ingest/broker_watch.py);
+            # alert on any increase: those messages were acknowledged to machines and lost.
+            broker_dropped=Counter(
+                "nx_ingest_broker_dropped_messages",
+                "Messages the broker dropped from a full client queue ($SYS counter increases)",
                 registry=registry,
             ),
         )

@@ -13,13 +13,14 @@ from sqlalchemy import Engine
 
 from backend.config import Settings
 from backend.db import check_schema, make_engine
+from backend.ingest.broker_watch import BrokerWatch
 from backend.ingest.committer import Committer
 from backend.ingest.mqtt import Delivery, Inbox, IngestClient
 from backend.ingest.parse import Message
 from backend.ingest.store import BatchWriter
 from backend.ingest.writer_process import CommitterProcess
 from backend.jobs import Coordinator, Role, make_locks
-from backend.jobs.catalog import RETAINED_READER, ingest_jobs
+from backend.jobs.catalog import BROKER_WATCH, RETAINED_READER, ingest_jobs
 from backend.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class IngestWorker:
         self.metrics.inbox_depth.set_function(self.inbox.qsize)
         self.client = IngestClient(settings, worker_index, self.inbox)
         self.retained = IngestClient(settings, worker_index, self.inbox, retained_reader=True)
+        self.broker_watch = BrokerWatch(settings, worker_index, self.engine,
+                                        self.metrics.broker_dropped)
         self.coordinator = self._coordinator() if jobs else None
         self._stop = threading.Event()
         self.committer: Committer | CommitterProcess
@@ -105,8 +108,9 @@ class IngestWorker:
 
     def _coordinator(self) -> Coordinator:
         def grant(name: str) -> bool:
-            # SQLite is one machine: keep the retained topics on worker 0 as before.
-            return name != RETAINED_READER or self.worker_index == 0
+            # SQLite is one machine: keep the retained topics and the broker watch on
+            # worker 0 as before.
+            return name not in (RETAINED_READER, BROKER_WATCH) or self.worker_index == 0
 
         locks = make_locks(self.settings.database_url, grant)
         return Coordinator(
@@ -114,7 +118,9 @@ class IngestWorker:
             locks,
             # On SQLite the writer maintains when idle, as it always did (Committer.maintain).
             jobs=ingest_jobs(self.settings) if locks.shared else [],
-            roles=[Role(RETAINED_READER, self.retained.start, self.retained.stop)],
+            roles=[Role(RETAINED_READER, self.retained.start, self.retained.stop),
+                   *([Role(BROKER_WATCH, self.broker_watch.take, self.broker_watch.drop)]
+                     if self.settings.ingest_broker_watch else [])],
             poll_s=self.settings.jobs_poll_s,
         )
 

@@ -26,6 +26,8 @@ NOTIFY_ESCALATION = "notify-escalation"
 WEEKLY_REPORT = "weekly-report"
 RETAINED_READER = "retained-reader"
 """The role of reading the retained status and stock topics (one ingest worker at a time)."""
+BROKER_WATCH = "broker-watch"
+"""The role of watching the broker's dropped-message counter (backend/ingest/broker_watch.py)."""
 
 
 def ingest_jobs(settings: Settings) -> list[Job]:
