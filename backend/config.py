@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr = SecretStr(DEV_MQTT_PASSWORD)
     mqtt_tls_ca_file: Path | None = None
     mqtt_keepalive_s: int = Field(default=30, ge=5)
+    # An ingest connection gives up when the broker leaves a probe of its own this
+    # long unanswered (backend/ingest/link_probe.py); the keepalive when unset.
+    ingest_link_probe_s: float | None = Field(default=None, gt=0)
 
     # Ingest: a stable client id per worker and one shared-subscription group.
     ingest_client_id_prefix: str = "nx-ingest"

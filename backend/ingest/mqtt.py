@@ -18,7 +18,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from backend.config import Settings
-from backend.ingest.takeover import DropWatch, describe_disconnect
+from backend.ingest.link_probe import LinkProbe, LinkWatch
+from backend.ingest.takeover import KEEPALIVE_TIMEOUT, DropWatch, describe_disconnect
 from backend.metrics import IngestMetrics
 from backend.models import utcnow
 from firmware_agent.wire.manual_ack import ConnectionAcks
@@ -48,6 +49,8 @@ class Delivery:
 
 
 PUT_WAIT_S = 0.05
+STUCK_S = 1.0
+"""A network thread in on_message this long is waiting for room, not handing over."""
 """How long paho's thread waits for room in a full inbox before it looks for a stop again."""
 
 
@@ -181,6 +184,17 @@ class IngestClient:
         self._acks = ConnectionAcks()
         self._takeovers = DropWatch()
         self._client = self._make_client()
+        self._delivering_since = 0.0
+        """When paho's network thread entered on_message (0: it is not in there). Waiting
+        for room in the inbox, it reads nothing, so a late answer says nothing then."""
+        self._gave_up = threading.Event()
+        """Set when the link probe shut the socket: the disconnect that follows is ours."""
+        probe_s = settings.ingest_link_probe_s or float(settings.mqtt_keepalive_s)
+        self._watch = LinkWatch(
+            self._client, LinkProbe(probe_s), self.client_id,
+            connected=self._client.is_connected,
+            reading=self._reading,
+            on_dead=lambda _waited: self._gave_up.set())
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
@@ -202,6 +216,7 @@ class IngestClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def start(self) -> None:
@@ -223,6 +238,7 @@ class IngestClient:
             properties=props,
         )
         self._client.loop_start()
+        self._watch.start()
 
     def stop(self) -> None:
         """Disconnect (the session and its queue stay on the broker) and stop the thread."""
@@ -230,6 +246,7 @@ class IngestClient:
         # loop_stop() would join it for as long as the writer is stuck. The
         # message it held is never acked, so the broker sends it again.
         self._stopping.set()
+        self._watch.stop()
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -298,15 +315,32 @@ class IngestClient:
             self._acks.next_connection()
             self.connected.clear()
             self.subscribed.clear()
+            # The probe gave a silent link up: a keepalive timeout of ours, not a takeover.
+            code = KEEPALIVE_TIMEOUT if self._gave_up.is_set() else int(reason.value)
+            self._gave_up.clear()
             # A takeover is someone else holding this worker's session: never just INFO.
             level, fmt, args = describe_disconnect(
-                self.client_id, int(reason.value), stopping=self._stopping.is_set(),
+                self.client_id, code, stopping=self._stopping.is_set(),
                 watch=self._takeovers, now=time.monotonic())
             log.log(level, fmt + ": %s", *args, reason)
         except Exception:
             log.exception("on_disconnect failed")
 
+    def _on_unsubscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        mid: int,
+        _reasons: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        try:
+            self._watch.probe.answered(mid)  # the only UNSUBSCRIBE it sends is the probe
+        except Exception:
+            log.exception("on_unsubscribe failed")
+
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._delivering_since = time.monotonic()
         try:
             generation = self._acks.current()
             # Never wait while holding the acks' lock: the writer's ack() takes it,
@@ -322,3 +356,10 @@ class IngestClient:
             )
         except Exception:
             log.exception("could not enqueue a message on %r", getattr(msg, "topic", "?"))
+        finally:
+            self._delivering_since = 0.0
+
+    def _reading(self) -> bool:
+        """Whether paho's network thread is free to read (not stuck in a full inbox)."""
+        since = self._delivering_since
+        return since == 0.0 or time.monotonic() - since < STUCK_S
