@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -67,3 +68,26 @@ def test_gate_polls_progress_on_its_own() -> None:
         assert gate.finished == 2
     finally:
         gate.stop()
+
+
+def test_gate_makes_a_quiet_spell_after_every_quiet_every_messages() -> None:
+    gate = ProgressGate(lambda: None, ahead=100, timeout=30, quiet_every=3, quiet_s=0.3)
+    for _ in range(3):
+        gate.admit()
+    admitted = threading.Event()
+
+    def fourth() -> None:
+        gate.admit()
+        admitted.set()
+
+    thread = threading.Thread(target=fourth, daemon=True)
+    thread.start()
+    # Room enough, but the worker has not finished the three: the fleet waits.
+    wait_until(lambda: thread.is_alive(), timeout=5, what="the fourth publish started")
+    assert not admitted.wait(0.2)
+    gate.record(3)
+    finished_at = time.monotonic()
+    wait_until(admitted.is_set, timeout=10, what="the fourth publish after the quiet spell")
+    assert time.monotonic() - finished_at >= 0.3 - 0.01
+    assert gate.quiet_spells == 1
+    thread.join(10)

@@ -1,10 +1,12 @@
 """The ingest soak's fleet: machines publishing a day-to-day mix, paced by ingest's progress.
 
 Run as ``python tests/benchmarks/_soak_publisher.py HOST PORT MACHINES PER_MACHINE WINDOW
-METRICS_URL AHEAD``: machines soak-001..soak-MACHINES (password soak-pw-NNN) each publish
-PER_MACHINE messages at QoS 1 with at most WINDOW unacknowledged, and the fleet as a
-whole at most AHEAD messages ahead of what the ingest worker at METRICS_URL has finished
-with (``_ingest_progress.ProgressGate``), so the broker's queue for ingest stays short.
+METRICS_URL AHEAD QUIET_EVERY QUIET_S``: machines soak-001..soak-MACHINES (password
+soak-pw-NNN) each publish PER_MACHINE messages at QoS 1 with at most WINDOW
+unacknowledged. The fleet as a whole stays at most AHEAD messages ahead of what the
+ingest worker at METRICS_URL has finished with (``_ingest_progress.ProgressGate``), so
+the broker's queue for ingest stays short, and every QUIET_EVERY messages it lets the
+worker finish and idle for QUIET_S.
 In every 100 messages of a machine: 93 vends, 2 restocks, a door opened and closed, a
 heartbeat, a retained stock snapshot and a retained status; every 10,000th message is
 malformed (a dead letter). Device time advances 30 s a message, so 100,000 messages are
@@ -93,8 +95,9 @@ def messages(machine_id: str, total: int) -> Iterator[Item]:
 def main() -> None:
     """Publish every machine's messages concurrently, paced by the worker's progress."""
     host, port, machines, per_machine, window, metrics_url, ahead = sys.argv[1:8]
-    gate = ProgressGate(metrics_progress(metrics_url), int(ahead),
-                        timeout=ACK_TIMEOUT_S).start()
+    quiet_every, quiet_s = sys.argv[8:10]
+    gate = ProgressGate(metrics_progress(metrics_url), int(ahead), timeout=ACK_TIMEOUT_S,
+                        quiet_every=int(quiet_every), quiet_s=float(quiet_s)).start()
     try:
         fleet = [(soak_machine(n), soak_password(n)) for n in range(1, int(machines) + 1)]
         errors = publish_fleet(host, int(port), fleet,
@@ -102,7 +105,8 @@ def main() -> None:
                                window=int(window), ack_timeout=ACK_TIMEOUT_S, gate=gate)
     finally:
         gate.stop()
-    print_result(errors, published=gate.published, gate_waits=gate.waits)
+    print_result(errors, published=gate.published, gate_waits=gate.waits,
+                 quiet_spells=gate.quiet_spells)
 
 
 if __name__ == "__main__":

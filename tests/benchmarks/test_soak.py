@@ -13,7 +13,10 @@ restocks, doors, heartbeats, retained stock and status, and a malformed
 message every 10,000 (dead letters), with maintenance every second.
 
 The fleet is paced by the worker's progress (at most NX_SOAK_INGEST_AHEAD
-messages published and not yet finished with), and the run fails if the
+messages published and not yet finished with) and quiet for a few seconds
+every NX_SOAK_INGEST_QUIET_EVERY messages and at the end, so that the
+writer's upkeep, which it runs only when idle, runs throughout and is
+measured with the rest; the run fails if the
 broker dropped a message: its dropped-message counter
 (``$SYS/broker/publish/messages/dropped``) moved or its log says so.
 
@@ -61,6 +64,11 @@ INGEST_AHEAD = int(os.environ.get("NX_SOAK_INGEST_AHEAD", "20000"))
 """Messages the fleet may publish beyond what ingest has finished with: a tenth of the
 dev broker's max_queued_messages (200,000), and a few seconds of ingest's work, so the
 worker never waits for the fleet and the broker's queue for it never overflows."""
+INGEST_QUIET_EVERY = int(os.environ.get("NX_SOAK_INGEST_QUIET_EVERY", "100000"))
+"""Every so many messages the fleet lets the worker catch up and idle (0: never)."""
+QUIET_S = 3.0
+"""A quiet spell: three of the soak's 1 s maintenance intervals, so that the writer, which
+runs its upkeep only when idle, runs it at least once (tests/benchmarks/_ingest_progress.py)."""
 RSS_GROWTH_TARGET_MB = 2.0
 SAMPLE_S = 0.5
 AGENT_BACKLOG = 400
@@ -274,7 +282,7 @@ def test_ingest_soak(tmp_path: Path) -> None:
             publisher = subprocess.Popen(
                 [sys.executable, str(PUBLISHER), broker.host, str(broker.port),
                  str(INGEST_MACHINES), str(per_machine), str(PUBLISH_WINDOW), metrics_url,
-                 str(INGEST_AHEAD)],
+                 str(INGEST_AHEAD), str(INGEST_QUIET_EVERY), str(QUIET_S)],
                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
             deadline = started + TIMEOUT_S
             found: dict[str, int] = {}
@@ -287,6 +295,11 @@ def test_ingest_soak(tmp_path: Path) -> None:
                 handled = finished(found)
                 time.sleep(SAMPLE_S)  # ok: polling the worker's counters with a deadline
             elapsed = time.monotonic() - started
+            # The last quiet spell, sampled like the others: the end of the run includes
+            # the upkeep the idle writer runs.
+            done_at = time.monotonic()
+            wait_until(lambda: time.monotonic() - done_at > QUIET_S, timeout=QUIET_S + 5,
+                       what="the closing quiet spell")
             sampler.stop()
             out, _ = publisher.communicate(timeout=120)
             published = json.loads(out.strip().splitlines()[-1])
@@ -307,6 +320,8 @@ def test_ingest_soak(tmp_path: Path) -> None:
                 **_soak.growth(sampler.samples, total), "curve": _soak.curve(sampler.samples),
                 "rss_per_process_mb": per_pid, "counters": found,
                 "publish_ahead_max": INGEST_AHEAD, "publisher_held_back": published["gate_waits"],
+                "quiet_every": INGEST_QUIET_EVERY, "quiet_s": QUIET_S,
+                "quiet_spells": published["quiet_spells"] + 1,
                 "broker_dropped": monitor.last_total, "broker_drop_evidence": broker_drops[:5]}
             _update_results("ingest", figures)
             _report("ingest", "messages", figures)
