@@ -46,7 +46,9 @@ class BrokerWatch:
         self.monitor = BrokerMonitor(
             host=settings.mqtt_host, port=settings.mqtt_port, username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value(), on_drop=self.on_drop,
-            client_id=self._client_id, ca_file=str(ca_file) if ca_file else None)
+            client_id=self._client_id, ca_file=str(ca_file) if ca_file else None,
+            # Ingest's keepalive, so that this connection notices a dead link as soon as the others.
+            keepalive_s=settings.mqtt_keepalive_s)
         self.monitor.start()
         log.info("%s watching the broker's dropped-message counter", self._client_id)
 

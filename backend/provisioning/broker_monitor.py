@@ -75,8 +75,10 @@ class BrokerMonitor:
 
     def __init__(self, *, host: str, port: int, username: str, password: str,
                  on_drop: Callable[[DropReport], None] | None = None,
-                 client_id: str = "nx-broker-monitor", ca_file: str | None = None) -> None:
+                 client_id: str = "nx-broker-monitor", ca_file: str | None = None,
+                 keepalive_s: int = KEEPALIVE_S) -> None:
         self._host, self._port = host, port
+        self._keepalive_s = keepalive_s
         self._on_drop = on_drop
         self._counter = DropCounter()
         self.last_total: int | None = None
@@ -95,7 +97,7 @@ class BrokerMonitor:
     def start(self) -> None:
         """Connect in the background and start reporting."""
         self._thread.start()
-        self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S)
+        self._client.connect_async(self._host, self._port, keepalive=self._keepalive_s)
         self._client.loop_start()
 
     def stop(self) -> None:
