@@ -91,3 +91,29 @@ def test_gate_makes_a_quiet_spell_after_every_quiet_every_messages() -> None:
     assert time.monotonic() - finished_at >= 0.3 - 0.01
     assert gate.quiet_spells == 1
     thread.join(10)
+
+
+def test_publishers_held_back_for_room_do_not_run_past_a_quiet_spell() -> None:
+    gate = ProgressGate(lambda: None, ahead=2, timeout=30, quiet_every=4, quiet_s=0.05)
+    gate.admit()
+    gate.admit()
+    done: list[int] = []
+
+    def publisher() -> None:
+        gate.admit()
+        done.append(gate.published)
+
+    threads = [threading.Thread(target=publisher, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: gate.waits >= 1, timeout=10, what="publishers held back for room")
+    gate.record(2)  # room for two: they take the fleet to the mark of 4
+    wait_until(lambda: len(done) == 2, timeout=10, what="two publishes")
+    assert gate.published == 4
+    gate.record(3)  # room again, but the spell is due: nobody passes until all 4 finished
+    for thread in threads:
+        thread.join(0.05)  # a moment for a publisher that would wrongly go on
+    assert (gate.published, len(done)) == (4, 2)
+    gate.record(4)
+    wait_until(lambda: len(done) == 4, timeout=10, what="the rest after the spell")
+    assert gate.quiet_spells == 1

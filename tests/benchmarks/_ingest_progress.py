@@ -94,18 +94,22 @@ class ProgressGate:
     def admit(self) -> None:
         """Return when one more message may be published (and count it as published)."""
         with self._room:
-            if self._quiet_due():
-                self._wait(lambda: self.finished >= self.published, "to finish everything")
-                if self._quiet_at != self.published:  # the first publisher here starts it
-                    self._quiet_at = self.published
-                    self._quiet_until = time.monotonic() + self.quiet_s
-                    self.quiet_spells += 1
-            while (left := self._quiet_until - time.monotonic()) > 0:
-                self._room.wait(left)
-            if self.published - self.finished >= self.ahead:
-                self.waits += 1
-                self._wait(lambda: self.published - self.finished < self.ahead, "for room")
-            self.published += 1
+            # Every wait lets other publishers in: look at everything again after each.
+            while True:
+                if self._quiet_due():
+                    self._wait(lambda: self.finished >= self.published, "to finish everything")
+                    if self._quiet_due():  # the first publisher here starts the spell
+                        self._quiet_at = self.published
+                        self._quiet_until = time.monotonic() + self.quiet_s
+                        self.quiet_spells += 1
+                elif (left := self._quiet_until - time.monotonic()) > 0:
+                    self._room.wait(left)
+                elif self.published - self.finished >= self.ahead:
+                    self.waits += 1
+                    self._wait(lambda: self.published - self.finished < self.ahead, "for room")
+                else:
+                    self.published += 1
+                    return
 
     def _quiet_due(self) -> bool:
         return (self.quiet_every > 0 and self.published > 0
