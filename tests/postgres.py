@@ -53,3 +53,15 @@ def drop_pg_database(db_url: str, admin_url: str = POSTGRES_ADMIN_URL) -> None:
     name = make_url(db_url).database
     with _connect(make_url(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def recreate_from_template(db_url: str, template_url: str,
+                           admin_url: str = POSTGRES_ADMIN_URL) -> None:
+    """Make the database at ``db_url`` a fresh copy of the one at ``template_url``.
+
+    The template must have no open connections (PostgreSQL refuses to copy one in use).
+    """
+    name, template = make_url(db_url).database, make_url(template_url).database
+    with _connect(make_url(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
