@@ -25,10 +25,10 @@ MAX_COUNT: Final = 10_000
 MAX_SLOT: Final = 99
 PLANOGRAM_COLUMNS: Final = ("slot", "product", "capacity", "par", "low_threshold")
 STATE_WORDS: Final = {
-    CommandState.PENDING: "⏳ pending",
-    CommandState.DONE: "✅ done",
-    CommandState.FAILED: "❌ failed",
-    CommandState.EXPIRED: "⌛ expired",
+    CommandState.PENDING: ":material/hourglass_empty: pending",
+    CommandState.DONE: ":material/check_circle: done",
+    CommandState.FAILED: ":material/error: failed",
+    CommandState.EXPIRED: ":material/timer_off: expired",
 }
 
 

@@ -6,11 +6,12 @@ import streamlit as st
 
 from console import navigation, session
 
-st.set_page_config(page_title="NaloxNet console", page_icon="💊", layout="wide")
+st.set_page_config(page_title="NaloxNet console", page_icon=":material/medication:", layout="wide")
 
 signed_in = session.current()
 if signed_in is None:
-    pages = [st.Page(navigation.SIGN_IN_FILE, title="Sign in", icon="🔐", default=True)]
+    pages = [st.Page(navigation.SIGN_IN_FILE, title="Sign in", icon=":material/login:",
+                     default=True)]
 else:
     # A page the role may not see is not registered at all: its URL leads nowhere.
     pages = [

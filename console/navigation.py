@@ -24,21 +24,34 @@ class PageSpec:
     url_path: str
 
 
+# Material Symbols, not emoji: Streamlit ships the font, so the icons draw offline and in
+# a browser without an emoji font (headless Chromium showed emoji as empty boxes); the
+# title beside each says what the page is.
 PAGE_SPECS: Final[dict[PageKey, PageSpec]] = {
     spec.key: spec
     for spec in (
-        PageSpec(PageKey.FLEET_MAP, VIEWS / "fleet_map.py", "Fleet map", "🗺️", "map"),
-        PageSpec(PageKey.ALERTS, VIEWS / "alerts.py", "Alerts", "🚨", "alerts"),
-        PageSpec(PageKey.HOTSPOTS, VIEWS / "hotspots.py", "Hotspots", "🎯", "hotspots"),
-        PageSpec(PageKey.TRENDS, VIEWS / "trends.py", "Trends", "📈", "trends"),
-        PageSpec(PageKey.RESTOCK, VIEWS / "restock.py", "Restock", "🚐", "restock"),
-        PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail", "🔎", "machine"),
-        PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens", "🔑", "tokens"),
-        PageSpec(PageKey.AUDIT, VIEWS / "audit.py", "Audit trail", "📜", "audit"),
-        PageSpec(PageKey.NOTIFICATIONS, VIEWS / "notifications.py", "Notifications", "📣",
-                 "notifications"),
-        PageSpec(PageKey.ADMIN, VIEWS / "admin.py", "Machines admin", "🛠️", "admin"),
-        PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account", "👤", "account"),
+        PageSpec(PageKey.FLEET_MAP, VIEWS / "fleet_map.py", "Fleet map",
+                 ":material/map:", "map"),
+        PageSpec(PageKey.ALERTS, VIEWS / "alerts.py", "Alerts",
+                 ":material/warning:", "alerts"),
+        PageSpec(PageKey.HOTSPOTS, VIEWS / "hotspots.py", "Hotspots",
+                 ":material/my_location:", "hotspots"),
+        PageSpec(PageKey.TRENDS, VIEWS / "trends.py", "Trends",
+                 ":material/trending_up:", "trends"),
+        PageSpec(PageKey.RESTOCK, VIEWS / "restock.py", "Restock",
+                 ":material/local_shipping:", "restock"),
+        PageSpec(PageKey.MACHINE, VIEWS / "machine.py", "Machine detail",
+                 ":material/search:", "machine"),
+        PageSpec(PageKey.TOKENS, VIEWS / "tokens.py", "API tokens",
+                 ":material/key:", "tokens"),
+        PageSpec(PageKey.AUDIT, VIEWS / "audit.py", "Audit trail",
+                 ":material/history:", "audit"),
+        PageSpec(PageKey.NOTIFICATIONS, VIEWS / "notifications.py", "Notifications",
+                 ":material/campaign:", "notifications"),
+        PageSpec(PageKey.ADMIN, VIEWS / "admin.py", "Machines admin",
+                 ":material/build:", "admin"),
+        PageSpec(PageKey.ACCOUNT, VIEWS / "account.py", "Account",
+                 ":material/person:", "account"),
     )
 }
 

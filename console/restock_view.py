@@ -65,8 +65,8 @@ def van_label(van: VanRoute, zone: ZoneInfo) -> str:
 
 
 def stop_title(stop: PlannedStop, zone: ZoneInfo, *, done: bool) -> str:
-    """Return a stop's expander title: number, name, arrival, urgency, and a tick when done."""
-    mark = "✅ " if done else ""
+    """Return a stop's expander title: number, name, arrival, urgency, and "Done" when done."""
+    mark = ":material/check_circle: Done · " if done else ""
     urgency = URGENCY_LABELS.get(stop.urgency, stop.urgency)
     return f"{mark}{stop.order} · {stop.name} · {clock(stop.arrival, zone)} · {urgency}"
 

@@ -49,7 +49,7 @@ props = chosen.properties
 
 st.subheader(f"{hotspot_view.areas_text(props)} · {hotspot_view.window_text(props)}")
 st.info(str(props.get("explanation") or "No estimate of how unusual this cluster is."),
-        icon="🎯")
+        icon=":material/my_location:")
 if props.get("summary"):
     st.markdown(str(props["summary"]))
 tiles = st.columns(4)

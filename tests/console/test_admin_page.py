@@ -52,13 +52,14 @@ def test_an_admin_planogram_edit_is_a_command_shown_pending_then_done(api: Memor
     ]
     assert "pending until the machine answers" in at.success[0].value
     assert any(s.value == "Commands (1 pending)" for s in at.subheader)
-    assert "**⏳ pending** · planogram: slot 1 naloxone-nasal-4mg cap 10 par 9 low 3" in _lines(at)
+    assert ("**:material/hourglass_empty: pending** · planogram: slot 1 naloxone-nasal-4mg "
+            "cap 10 par 9 low 3") in _lines(at)
     # The books keep the old par until the machine confirms.
     assert api.machines[0]["slots"][0]["par"] == 8
     api.answer(command.command_id, ok=True)
     at.run()  # the command list also redraws on its own every refresh_s
     assert any(s.value == "Commands (0 pending)" for s in at.subheader)
-    assert "**✅ done** · planogram" in _lines(at)
+    assert "**:material/check_circle: done** · planogram" in _lines(at)
     assert at.number_input(key="admin_pg_test-001_1_par").value == 9
 
 
@@ -80,7 +81,7 @@ def test_a_refused_planogram_says_what_the_machine_said(api: MemoryApi) -> None:
                                            "capacity": 40}
     api.answer(command.command_id, ok=False, error="controller refused some slots")
     at.run()
-    assert "**❌ failed** · planogram" in _lines(at)
+    assert "**:material/error: failed** · planogram" in _lines(at)
     assert "machine said: controller refused some slots" in _lines(at)
     assert len(api.machines[0]["slots"]) == 2  # nothing adopted
 

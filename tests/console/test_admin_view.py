@@ -86,11 +86,11 @@ def test_a_planogram_the_machine_would_refuse_is_not_sent() -> None:
 
 def test_command_lines_say_the_state_in_words_and_the_machines_answer() -> None:
     pending = admin_view.command_line(_command("pending"))
-    assert pending == ("**⏳ pending** · planogram: slot 1 naloxone-nasal-4mg cap 10 par 9 "
-                       "low – · sent 2× · by ops")
+    assert pending == ("**:material/hourglass_empty: pending** · planogram: slot 1 "
+                       "naloxone-nasal-4mg cap 10 par 9 low – · sent 2× · by ops")
     failed = admin_view.command_line(_command("failed", result={
         "ok": False, "error": "controller refused some slots"}))
-    assert failed.startswith("**❌ failed**")
+    assert failed.startswith("**:material/error: failed**")
     assert failed.endswith("machine said: controller refused some slots")
     assert [c.state.value for c in admin_view.pending(
         [_command("pending"), _command("done"), _command("expired")])] == ["pending"]

@@ -67,12 +67,12 @@ def test_ticks_survive_reruns_and_a_van_switch_without_replanning(api: MemoryApi
     at = _open()
     at.checkbox(key="restock_tick_test-002").check().run()
     assert "2 · Machine test-002 · 14:40 · Urgent" not in _titles(at)
-    assert "✅ 2 · Machine test-002 · 14:40 · Urgent" in _titles(at)
+    assert ":material/check_circle: Done · 2 · Machine test-002 · 14:40 · Urgent" in _titles(at)
     assert "1 of 2 stops done" in [c.value for c in at.caption]
     at.radio(key="restock_van").set_value(2).run()
-    assert "✅" not in "".join(_titles(at))
+    assert "Done" not in "".join(_titles(at))
     at.radio(key="restock_van").set_value(1).run()
-    assert "✅ 2 · Machine test-002 · 14:40 · Urgent" in _titles(at)
+    assert ":material/check_circle: Done · 2 · Machine test-002 · 14:40 · Urgent" in _titles(at)
     assert len(api.plan_requests) == 1  # ticking and switching vans never re-plan
 
 
@@ -107,7 +107,7 @@ def test_a_visit_is_checked_then_posted_once_even_when_the_answer_is_lost(
                                 "expiry": "2028-01-31", "quantity": 8}]},
     ]}
     assert any("Visit #1 recorded" in s.value for s in at.success)
-    assert "✅ 1 · Machine test-003 · 14:10 · Critical" in _titles(at)
+    assert ":material/check_circle: Done · 1 · Machine test-003 · 14:10 · Critical" in _titles(at)
     # A second visit to the same machine gets a new key.
     at.button(key="visit_again_test-003").click().run()
     at.number_input(key="visit_test-003_1_found").set_value(8)

@@ -35,7 +35,8 @@ def test_a_stop_reads_as_short_lines_with_each_slots_product_and_load() -> None:
     new_york = ZoneInfo("America/New_York")
     assert restock_view.stop_title(stop, new_york, done=False) == (
         "1 · Machine m-1 · 09:10 · Critical")
-    assert restock_view.stop_title(stop, UTC_ZONE, done=True).startswith("✅ 1 · ")
+    assert restock_view.stop_title(stop, UTC_ZONE, done=True).startswith(
+        ":material/check_circle: Done · 1 · ")
     lines = restock_view.stop_lines(stop, UTC_ZONE)
     assert lines[0] == "**Arrive:** 14:10 · **leave:** 14:20"
     assert "**Slot 1:** naloxone-nasal-4mg — load **8** (has 0, par 8)" in lines
