@@ -235,7 +235,10 @@ class Demo:
         port = str(self.config.api_port)
         self.backend = Child(
             "backend",
-            [entry_point("nx-backend"), "serve", "--host", "127.0.0.1", "--port", port],
+            # With the demo's own scan (every 30 s, below) the API's hourly one would be a
+            # second scanner on the same alerts.
+            [entry_point("nx-backend"), "serve", "--host", "127.0.0.1", "--port", port,
+             *(["--no-hotspots"] if self.config.hotspots else [])],
             env,
             workdir / "logs" / "backend.log",
         )

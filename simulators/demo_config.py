@@ -78,15 +78,23 @@ def check_ports(config: DemoConfig) -> None:
 def hotspot_env(config: DemoConfig) -> dict[str, str]:
     """Return the hotspot job's settings for a demo: quick runs on the simulated clock."""
     return {
-        # The fleet stamps simulated time; "now" for the scan is the newest dispense.
-        "NX_HOTSPOT_CLOCK": "data",
+        **data_clock_env(),
         "NX_HOTSPOT_INTERVAL_S": str(config.hotspot_interval_s),
         "NX_HOTSPOT_STUDY_DAYS": str(max(7, int(config.history_days) + 1)),
         # Fewer replicates than production: a run must finish well within the interval.
         "NX_HOTSPOT_REPLICATES": "199",
         "NX_HOTSPOT_WORKERS": "1",
-        "NX_HOTSPOT_TIMEZONE": "America/New_York",
     }
+
+
+def data_clock_env() -> dict[str, str]:
+    """Return the settings every backend process of a demo shares: the data's clock, the city.
+
+    The fleet stamps simulated time, hours ahead of the wall's at the demo's speed:
+    "now" for the scan, and the day the API's statistics end on (the map's heat
+    layer, Trends), is the newest dispense. Days are Philadelphia's.
+    """
+    return {"NX_HOTSPOT_CLOCK": "data", "NX_HOTSPOT_TIMEZONE": "America/New_York"}
 
 
 def backend_env(
@@ -102,6 +110,7 @@ def backend_env(
         "NX_MQTT_USERNAME": BACKEND_USER,
         "NX_MQTT_PASSWORD": password,
         "NX_OFFLINE_TIMEOUT_S": str(config.offline_timeout_s),
+        **data_clock_env(),
         # The fleet stamps simulated time: forecast from the newest dispense, often.
         "NX_FORECAST_CLOCK": "data",
         "NX_FORECAST_INTERVAL_S": "30",

@@ -152,7 +152,11 @@ def element_png(page: Page, selector: str) -> bytes:
     A clip of the page rather than an element screenshot: live tiles redraw every
     few seconds, and an element screenshot waits for the element to hold still.
     """
-    box = page.locator(selector).first.bounding_box()
+    element = page.locator(selector).first
+    # Streamlit scrolls its main block, not the document: a chart below the fold lies
+    # outside any clip of the page until it is scrolled into the window.
+    element.scroll_into_view_if_needed()
+    box = element.bounding_box()
     assert box is not None, f"{selector} is not shown"
     return page.screenshot(clip=box)
 

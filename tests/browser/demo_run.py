@@ -56,10 +56,13 @@ def running_demo(workdir: Path) -> Iterator[DemoRun]:
         "--machines", str(MACHINES),
         "--api-port", str(api_port),
         "--console-port", str(console_port),
-        # An hour a second: the history day replays at once and stock moves while we look.
+        # An hour a second: the history replays at once and stock moves while we look.
         "--speed", "3600",
         "--heartbeat-s", "2",
-        "--history-days", "1",
+        # Three days of baseline: with one, the scan found the Kensington surge too
+        # ordinary to flag, and the Hotspots page had no cluster to show (with three it
+        # flagged it about 30 s after the start, here; the replay takes about 25 s).
+        "--history-days", "3",
         "--console-role", "none",
         "--workdir", str(workdir / "demo"),
     ]  # fmt: skip

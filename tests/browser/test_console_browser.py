@@ -9,6 +9,7 @@ var/test-artifacts/browser/ (docs/for-officials.md uses some of them).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 
@@ -72,10 +73,24 @@ def check_fleet_map(page: Page, demo: DemoRun) -> None:
         raise AssertionError(f"{exc}; counted {seen[-5:]}") from None
     # Without basemap tiles (this browser reaches loopback only) the areas say where things are.
     assert ui.colour_pixels(ui.element_png(page, canvas), OUTLINE_COLOUR) > 300
+    # The heat layer counts to the demo's day (its clock runs an hour a second), not ours.
+    before = dt.date.fromisoformat(_stats_today(demo))
+    caption = page.get_by_text(re.compile(r"^Dispenses \d\d \w{3} – \d\d \w{3} \d{4}\. "))
+    expect(caption).to_be_visible()
+    shown = dt.datetime.strptime(caption.inner_text().split(" – ")[1][:11], "%d %b %Y").date()
+    after = dt.date.fromisoformat(_stats_today(demo))
+    # The map redraws every few seconds: what it shows may be a simulated day old.
+    assert before - dt.timedelta(days=1) <= shown <= after, (before, shown, after)
     # Any count above 0: alerts open and close while we look.
     expect(page.get_by_role("heading", name=re.compile(r"^Open alerts \([1-9]\d*\)$"))
            ).to_be_visible()
     assert ui.grid_rows(page, 0), "the open alerts table shows no row"
+
+
+def _stats_today(demo: DemoRun) -> str:
+    answer = demo.get("/api/v1/stats/today")
+    assert answer["clock"] == "data", answer  # the API shares the fleet's clock
+    return str(answer["today"])
 
 
 def check_alerts(page: Page, demo: DemoRun) -> None:
@@ -91,6 +106,13 @@ def check_alerts(page: Page, demo: DemoRun) -> None:
         expect(page.locator(".st-key-alerts-narrow").get_by_text(re.compile(r"^#\d+ ")).first
                ).to_be_visible()
         return
+    if shown.inner_text().startswith("0 of "):
+        # Alerts open and close while we look (the map page saw one open a moment ago):
+        # with none open now, the alerts of every status still make rows.
+        expect(page.get_by_text("No alerts match.")).to_be_visible()
+        page.get_by_test_id("stSelectbox").filter(has_text="Status").click()
+        page.get_by_role("option", name="all", exact=True).click()
+        expect(page.get_by_text(re.compile(r"^[1-9]\d* of \d+ alerts$"))).to_be_visible()
     rows = ui.grid_rows(page, 0)
     assert rows, "the alerts table shows no row"
     assert rows[0][1] in {"critical", "high", "warning", "medium", "info"}, rows
@@ -125,6 +147,8 @@ def check_hotspots(page: Page, demo: DemoRun) -> None:
     sentence = re.compile("|".join(re.escape(text) for text in explanations))
     expect(page.get_by_test_id("stAlertContentInfo").filter(has_text=sentence)).to_be_visible()
     assert ui.chart_marks(page) > 0, "the cluster's chart draws no data"
+    # Back to the top for the screenshot (docs/img/hotspots.png): the cluster in words.
+    page.get_by_role("heading", name="Hotspots", level=1).scroll_into_view_if_needed()
 
 
 def check_trends(page: Page, demo: DemoRun) -> None:
