@@ -171,6 +171,10 @@ class IngestWorker:
             try:
                 if len(in_flight) >= self.committer.max_in_flight:
                     self._finish(in_flight.popleft())
+                if not in_flight:
+                    # Between batches, not only when idle: under a stream that never
+                    # pauses, upkeep still runs when due (maintain() is cheap otherwise).
+                    self.committer.maintain()
                 batch = collect_batch(
                     self.inbox,
                     max_size=self.settings.ingest_batch_max_size,
@@ -186,8 +190,6 @@ class IngestWorker:
                     in_flight.append((batch, time.perf_counter()))
                 elif in_flight:
                     self._finish(in_flight.popleft())
-                else:
-                    self.committer.maintain()
             except Exception:
                 # Unacked messages come back when the session reconnects; the
                 # writer itself must not die.

@@ -97,8 +97,10 @@ def _child_main(settings: Settings, conn: Connection, log_level: int, log_format
             batch = requests.next_batch(IDLE_POLL_S)
             if batch is not None:
                 conn.send(("result", committer.commit(batch)))
-            else:
-                committer.maintain()
+            # Also between batches, once its answer is sent: a writer that is never idle
+            # still owes gap timeouts, the offline watchdog and retention when they fall
+            # due (maintain() returns at once when they do not).
+            committer.maintain()
     except (BrokenPipeError, EOFError):
         pass  # the parent is gone; it acked nothing we did not report
     finally:
@@ -219,7 +221,7 @@ class CommitterProcess:
         return process.exitcode
 
     def maintain(self) -> None:
-        """Nothing to do here: the child maintains when it is idle."""
+        """Nothing to do here: the child maintains between batches when upkeep is due."""
 
     def discard(self) -> None:
         """Forget the unanswered batches (not acked); a fresh child answers no stale one."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from backend.config import Settings
 from backend.ingest import IngestWorker
 from backend.ingest.parse import Message
 from backend.ingest.writer_process import CommitterProcess
-from backend.models import DispenseEvent, utcnow
+from backend.models import DispenseEvent, Machine, utcnow
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import ingest_settings, register
 from tests.backend.helpers import (
@@ -156,3 +158,37 @@ def test_batches_in_flight_when_the_child_dies_are_all_sent_again(
     assert second.stored + second.duplicates == 20
     assert committer.restarts == 1
     assert _stored(session) == 40
+
+
+def test_upkeep_runs_under_a_stream_that_never_pauses(
+    migrated_url: str, stopping: threading.Event, session: Session
+) -> None:
+    if not migrated_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL upkeep is the ingest-maintenance job, not the writer's")
+    # A machine silent for an hour must be marked offline by the writer's upkeep while
+    # another machine's batches follow each other with no pause the child could call idle.
+    register(session, "test-001", count=100_000, capacity=100_000)
+    register(session, "test-009")
+    silent = session.get(Machine, "test-009")
+    assert silent is not None
+    silent.status, silent.last_seen = "online", utcnow() - timedelta(hours=1)
+    session.commit()
+    settings = Settings(environment="test", database_url=migrated_url,
+                        ingest_maintenance_interval_s=0.2, offline_timeout_s=60)
+    process = CommitterProcess(settings, "test-writer", stopping)
+    process.start()
+    seqs = itertools.count(1)
+
+    def offline_after_another_batch() -> bool:
+        # The next batch goes out as soon as the last is answered: never 0.2 s apart.
+        seq = next(seqs)
+        assert process.commit(_messages("test-001", range(seq, seq + 1)))
+        fresh(session)
+        machine = session.get(Machine, "test-009")
+        return machine is not None and machine.status == "offline"
+
+    try:
+        wait_until(offline_after_another_batch, timeout=WAIT_S,
+                   what="the silent machine marked offline mid-stream")
+    finally:
+        process.close()
