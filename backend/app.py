@@ -39,10 +39,12 @@ def create_app(
     public_feed_builder: Callable[[], Awaitable[FeedSnapshot]] | None = None,
 ) -> FastAPI:
     """Build the API; refuses (SchemaOutOfDateError) a database not at the newest schema."""
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url,
+                                   dead_link_s=settings.database_dead_link_s)
     check_schema(engine)
     registry = registry if registry is not None else CollectorRegistry()
-    write_engine = write_engine or make_engine(settings.database_url, immediate=True)
+    write_engine = write_engine or make_engine(settings.database_url, immediate=True,
+                                              dead_link_s=settings.database_dead_link_s)
     fleet = FleetSnapshot(engine, write_engine, default_threshold=settings.default_low_threshold,
                           max_age_s=settings.api_snapshot_cache_s)
 

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.auth.principal import Role
+from backend.db import PG_DEAD_LINK_S
 from backend.stock import DEFAULT_LOW_THRESHOLD
 
 DEV_MQTT_PASSWORD = "nx-backend-dev"  # noqa: S105 - refused outside development below
@@ -23,6 +24,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///./var/naloxnet.db"
+    # PostgreSQL: an open connection whose server stays silent this long is given up
+    # (TCP keepalives and tcp_user_timeout, backend/db.py), so that a partition ends
+    # in an error (ingest retries, the API answers 503) rather than a hang. Longer
+    # than any pause of a healthy network; a slow query is not cut (the server's
+    # kernel still acknowledges). Plus one probe interval (a sixth) for an idle one.
+    database_dead_link_s: float = Field(default=PG_DEAD_LINK_S, ge=1, le=3600)
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, ge=1, le=65535)

@@ -24,6 +24,49 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
 """libpq waits for ever for a server that does not answer (a partition, not a refusal);
 a new connection gives up after this instead. ``?connect_timeout=N`` in the URL wins."""
+PG_DEAD_LINK_S = 20.0
+"""How long an open PostgreSQL connection may go unanswered before it counts as dead.
+
+A partition (a switch dies, a firewall forgets the connection's state) leaves
+the socket open with nothing coming back: libpq would wait on a query for the
+kernel's ~15 min of retransmissions (``tcp_retries2``) and on an idle pooled
+connection for ever. ``NX_DATABASE_DEAD_LINK_S`` is the default for the services."""
+KEEPALIVE_PROBES = 3
+
+
+def dead_link_timers(dead_link_s: float) -> tuple[int, int, int]:
+    """(keepalive idle s, probe interval s, user timeout ms) that end a link silent ``dead_link_s``.
+
+    ``tcp_user_timeout`` ends a connection whose sent bytes (a query, a COMMIT)
+    stay unacknowledged that long; keepalives probe an idle one (or one waiting on
+    a slow query: a live peer acknowledges probes, so a long query is never cut),
+    and with ``tcp_user_timeout`` set Linux declares it dead at the first probe
+    after that long of silence: at most ``dead_link_s`` plus one probe interval.
+    """
+    idle = max(1, round(dead_link_s / 2))
+    interval = max(1, round(dead_link_s / (2 * KEEPALIVE_PROBES)))
+    return idle, interval, max(1, round(dead_link_s * 1000))
+
+
+def dead_link_args(dead_link_s: float) -> dict[str, int | str]:
+    """libpq connection parameters for both ends of a connection (``dead_link_timers``).
+
+    The client's own sockets get keepalives and ``tcp_user_timeout``; ``options``
+    asks the server to do the same for its end (user-settable settings), so that a
+    backend cut off mid-transaction ends and rolls back, releasing its row locks,
+    instead of holding them for the server's default two hours of keepalive.
+    """
+    idle, interval, user_timeout_ms = dead_link_timers(dead_link_s)
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": KEEPALIVE_PROBES,
+        "tcp_user_timeout": user_timeout_ms,
+        "options": (f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval}"
+                    f" -c tcp_keepalives_count={KEEPALIVE_PROBES}"
+                    f" -c tcp_user_timeout={user_timeout_ms}"),
+    }
 
 
 class SchemaOutOfDateError(RuntimeError):
@@ -36,8 +79,12 @@ def _prepare_sqlite(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, *, immediate: bool = False) -> Engine:
+def make_engine(url: str, *, immediate: bool = False,
+                dead_link_s: float = PG_DEAD_LINK_S) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout.
+
+    A PostgreSQL engine's connections give up on a silent server after about
+    ``dead_link_s`` (``dead_link_args``); a parameter named in the URL wins.
 
     ``immediate`` makes every SQLite transaction ``BEGIN IMMEDIATE``: a writer
     that reads first (as ingest does) then cannot fail to upgrade its lock
@@ -47,8 +94,9 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         # pool_pre_ping: a connection killed while idle in the pool (a restart,
         # pg_terminate_backend) is replaced at checkout, so nothing needs a restart.
-        connect_args = ({} if "connect_timeout" in parsed.query
-                        else {"connect_timeout": PG_CONNECT_TIMEOUT_S})
+        defaults: dict[str, int | str] = {"connect_timeout": PG_CONNECT_TIMEOUT_S,
+                                    **dead_link_args(dead_link_s)}
+        connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     _prepare_sqlite(url)
     engine = create_engine(url, connect_args={"check_same_thread": False})

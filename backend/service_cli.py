@@ -56,8 +56,8 @@ def _service_jobs(
         [notify_job(engine, settings), weekly_report_job(settings)] if notify else [])
     if not jobs:
         return None
-    coordinator = Coordinator(engine, make_locks(settings.database_url), jobs=jobs,
-                              poll_s=settings.jobs_poll_s)
+    locks = make_locks(settings.database_url, dead_link_s=settings.database_dead_link_s)
+    coordinator = Coordinator(engine, locks, jobs=jobs, poll_s=settings.jobs_poll_s)
     coordinator.start()
     return coordinator
 
@@ -115,20 +115,23 @@ def serve_command(
         if notify:
             from backend.notify.dispatcher import Dispatcher
 
-            _start(services, Dispatcher(make_engine(settings.database_url, immediate=True),
+            _start(services, Dispatcher(make_engine(settings.database_url, immediate=True,
+                         dead_link_s=settings.database_dead_link_s),
                                         settings))
         if commands:
             from backend.commands.publisher import MqttCommandPublisher
             from backend.commands.resender import CommandResender
 
             publisher = _start(services, MqttCommandPublisher(settings))
-            resender = CommandResender(make_engine(settings.database_url, immediate=True),
+            resender = CommandResender(make_engine(settings.database_url, immediate=True,
+                         dead_link_s=settings.database_dead_link_s),
                                        publisher, settings)
             app.state.command_resender = resender
             _start(services, resender)
         # The job writes alerts while ingest writes too: on SQLite a writer that
         # reads first needs BEGIN IMMEDIATE, which the API's read engine does not use.
-        coordinator = _service_jobs(make_engine(settings.database_url, immediate=True),
+        coordinator = _service_jobs(make_engine(settings.database_url, immediate=True,
+                         dead_link_s=settings.database_dead_link_s),
                                     hotspots=hotspots, notify=notify, forecast=forecast)
         if coordinator is not None:
             services.callback(coordinator.stop)
@@ -210,7 +213,8 @@ def notify_command(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     settings = get_settings()
-    engine = make_engine(settings.database_url, immediate=True)
+    engine = make_engine(settings.database_url, immediate=True,
+                         dead_link_s=settings.database_dead_link_s)
     try:
         check_schema(engine)
     except SchemaOutOfDateError as exc:

@@ -132,10 +132,15 @@ class FaultProxy:
     """Forward ``127.0.0.1:<port>`` to ``upstream_host:upstream_port``, with faults on demand."""
 
     def __init__(self, upstream_host: str, upstream_port: int, *, latency_s: float = 2.0,
-                 stalled: Direction = Direction.TO_CLIENT, listen_host: str = "127.0.0.1"
-                 ) -> None:
+                 stalled: Direction = Direction.TO_CLIENT, listen_host: str = "127.0.0.1",
+                 listen_sock: socket.socket | None = None,
+                 accepted: Callable[[socket.socket], None] | None = None) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.listen_host = listen_host
+        self._listen_sock = listen_sock
+        """A listening socket to accept on instead (one made in another network namespace)."""
+        self._accepted_hook = accepted
+        """Called with each accepted socket (to give it the server's TCP timeouts)."""
         self.port = 0
         self._latency_s = latency_s
         self._stalled = stalled
@@ -256,7 +261,9 @@ class FaultProxy:
         try:
             self._changed = asyncio.Event()
             self._server = loop.run_until_complete(
-                asyncio.start_server(self._accept, self.listen_host, 0))
+                asyncio.start_server(self._accept, sock=self._listen_sock)
+                if self._listen_sock is not None
+                else asyncio.start_server(self._accept, self.listen_host, 0))
             ready.set_result(int(self._server.sockets[0].getsockname()[1]))
         except BaseException as exc:
             ready.set_exception(exc)
@@ -294,6 +301,9 @@ class FaultProxy:
         conn = _Connection(self._next_id, writer, reader)
         conn.pipes = {d: _Pipe(d) for d in Direction}
         self._connections[conn.ident] = conn
+        sock = writer.get_extra_info("socket")
+        if self._accepted_hook is not None and sock is not None:
+            self._accepted_hook(sock)
         if self._mode is Mode.REFUSE:
             self._close(conn, by=End.PROXY, reset=True)
             return

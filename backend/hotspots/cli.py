@@ -181,7 +181,8 @@ def job_command(
     from backend.jobs import Coordinator, make_locks
     from backend.jobs.catalog import hotspot_job
 
-    coordinator = Coordinator(engine, make_locks(get_settings().database_url),
+    coordinator = Coordinator(engine, make_locks(
+        get_settings().database_url, dead_link_s=get_settings().database_dead_link_s),
                               jobs=[hotspot_job(engine)],
                               poll_s=get_settings().jobs_poll_s)
     coordinator.start()

@@ -81,7 +81,8 @@ class IngestWorker:
         self.worker_index = worker_index
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = IngestMetrics.create(self.registry)
-        self.engine = engine or make_engine(settings.database_url, immediate=True)
+        self.engine = engine or make_engine(
+            settings.database_url, immediate=True, dead_link_s=settings.database_dead_link_s)
         self._own_engine = engine is None
         self.inbox = Inbox(settings.ingest_inbox_max, self.metrics, f"ingest-{worker_index}")
         self.metrics.inbox_depth.set_function(self.inbox.qsize)
@@ -112,7 +113,8 @@ class IngestWorker:
             # worker 0 as before.
             return name not in (RETAINED_READER, BROKER_WATCH) or self.worker_index == 0
 
-        locks = make_locks(self.settings.database_url, grant)
+        locks = make_locks(self.settings.database_url, grant,
+                           self.settings.database_dead_link_s)
         return Coordinator(
             self.engine,
             locks,

@@ -88,7 +88,8 @@ def _child_main(settings: Settings, conn: Connection, log_level: int, log_format
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=log_format)
-    engine = make_engine(settings.database_url, immediate=True)
+    engine = make_engine(settings.database_url, immediate=True,
+                         dead_link_s=settings.database_dead_link_s)
     requests = _Requests(conn)
     committer = Committer(settings, engine, stop_wait=requests.stop_wait)
     try:

@@ -3,7 +3,10 @@
 A session-level advisory lock lives as long as the connection that took it,
 so a process that dies (kill -9 included: the kernel closes its socket) drops
 its locks at once, and a whole host that vanishes drops them once the
-server's TCP keepalive gives up on the connection (``KEEPALIVE_OPTIONS``).
+server's TCP keepalive gives up on the connection: the lock connection asks for
+both ends' timers of ``dead_link_args`` (``NX_DATABASE_DEAD_LINK_S``, 20 s by
+default, plus a probe interval), so the server drops a vanished host's locks,
+and the host stops running jobs on a vanished database, within that bound.
 SQLite has no advisory locks and is one machine: ``LocalLocks`` grants by a
 fixed rule, and the jobs run as they always did, without the run log (a row
 every few seconds would end every reader's snapshot on SQLite's one writer).
@@ -22,17 +25,9 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from backend.db import PG_DEAD_LINK_S, dead_link_args
+
 log = logging.getLogger(__name__)
-
-KEEPALIVE_OPTIONS = (
-    "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
-)
-"""Server side: a vanished client host's locks are dropped after about 10 + 5 x 3 = 25 s."""
-CLIENT_KEEPALIVES = {
-    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-}
-"""Client side: notice a vanished database within the same bound and stop running jobs."""
-
 
 def lock_key(name: str) -> int:
     """Return a stable signed 64-bit advisory-lock key for ``name``."""
@@ -76,12 +71,9 @@ class AdvisoryLocks:
 
     shared = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, dead_link_s: float = PG_DEAD_LINK_S) -> None:
         self._engine: Engine = create_engine(
-            url,
-            poolclass=NullPool,
-            connect_args={"options": KEEPALIVE_OPTIONS, **CLIENT_KEEPALIVES},
-        )
+            url, poolclass=NullPool, connect_args=dead_link_args(dead_link_s))
         self._conn: Connection | None = None
         self._held: set[str] = set()
         self._mutex = threading.Lock()
@@ -128,8 +120,9 @@ class AdvisoryLocks:
             self._conn = None
 
 
-def make_locks(url: str, grant: Callable[[str], bool] = lambda _name: True) -> Locks:
+def make_locks(url: str, grant: Callable[[str], bool] = lambda _name: True,
+               dead_link_s: float = PG_DEAD_LINK_S) -> Locks:
     """Return advisory locks on PostgreSQL, or ``LocalLocks(grant)`` on SQLite."""
     if make_url(url).get_backend_name() == "postgresql":
-        return AdvisoryLocks(url)
+        return AdvisoryLocks(url, dead_link_s)
     return LocalLocks(grant)

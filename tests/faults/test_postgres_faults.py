@@ -17,11 +17,13 @@ without a restart.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +35,16 @@ from sqlmodel import Session
 
 from backend.app import create_app
 from backend.config import Settings
-from backend.db import make_engine, migrate
+from backend.db import dead_link_timers, make_engine, migrate
 from simulators.broker import MosquittoBroker
 from tests.backend.conftest import bearer, make_token, register
 from tests.backend.helpers import publish_vends
 from tests.backend.procs import IngestProcess
 from tests.conftest import BACKEND_PASSWORD, BACKEND_USER, TEST_MACHINES
 from tests.faultproxy import FaultProxy, Mode
-from tests.faults.rig import throttled, wait_ingest
+from tests.faults.rig import save_figures, throttled, wait_ingest
 from tests.http_server import serve_http
+from tests.netpartition import VethPartition, unavailable
 from tests.postgres import (
     POSTGRES_ADMIN_URL,
     create_pg_database,
@@ -65,6 +68,13 @@ DRAIN_S = 240.0
 API_APPLICATION = "nx-faults-api"
 """The API's connections carry this application_name, to tell them from ingest's."""
 PROBLEM_JSON = "application/problem+json"
+DEAD_LINK_S = 3.0
+"""NX_DATABASE_DEAD_LINK_S for the API and ingest: short, so the partition test stays short."""
+CONNECT_TIMEOUT_S = 3
+PARTITION_S = 20.0
+"""How long the network between the backend and PostgreSQL stays partitioned."""
+SLACK_S = 3.0
+"""What a loaded 2-core machine may add to a bound (scheduling, the test's own polls)."""
 
 
 @dataclass
@@ -78,6 +88,8 @@ class Stack:
     api: httpx.Client
     reader: Engine
     """Straight to PostgreSQL, for the test's own reads."""
+    partition: VethPartition | None
+    """The network between the backend and the proxy, to cut; None where it cannot be made."""
     published: int = 0
 
     def publish(self, count: int) -> threading.Thread:
@@ -149,6 +161,21 @@ def lock_waiters(database: str, application: str | None = None) -> int:
     return int(rows[0][0])
 
 
+def _as_the_server(sock: socket.socket) -> None:
+    """Give the proxy's end of a connection the timers the backend asks PostgreSQL for.
+
+    The proxy's accepted socket faces the partition where the server's would:
+    without them it would never notice a client cut off mid-transaction, and the
+    server's backend would keep that transaction's row locks.
+    """
+    idle, interval, user_timeout_ms = dead_link_timers(DEAD_LINK_S)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout_ms)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = postgres_unavailable()
@@ -164,24 +191,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         engine.dispose()
         token = make_token(direct, "outreach", name="van-north")
         server = make_url(direct)
-        with FaultProxy(server.host or "127.0.0.1", server.port or 5432) as proxy:
-            url = server.set(host="127.0.0.1", port=proxy.port,
-                             query={"connect_timeout": "3"}).render_as_string(
-                                 hide_password=False)
+        with ExitStack() as resources:
+            # The backend reaches the proxy across a veth pair that can be cut, where
+            # namespaces can be made; over loopback elsewhere (no partition test then).
+            partition = (resources.enter_context(VethPartition())
+                         if unavailable() is None else None)
+            proxy = resources.enter_context(FaultProxy(
+                server.host or "127.0.0.1", server.port or 5432,
+                listen_sock=partition.listen() if partition is not None else None,
+                accepted=_as_the_server))
+            url = server.set(host=partition.address if partition else "127.0.0.1",
+                             port=proxy.port,
+                             query={"connect_timeout": str(CONNECT_TIMEOUT_S)}
+                             ).render_as_string(hide_password=False)
             broker.start()
-            ingest = IngestProcess(url, broker)
+            ingest = IngestProcess(url, broker, extra_env={
+                "NX_DATABASE_DEAD_LINK_S": str(DEAD_LINK_S)})
             try:
                 wait_ingest(ingest)
                 # Ingest's jobs may wait on the machine's rows too; the API's own
                 # connections are told apart by their application_name.
                 api_url = make_url(url).update_query_dict(
                     {"application_name": API_APPLICATION}).render_as_string(hide_password=False)
-                app = create_app(Settings(environment="test", database_url=api_url))
+                app = create_app(Settings(environment="test", database_url=api_url,
+                                          database_dead_link_s=DEAD_LINK_S))
                 with serve_http(app) as base, httpx.Client(
                         base_url=base, timeout=30, headers=bearer(token)) as api:
                     reader = make_engine(direct)
                     try:
-                        yield Stack(url, direct, proxy, broker, ingest, api, reader)
+                        yield Stack(url, direct, proxy, broker, ingest, api, reader, partition)
                     finally:
                         reader.dispose()
             finally:
@@ -333,3 +371,102 @@ def test_outage_window_answers_503_and_everything_recovers_without_a_restart(
     assert _visits(stack) == visits_before + 1
     print({"outage_s": OUTAGE_S, "api_back_s": round(api_back_s, 2),
            "ingest_caught_up_s": round(ingest_back_s, 2)})
+
+
+def _watch_gone(partition: VethPartition, links: dict[str, set[int]], gone_at: dict[str, float],
+                deadline: float) -> None:
+    """Note when each group of connections (local ports) has left ESTABLISHED, until deadline."""
+    while len(gone_at) < len(links) and time.monotonic() < deadline:
+        open_now = set(partition.established())
+        for name, ports in links.items():
+            if name not in gone_at and not ports & open_now:
+                gone_at[name] = time.monotonic()
+        time.sleep(0.1)  # a poll of the kernel's table, not a wait for an outcome
+
+
+def test_partition_mid_ingest_is_noticed_within_the_dead_link_bound_and_recovers(
+    stack: Stack
+) -> None:
+    """A black hole between the backend and PostgreSQL: connections stay open, nothing passes.
+
+    Only the kernel's timers can end such a connection (NX_DATABASE_DEAD_LINK_S):
+    ingest's in-flight commit fails and is retried, the API answers 503 instead of
+    hanging, and both carry on by themselves once the network is back.
+    """
+    partition = stack.partition
+    if partition is None:
+        pytest.skip(f"no network partition can be made here: {unavailable()}")
+    database = _database(stack)
+    visits_before = _visits(stack)
+    key = {"Idempotency-Key": f"visit-{uuid.uuid4().hex}"}
+    assert stack.api.get(f"/api/v1/machines/{MACHINE}").status_code == 200  # pooled
+    ours = os.getpid()
+    with holding_machine_rows(stack):
+        # Surely mid-transaction: ingest waits on a row we hold with a batch of the
+        # burst in hand, its query sent and acknowledged, so only a keepalive can
+        # tell the silence of a partition from that of a lock.
+        publisher = stack.publish(VENDS)
+        wait_until(throttled(lambda: lock_waiters(database) > 0),
+                   what="ingest blocked mid-batch")
+        open_at_cut = partition.established()
+        stored_at_cut = stack.stored()
+        partition.cut()
+        cut = time.monotonic()
+    # Released: ingest's backend goes on and answers into the partition.
+    ingest_links = {port for port, pid in open_at_cut.items() if pid != ours}
+    api_links = {port for port, pid in open_at_cut.items() if pid == ours}
+    assert ingest_links, open_at_cut
+    assert api_links, open_at_cut
+    assert stored_at_cut < stack.published
+    # Watched beside the API's requests below, which take seconds of their own.
+    gone_at: dict[str, float] = {}
+    watcher = threading.Thread(target=_watch_gone, daemon=True, args=(
+        partition, {"ingest": ingest_links, "api": api_links}, gone_at, cut + PARTITION_S))
+    watcher.start()
+
+    # The API: a read and a write, each answered 503 once the pooled connection is
+    # found dead (DEAD_LINK_S) and a new one is not made (CONNECT_TIMEOUT_S).
+    api_bound_s = DEAD_LINK_S + CONNECT_TIMEOUT_S + SLACK_S
+    answer_s: list[float] = []
+    for method, path, body in (("GET", f"/api/v1/machines/{MACHINE}", None),
+                               ("POST", "/api/v1/visits", _visit(20))):
+        asked = time.monotonic()
+        _problem_503(stack.api.request(method, path, json=body, headers=key))
+        answer_s.append(time.monotonic() - asked)
+    assert answer_s[0] <= api_bound_s, answer_s
+
+    # Ingest: every connection it had open (the writer's mid-commit, idle pooled ones,
+    # the job coordinator's) is given up by the kernel within the bound.
+    _, interval, _ = dead_link_timers(DEAD_LINK_S)
+    ingest_bound_s = DEAD_LINK_S + interval + SLACK_S
+    watcher.join(PARTITION_S + 5)
+    assert "ingest" in gone_at, f"ingest kept connections {ingest_links} through the partition"
+    ingest_noticed_s = gone_at["ingest"] - cut
+    frozen = stack.stored()
+    wait_until(lambda: time.monotonic() >= cut + PARTITION_S, timeout=PARTITION_S + 5,
+               what="the end of the partition")
+    assert stack.stored() == frozen  # nothing reached the database meanwhile
+    assert "api" in gone_at, f"the API kept connections {api_links} through the partition"
+    partition.heal()
+    healed = time.monotonic()
+    wait_until(throttled(lambda: _answers(stack, f"/api/v1/machines/{MACHINE}")),
+               what="the API serving again")
+    api_back_s = time.monotonic() - healed
+    retried = stack.api.post("/api/v1/visits", json=_visit(20), headers=key)
+    assert retried.status_code == 201, retried.text
+    publisher.join(DRAIN_S)
+    stack.wait_stored()
+    ingest_back_s = time.monotonic() - healed
+    stack.check_vends_exactly_once()
+    assert _visits(stack) == visits_before + 1
+    save_figures("postgres-partition", {
+        "partition_s": PARTITION_S, "dead_link_s": DEAD_LINK_S,
+        "connect_timeout_s": CONNECT_TIMEOUT_S,
+        "ingest_connections_at_cut": len(ingest_links), "api_connections_at_cut": len(api_links),
+        "ingest_noticed_s": round(ingest_noticed_s, 2),
+        "api_first_503_s": round(answer_s[0], 2), "api_write_503_s": round(answer_s[1], 2),
+        "api_all_noticed_s": round(gone_at["api"] - cut, 2),
+        "api_back_s": round(api_back_s, 2), "ingest_caught_up_s": round(ingest_back_s, 2),
+        "vends": stack.published, "stored_at_cut": stored_at_cut,
+    })
+    assert ingest_noticed_s <= ingest_bound_s, ingest_noticed_s
