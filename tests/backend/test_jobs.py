@@ -59,9 +59,12 @@ def test_one_process_holds_a_job_until_its_connection_goes(
         # The holder's connection dies (a crash, a network cut): it knows at its
         # next check, and the lock is free for the standby.
         with pg_engine.connect() as admin:
+            # With a timeout it waits for the backend to end (and its locks to go);
+            # without, it only signals it, and the standby could ask too early.
             admin.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"))
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"))
             admin.commit()
         assert not first.hold("job-a")
         assert second.hold("job-a")
