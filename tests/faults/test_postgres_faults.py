@@ -6,13 +6,16 @@ every connection), and an outage window made by the fault proxy between the
 backend and PostgreSQL (connections reset, new ones refused, as while a
 server restarts). ``nx-backend ingest`` runs as a child process and the API
 in this one, both through the proxy; vends come from a machine publishing
-over MQTT, paced by PUBACKs.
+over MQTT, paced by PUBACKs. Where network namespaces can be made, the proxy
+listens across a veth pair (tests/netpartition.py) whose cut is a partition
+the kernel sees: only TCP keepalives and ``tcp_user_timeout``
+(NX_DATABASE_DEAD_LINK_S) can end the connections it leaves open.
 
 Checked: every vend is stored once (no loss, no double; the slot's count
 went down once per vend), a visit written with an Idempotency-Key is
 recorded once however often it is retried, the API answers 503 problem+json
-with Retry-After while the database is away, and everything recovers
-without a restart.
+with Retry-After while the database is away (within the dead-link bound in
+a partition), and everything recovers without a restart.
 """
 
 from __future__ import annotations
