@@ -41,7 +41,8 @@ def load_command(
         raise _fail(f"cannot read {file}: {exc}") from None
     except ValueError as exc:  # json.JSONDecodeError is one
         raise _fail(f"{file}: {exc}") from None
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url,
+                         dead_link_s=get_settings().database_dead_link_s)
     try:
         check_schema(engine)
         with session_scope(engine) as session:
@@ -59,7 +60,8 @@ def list_command() -> None:
     from backend.config import get_settings
     from backend.db import check_schema, make_engine, session_scope
 
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url,
+                         dead_link_s=get_settings().database_dead_link_s)
     try:
         check_schema(engine)
         with session_scope(engine) as session:

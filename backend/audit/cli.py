@@ -62,7 +62,8 @@ def export(
     filters = AuditFilter(since=parse_when(since, "--since"), until=parse_when(until, "--until"),
                           actor=actor, action=action, object_type=object_type,
                           object_id=object_id)
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url,
+                         dead_link_s=get_settings().database_dead_link_s)
     try:
         check_schema(engine)
         with Session(engine) as session:

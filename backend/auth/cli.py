@@ -32,7 +32,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    engine = make_engine(get_settings().database_url, immediate=True)
+    engine = make_engine(get_settings().database_url, immediate=True,
+                         dead_link_s=get_settings().database_dead_link_s)
     try:
         check_schema(engine)
         with Session(engine, expire_on_commit=False) as session:

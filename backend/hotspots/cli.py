@@ -140,7 +140,8 @@ def _engine() -> Engine:
     from backend.config import get_settings
     from backend.db import check_schema, make_engine
 
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url,
+                         dead_link_s=get_settings().database_dead_link_s)
     check_schema(engine)
     return engine
 

@@ -33,7 +33,8 @@ def drop_alert_spec(report: DropReport) -> AlertSpec:
 
 def make_drop_alert_handler(settings: Settings) -> Callable[[DropReport], None]:
     """Return an ``on_drop`` callback that opens the alert (once, until resolved)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         dead_link_s=settings.database_dead_link_s)
 
     def on_drop(report: DropReport) -> None:
         with session_scope(engine) as session:

@@ -20,7 +20,8 @@ class RegistryError(RuntimeError):
 @contextmanager
 def session(settings: Settings) -> Iterator[Session]:
     """Yield a write session on the configured database (RegistryError if unusable)."""
-    engine = make_engine(settings.database_url, immediate=True)  # it writes beside ingest
+    engine = make_engine(settings.database_url, immediate=True,  # it writes beside ingest
+                         dead_link_s=settings.database_dead_link_s)
     try:
         # Refuse to write into a database this code does not understand.
         check_schema(engine)

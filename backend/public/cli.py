@@ -31,7 +31,8 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _session() -> Iterator[Session]:
     settings = get_settings()
-    engine = make_engine(settings.database_url, immediate=True)  # it writes beside ingest
+    engine = make_engine(settings.database_url, immediate=True,  # it writes beside ingest
+                         dead_link_s=settings.database_dead_link_s)
     try:
         check_schema(engine)
         with Session(engine) as session:

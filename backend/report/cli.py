@@ -39,7 +39,8 @@ def weekly_command(
         raise typer.BadParameter("say --out FILE, --send or both", param_hint="--out/--send")
     last = _day(end)
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         dead_link_s=settings.database_dead_link_s)
     now = utcnow()
     try:
         check_schema(engine)

@@ -48,7 +48,8 @@ def plan(
     from backend.restock.plan import MatrixFileError, plan_shift
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         dead_link_s=settings.database_dead_link_s)
     try:
         check_schema(engine)
         with Session(engine) as session:
