@@ -96,7 +96,8 @@ def serve_command(
     with contextlib.ExitStack() as services:
         try:
             feed_builder = ProcessBuilder(settings.database_url,
-                                          timedelta(seconds=settings.offline_timeout_s))
+                                          timedelta(seconds=settings.offline_timeout_s),
+                                          settings.database_dead_link_s)
             services.callback(feed_builder.close)
             app = create_app(settings, registry=registry, public_feed_builder=feed_builder)
             if ingest:

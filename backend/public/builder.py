@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.db import make_engine
+from backend.db import PG_DEAD_LINK_S, make_engine
 from backend.public.cache import FeedBuildError, FeedSnapshot, read_snapshot
 from backend.public.feed import FeedRenderer
 
@@ -39,12 +39,12 @@ _child: _ChildState | None = None
 """The child process's engine and fragment cache, made once by ``_start_child``."""
 
 
-def _start_child(database_url: str, silent_after_s: float) -> None:
+def _start_child(database_url: str, silent_after_s: float, dead_link_s: float) -> None:
     global _child  # one builder per child process, made by its initializer
     # Ctrl-C reaches the whole process group; the API stops this child itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _child = _ChildState(make_engine(database_url), timedelta(seconds=silent_after_s),
-                         FeedRenderer())
+    _child = _ChildState(make_engine(database_url, dead_link_s=dead_link_s),
+                         timedelta(seconds=silent_after_s), FeedRenderer())
 
 
 def _build_in_child() -> FeedSnapshot:
@@ -60,8 +60,9 @@ def _build_in_child() -> FeedSnapshot:
 class ProcessBuilder:
     """Build snapshots in one child process, started on first use and restarted if it dies."""
 
-    def __init__(self, database_url: str, silent_after: timedelta) -> None:
-        self._args = (database_url, silent_after.total_seconds())
+    def __init__(self, database_url: str, silent_after: timedelta,
+                 dead_link_s: float = PG_DEAD_LINK_S) -> None:
+        self._args = (database_url, silent_after.total_seconds(), dead_link_s)
         self._executor: ProcessPoolExecutor | None = None
 
     async def __call__(self) -> FeedSnapshot:
